@@ -1,0 +1,614 @@
+//! The command line: clap definitions and one function per subcommand that
+//! calls into [`tidings::app`] and prints the report. No business logic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use tidings::app::{App, CollectReport, PreviewFormat, SendReport, SourceStatus};
+use tidings::config::{self, Config};
+use tidings::domain::{EmailAddress, SubscriberStatus};
+use tidings::rank::{self, RankPolicy};
+use tidings::store::AddOutcome;
+
+/// What a command asks `main` to exit with.
+pub enum Outcome {
+    Success,
+    /// The command ran but something failed (a source, a delivery).
+    Failure,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tidings",
+    version,
+    about = "Collect feeds, rank per audience, render and deliver digests."
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = config::ENV_CONFIG, default_value = config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// More log output (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log lines as human-readable text or JSON.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fetch every source once and store new stories.
+    Collect,
+    /// Print the ranked stories for an audience.
+    Rank {
+        audience: String,
+        /// How many stories to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Show each score's parts.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Render the edition's next issue as a subscriber would receive it, without sending or recording anything.
+    Preview {
+        edition: String,
+        #[arg(long, value_enum, default_value_t = FormatArg::Html)]
+        format: FormatArg,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Render for this subscriber (default: the edition's first active subscriber).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Compose the current issue of an edition and deliver it to every active subscriber.
+    Send {
+        edition: String,
+        /// Show what would be sent; send and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Collect, then send every edition.
+    Run {
+        /// Run the whole job once and exit (the daemon is `tidings serve`).
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// Manage subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// List sources with their last fetch status.
+    Sources,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Html,
+    Text,
+    Eml,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscribersCommand {
+    /// Add a subscriber (active at once), or add editions to a known one.
+    Add(AddArgs),
+    /// One line per subscriber: address, name, status, editions.
+    List,
+    /// Delete a subscriber and their delivery records.
+    Remove { email: String },
+    /// Import a CSV file with the header `email,name,editions` (editions separated by ';').
+    Import { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    email: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// An edition to receive; repeat for several. Default: every edition.
+    #[arg(long = "edition")]
+    editions: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the file and print what it found.
+    Check,
+}
+
+pub fn load_config(path: &Path) -> Result<Config, tidings::Error> {
+    Ok(Config::load(path, &|k| std::env::var(k).ok())?)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let config = load_config(&cli.config)?;
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        print_config(&config);
+        return Ok(Outcome::Success);
+    }
+    let app = App::open(config).await?;
+    let outcome = match cli.command {
+        Command::Collect => collect(&app).await?,
+        Command::Rank {
+            audience,
+            limit,
+            explain,
+        } => rank_cmd(&app, &audience, limit, explain).await?,
+        Command::Preview {
+            edition,
+            format,
+            out,
+            to,
+        } => preview(&app, &edition, format, out, to).await?,
+        Command::Send { edition, dry_run } => send(&app, &edition, dry_run).await?,
+        Command::Run { once: _ } => run_once(&app).await?,
+        Command::Subscribers(cmd) => subscribers(&app, cmd).await?,
+        Command::Sources => sources(&app).await?,
+        Command::Migrate => {
+            println!("migrations applied to {}", app.config.database);
+            Outcome::Success
+        }
+        Command::Config(_) => Outcome::Success,
+    };
+    app.store.close().await;
+    Ok(outcome)
+}
+
+fn print_config(c: &Config) {
+    println!("configuration {} is valid", c.path.display());
+    println!("  site:      {} <{}>", c.site.title, c.site.base_url);
+    println!("  from:      {}", c.site.from);
+    println!("  database:  {}", c.database);
+    match &c.smtp {
+        Some(s) => println!(
+            "  delivery:  SMTP {}://{}:{} (starttls {:?}, {})",
+            if s.implicit_tls { "smtps" } else { "smtp" },
+            s.host,
+            s.port,
+            s.starttls,
+            if s.username.is_some() {
+                "with AUTH"
+            } else {
+                "no AUTH"
+            }
+        ),
+        None => println!("  delivery:  mailbox folder {}", c.mailbox_dir.display()),
+    }
+    println!("  templates: {}", c.site.templates_dir.display());
+    if !c.site.base_url.starts_with("https://") {
+        println!(
+            "  note:      site.base_url is not https://; mail clients offer one-click unsubscribe (RFC 8058) only for https links"
+        );
+    }
+    println!(
+        "  secret:    {}",
+        if c.secret.is_some() {
+            "from TIDINGS_SECRET"
+        } else {
+            "generated and kept in the database"
+        }
+    );
+    println!("  sources ({}):", c.sources.len());
+    for s in &c.sources {
+        println!(
+            "    {} — {} (weight {}, tags: {})",
+            s.name,
+            s.location,
+            s.weight,
+            s.tags.join(", ")
+        );
+    }
+    println!("  tag rules ({}):", c.tag_rules.len());
+    for t in &c.tag_rules {
+        println!("    {}: {}", t.tag, t.keywords.join(", "));
+    }
+    println!("  audiences ({}):", c.audiences.len());
+    for a in c.audiences.values() {
+        let w: Vec<String> = a.weights.iter().map(|(t, w)| format!("{t}={w}")).collect();
+        println!("    {} \"{}\": {}", a.name, a.title, w.join(", "));
+    }
+    println!("  editions ({}):", c.editions.len());
+    let now = Utc::now();
+    for e in &c.editions {
+        let next = e
+            .schedule
+            .next_after(now)
+            .map(|t| {
+                t.with_timezone(&e.schedule.timezone())
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "    {} \"{}\" for {}: \"{}\" {} (next {}), {} days, up to {} stories, template {}",
+            e.name,
+            e.title,
+            e.audience,
+            e.schedule.expr(),
+            e.schedule.timezone(),
+            next,
+            e.window_days,
+            e.max_stories,
+            e.template
+        );
+    }
+}
+
+fn print_collect(report: &CollectReport) {
+    for s in &report.sources {
+        match &s.status {
+            SourceStatus::Collected {
+                new,
+                unchanged,
+                skipped,
+            } => {
+                let skipped = if *skipped > 0 {
+                    format!(", {skipped} skipped (no title or link)")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:<28} ok            {new} new, {unchanged} unchanged{skipped}",
+                    s.name
+                )
+            }
+            SourceStatus::NotModified => println!("{:<28} not modified", s.name),
+            SourceStatus::Failed(reason) => {
+                println!("{:<28} FAILED        {} ({})", s.name, reason, s.location)
+            }
+        }
+    }
+    println!(
+        "{} sources: {} failed, {} new stories in {:.1}s",
+        report.sources.len(),
+        report.failed(),
+        report.new_stories(),
+        report.elapsed.as_secs_f64()
+    );
+}
+
+async fn collect(app: &App) -> anyhow::Result<Outcome> {
+    let report = app.collect(Utc::now()).await?;
+    print_collect(&report);
+    Ok(if report.failed() > 0 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn rank_cmd(
+    app: &App,
+    audience_name: &str,
+    limit: usize,
+    explain: bool,
+) -> anyhow::Result<Outcome> {
+    let audience = app.config.audience(audience_name)?;
+    let now = Utc::now();
+    let window = app.audience_window_days(audience_name);
+    let stories = app.candidate_stories(window, now).await?;
+    let policy = RankPolicy::for_window_days(window, limit);
+    let ranked = rank::rank(&stories, audience, &app.source_weights(), &policy, now);
+    println!(
+        "{} — {} stories over {window} days",
+        audience.title,
+        ranked.len()
+    );
+    for (i, r) in ranked.iter().enumerate() {
+        println!(
+            "{:>3}. [{:>7.3}] #{} {} — {} ({})",
+            i + 1,
+            r.score,
+            r.story.id,
+            r.story.title,
+            r.story.source,
+            r.story.published_at.format("%Y-%m-%d")
+        );
+        if explain {
+            let p = &r.parts;
+            for t in &p.tags {
+                println!(
+                    "        tag {:<20} weight {:>5.2}  via {}",
+                    t.tag, t.weight, t.origin
+                );
+            }
+            println!(
+                "        = tags {:.2} × source {:.2} × decay {:.3} (age {:.1} h, half-life {:.1} h)",
+                p.tag_sum,
+                p.source_weight,
+                p.decay,
+                p.age_hours,
+                policy.half_life.num_seconds() as f64 / 3600.0
+            );
+            println!("        {}", r.story.link);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn preview(
+    app: &App,
+    edition: &str,
+    format: FormatArg,
+    out: Option<PathBuf>,
+    to: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let to = to
+        .map(|t| EmailAddress::parse(&t).map_err(|e| tidings::Error::Usage(format!("--to: {e}"))))
+        .transpose()?;
+    let format = match format {
+        FormatArg::Html => PreviewFormat::Html,
+        FormatArg::Text => PreviewFormat::Text,
+        FormatArg::Eml => PreviewFormat::Eml,
+    };
+    let bytes = app
+        .preview(edition, format, to.as_ref(), Utc::now())
+        .await?;
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("preview written to {}", path.display());
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_send(edition: &str, report: &SendReport) -> Outcome {
+    match report {
+        SendReport::TooFew { slot, found, min } => {
+            println!(
+                "{edition}: not sent — {found} stories rank for this issue ({}), the edition needs at least {min}",
+                slot.format("%Y-%m-%d %H:%M UTC")
+            );
+            Outcome::Success
+        }
+        SendReport::DryRun {
+            slot,
+            subject,
+            stories,
+            recipients,
+            existing,
+        } => {
+            println!(
+                "{edition}: dry run for the issue of {}",
+                slot.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("  subject:    {subject}");
+            println!("  stories:    {stories}");
+            match existing {
+                Some(c) => println!(
+                    "  already composed: {} sent, {} failed, {} would be sent now",
+                    c.sent, c.failed, recipients
+                ),
+                None => println!("  recipients: {recipients}"),
+            }
+            Outcome::Success
+        }
+        SendReport::Delivered {
+            issue,
+            composed,
+            run,
+        } => {
+            let c = &run.counts;
+            if !composed
+                && run.sent == 0
+                && run.retried == 0
+                && run.failed == 0
+                && c.pending + c.sending == 0
+            {
+                println!(
+                    "{edition}: the issue of {} was already sent ({} sent, {} failed); nothing new to send",
+                    issue.slot_at.format("%Y-%m-%d %H:%M UTC"),
+                    c.sent,
+                    c.failed
+                );
+            } else {
+                println!(
+                    "{edition}: issue #{} of {} \"{}\"{}",
+                    issue.id,
+                    issue.slot_at.format("%Y-%m-%d %H:%M UTC"),
+                    issue.subject,
+                    if *composed { " composed" } else { "" }
+                );
+                println!(
+                    "  this run: {} sent, {} to retry, {} failed; issue: {} of {} sent",
+                    run.sent,
+                    run.retried,
+                    run.failed,
+                    c.sent,
+                    c.total()
+                );
+            }
+            for (email, reply) in &run.failures {
+                println!("  refused: {email}: {reply}");
+            }
+            if c.pending + c.sending > 0 {
+                println!(
+                    "  {} deliveries still waiting{}; run `tidings send {edition}` again later or keep `tidings serve` running",
+                    c.pending + c.sending,
+                    run.next_due
+                        .map(|t| format!(" (next retry {})", t.format("%H:%M:%S UTC")))
+                        .unwrap_or_default()
+                );
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            }
+        }
+    }
+}
+
+async fn send(app: &App, edition: &str, dry_run: bool) -> anyhow::Result<Outcome> {
+    let report = app.send(edition, dry_run, Utc::now()).await?;
+    Ok(print_send(edition, &report))
+}
+
+async fn run_once(app: &App) -> anyhow::Result<Outcome> {
+    let report = app.collect(Utc::now()).await?;
+    print_collect(&report);
+    let mut ok = report.failed() == 0;
+    for edition in &app.config.editions {
+        match app.send(&edition.name, false, Utc::now()).await {
+            Ok(report) => ok &= matches!(print_send(&edition.name, &report), Outcome::Success),
+            Err(e) => {
+                println!("{}: FAILED: {e}", edition.name);
+                ok = false;
+            }
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outcome> {
+    let all_editions = || {
+        app.config
+            .editions
+            .iter()
+            .map(|e| e.name.clone())
+            .collect::<Vec<_>>()
+    };
+    match cmd {
+        SubscribersCommand::Add(a) => {
+            let email =
+                EmailAddress::parse(&a.email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
+            let editions = if a.editions.is_empty() {
+                all_editions()
+            } else {
+                a.editions
+            };
+            app.check_editions(&editions)?;
+            let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            match app
+                .store
+                .add_subscriber(
+                    &email,
+                    name,
+                    SubscriberStatus::Active,
+                    &editions,
+                    Utc::now(),
+                )
+                .await?
+            {
+                AddOutcome::Added(_) => println!("added {email} ({})", editions.join(", ")),
+                AddOutcome::Updated(_, status) => println!(
+                    "{email} was already known (status {}); editions now include {}",
+                    status.as_str(),
+                    editions.join(", ")
+                ),
+            }
+        }
+        SubscribersCommand::List => {
+            for s in app.store.list_subscribers().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.email,
+                    s.name.as_deref().unwrap_or("-"),
+                    s.status.as_str(),
+                    s.editions.join(",")
+                );
+            }
+        }
+        SubscribersCommand::Remove { email } => {
+            let email =
+                EmailAddress::parse(&email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
+            if app.store.remove_subscriber(&email).await? {
+                println!("removed {email}");
+            } else {
+                println!("{email} is not a subscriber");
+                return Ok(Outcome::Failure);
+            }
+        }
+        SubscribersCommand::Import { file } => return import(app, &file).await,
+    }
+    Ok(Outcome::Success)
+}
+
+async fn import(app: &App, file: &Path) -> anyhow::Result<Outcome> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let rows = tidings::app::parse_subscriber_csv(&data, &app.config)
+        .map_err(|e| tidings::Error::Usage(format!("{}: {e}", file.display())))?;
+    let (mut added, mut updated, mut invalid) = (0, 0, 0);
+    let now = Utc::now();
+    for row in rows {
+        match row {
+            Ok(r) => {
+                match app
+                    .store
+                    .add_subscriber(
+                        &r.email,
+                        r.name.as_deref(),
+                        SubscriberStatus::Active,
+                        &r.editions,
+                        now,
+                    )
+                    .await?
+                {
+                    AddOutcome::Added(_) => added += 1,
+                    AddOutcome::Updated(..) => updated += 1,
+                }
+            }
+            Err((line, reason)) => {
+                invalid += 1;
+                println!("{}: line {line}: {reason}", file.display());
+            }
+        }
+    }
+    println!("{added} added, {updated} already known, {invalid} invalid rows skipped");
+    Ok(if invalid > 0 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn sources(app: &App) -> anyhow::Result<Outcome> {
+    let rows = app.store.list_sources().await?;
+    for s in &app.config.sources {
+        let row = rows.iter().find(|r| r.name == s.name);
+        let fmt = |t: Option<chrono::DateTime<Utc>>| {
+            t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or("never".into())
+        };
+        match row {
+            Some(r) => println!(
+                "{:<28} {:<13} last success {:<16} stories {:<5} errors {}{}",
+                s.name,
+                r.last_status.as_deref().unwrap_or("-"),
+                fmt(r.last_success_at),
+                r.story_count,
+                r.error_count,
+                r.last_error
+                    .as_deref()
+                    .map(|e| format!(" — {e}"))
+                    .unwrap_or_default()
+            ),
+            None => println!("{:<28} never fetched", s.name),
+        }
+    }
+    Ok(Outcome::Success)
+}

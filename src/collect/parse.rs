@@ -1,0 +1,250 @@
+//! Bytes → feed items. feed-rs does the parsing; this module repairs the
+//! character set first and turns feed-rs' model into tidings' own
+//! [`ParsedItem`], so feed-rs types never leak past it.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedFeed {
+    pub title: Option<String>,
+    pub link: Option<String>,
+    pub items: Vec<ParsedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedItem {
+    /// The feed's own id (RSS guid, Atom id, JSON Feed id), if it has one.
+    pub guid: Option<String>,
+    pub title: String,
+    /// As written in the feed (possibly relative).
+    pub link: Option<String>,
+    /// The summary, or the content when there is no summary; HTML.
+    pub summary_html: Option<String>,
+    pub categories: Vec<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("not a feed: {0}")]
+    NotAFeed(String),
+    #[error("empty body")]
+    Empty,
+}
+
+/// Parses RSS 0.9x/1.0/2.0, Atom 0.3/1.0 or JSON Feed. Links stay as
+/// written, except where an xml:base makes them absolute: the caller
+/// resolves what is still relative against the feed's site link (what
+/// publishers mean in practice, even when the feed is hosted elsewhere),
+/// else the feed's own URL.
+pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed, ParseError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    let body = decode_to_parseable(body, http_charset);
+    let looks_like_html = {
+        let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+        head.contains("<!doctype html") || head.trim_start().starts_with("<html")
+    };
+    let parser = feed_rs::parser::Builder::new()
+        // An empty id means "the feed has none": tidings then falls back to
+        // the link or a content hash, instead of feed-rs' generated id.
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser.parse(&body[..]).map_err(|e| {
+        if looks_like_html {
+            ParseError::NotAFeed("the server sent an HTML page, not a feed".into())
+        } else {
+            ParseError::NotAFeed(e.to_string())
+        }
+    })?;
+
+    let items = feed
+        .entries
+        .into_iter()
+        .map(|e| {
+            let link = pick_link(&e.links);
+            let summary_html = e
+                .summary
+                .as_ref()
+                .filter(|t| !t.content.trim().is_empty())
+                .map(text_as_html)
+                .or_else(|| {
+                    e.content
+                        .as_ref()
+                        .and_then(|c| c.body.clone())
+                        .filter(|b| !b.trim().is_empty())
+                });
+            let mut categories: Vec<String> = Vec::new();
+            for c in &e.categories {
+                let label = c.label.as_deref().unwrap_or(&c.term);
+                for part in split_categories(label) {
+                    if !categories.contains(&part) {
+                        categories.push(part);
+                    }
+                }
+            }
+            ParsedItem {
+                guid: Some(e.id)
+                    .filter(|id| !id.trim().is_empty())
+                    .map(|id| id.trim().to_string()),
+                title: e.title.map(|t| plain_title(&t)).unwrap_or_default(),
+                link,
+                summary_html,
+                categories,
+                published: e.published,
+                updated: e.updated,
+            }
+        })
+        .collect();
+
+    Ok(ParsedFeed {
+        title: feed.title.map(|t| plain_title(&t)),
+        link: pick_link(&feed.links),
+        items,
+    })
+}
+
+fn pick_link(links: &[feed_rs::model::Link]) -> Option<String> {
+    links
+        .iter()
+        .find(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        .or_else(|| {
+            links
+                .iter()
+                .find(|l| l.rel.as_deref() != Some("self") && l.rel.as_deref() != Some("enclosure"))
+        })
+        .map(|l| l.href.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+fn text_as_html(t: &feed_rs::model::Text) -> String {
+    if t.content_type.subty() == "plain" {
+        super::sanitize::text_to_html(&t.content)
+    } else {
+        t.content.clone()
+    }
+}
+
+/// A title as one line of plain text. Titles often carry entities or markup
+/// ("AT&amp;T", "<b>New</b>") even when declared as plain text.
+fn plain_title(t: &feed_rs::model::Text) -> String {
+    let raw = &t.content;
+    if t.content_type.subty() != "plain" || raw.contains('<') || raw.contains('&') {
+        super::sanitize::html_to_text(raw)
+    } else {
+        super::sanitize::clean_line(raw)
+    }
+}
+
+/// Some feeds pack several categories in one element: "AI, Security".
+fn split_categories(label: &str) -> Vec<String> {
+    label
+        .split([',', ';', '|'])
+        .map(|s| super::sanitize::clean_line(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Returns bytes feed-rs can parse. It honours a BOM and the XML encoding
+/// declaration itself, but never sees the HTTP charset: when the document
+/// has no declaration, or declares UTF-8 but is not, decode here.
+fn decode_to_parseable<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a, [u8]> {
+    if body.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Cow::Borrowed(&body[3..]);
+    }
+    if body.starts_with(&[0xFF, 0xFE]) || body.starts_with(&[0xFE, 0xFF]) {
+        // UTF-16 with a BOM: decode ourselves and drop the (now false) declaration.
+        let (text, _, _) = encoding_rs::UTF_16LE.decode(body);
+        return Cow::Owned(strip_xml_encoding(&text).into_bytes());
+    }
+    let declared = xml_declared_encoding(body);
+    let is_utf8 = std::str::from_utf8(body).is_ok();
+    match declared.as_deref() {
+        // A declared non-UTF-8 encoding: feed-rs decodes it.
+        Some(enc) if !is_utf8_label(enc) => Cow::Borrowed(body),
+        _ if is_utf8 => Cow::Borrowed(body),
+        // No declaration (or a false UTF-8 one) and not valid UTF-8: use the
+        // HTTP charset when it names a real encoding, else windows-1252,
+        // the encoding such feeds nearly always turn out to be in.
+        _ => {
+            let encoding = http_charset
+                .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+                .filter(|e| *e != encoding_rs::UTF_8)
+                .unwrap_or(encoding_rs::WINDOWS_1252);
+            let (text, _, _) = encoding.decode(body);
+            Cow::Owned(strip_xml_encoding(&text).into_bytes())
+        }
+    }
+}
+
+fn is_utf8_label(label: &str) -> bool {
+    matches!(label.to_ascii_lowercase().as_str(), "utf-8" | "utf8")
+}
+
+/// The `encoding="…"` of an `<?xml …?>` declaration at the start.
+fn xml_declared_encoding(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(256)];
+    let head = String::from_utf8_lossy(head);
+    let decl = head.trim_start().strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let rest = &rest[1..];
+    Some(rest[..rest.find(quote)?].to_string())
+}
+
+/// Removes the encoding declaration from text that is now UTF-8.
+fn strip_xml_encoding(text: &str) -> String {
+    let trimmed = text.trim_start_matches('\u{FEFF}');
+    if let Some(end) = trimmed.find("?>").filter(|_| trimmed.starts_with("<?xml")) {
+        let rest = &trimmed[end + 2..];
+        return format!("<?xml version=\"1.0\"?>{rest}");
+    }
+    trimmed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_encoding_is_found() {
+        assert_eq!(
+            xml_declared_encoding(b"<?xml version=\"1.0\" encoding='ISO-8859-1'?><rss/>")
+                .as_deref(),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(xml_declared_encoding(b"<rss/>"), None);
+    }
+
+    #[test]
+    fn latin1_without_declaration_decodes() {
+        let body = b"<rss version=\"2.0\"><channel><title>Caf\xe9</title><item><title>Na\xefve r\xe9sum\xe9</title><guid>1</guid></item></channel></rss>";
+        let feed = parse_feed(body, Some("iso-8859-1")).expect("parses");
+        assert_eq!(feed.title.as_deref(), Some("Café"));
+        assert_eq!(feed.items[0].title, "Naïve résumé");
+    }
+
+    #[test]
+    fn false_utf8_declaration_is_repaired() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>x</title><item><title>Se\xf1or</title></item></channel></rss>";
+        let feed = parse_feed(body, None).expect("parses");
+        assert_eq!(feed.items[0].title, "Señor");
+        assert_eq!(feed.items[0].guid, None);
+    }
+
+    #[test]
+    fn html_page_is_named() {
+        let err =
+            parse_feed(b"<!DOCTYPE html><html><body>hi</body></html>", None).expect_err("html");
+        assert!(err.to_string().contains("HTML page"), "{err}");
+    }
+}

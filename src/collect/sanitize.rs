@@ -1,0 +1,249 @@
+//! Making feed text safe and clean: an ammonia allow-list for HTML, plain
+//! text for ranking and text mail, canonical links without tracking
+//! parameters.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use url::Url;
+
+/// Query parameters that only track the reader; removed from every link.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "mc_cid",
+    "mc_eid",
+    "yclid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "igshid",
+    "ref_src",
+    "oly_enc_id",
+    "oly_anon_id",
+    "vero_id",
+    "__s",
+    "s_cid",
+];
+
+fn is_tracking_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("utm_") || TRACKING_PARAMS.contains(&lower.as_str())
+}
+
+/// Absolute http(s) URL, resolved against `base`, without fragment or
+/// tracking parameters, host lower-cased (the url crate does that). `None`
+/// for anything that is not http(s).
+pub fn canonical_link(raw: &str, base: Option<&Url>) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let mut url = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => base?.join(raw).ok()?,
+        Err(_) => return None,
+    };
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return None;
+    }
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !is_tracking_param(k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    Some(url.to_string())
+}
+
+/// The HTML cleaner for one feed: relative links resolve against `base`.
+pub struct Sanitizer {
+    builder: ammonia::Builder<'static>,
+}
+
+impl Sanitizer {
+    pub fn new(base: Option<Url>) -> Self {
+        let mut b = ammonia::Builder::empty();
+        let filter_base = base.clone();
+        b.tags(HashSet::from([
+            "a",
+            "abbr",
+            "b",
+            "blockquote",
+            "br",
+            "cite",
+            "code",
+            "del",
+            "em",
+            "h3",
+            "h4",
+            "i",
+            "ins",
+            "li",
+            "ol",
+            "p",
+            "pre",
+            "q",
+            "s",
+            "small",
+            "strong",
+            "sub",
+            "sup",
+            "u",
+            "ul",
+        ]))
+        .clean_content_tags(HashSet::from([
+            "script", "style", "iframe", "noscript", "template", "textarea", "select", "object",
+            "embed", "svg", "math", "title",
+        ]))
+        .tag_attributes(std::collections::HashMap::from([
+            ("a", HashSet::from(["href", "title"])),
+            ("abbr", HashSet::from(["title"])),
+        ]))
+        .url_schemes(HashSet::from(["http", "https", "mailto"]))
+        .link_rel(Some("noopener noreferrer"))
+        .strip_comments(true)
+        .attribute_filter(move |element, attribute, value| {
+            if element == "a" && attribute == "href" && !value.starts_with("mailto:") {
+                // Runs before url_relative: resolve here, and drop what is not http(s).
+                return canonical_link(value, filter_base.as_ref()).map(Cow::Owned);
+            }
+            Some(Cow::Borrowed(value))
+        });
+        match base {
+            Some(base) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(base)),
+            None => b.url_relative(ammonia::UrlRelative::Deny),
+        };
+        Sanitizer { builder: b }
+    }
+
+    /// Allow-listed HTML: no script, style, frame, form, event handler,
+    /// `javascript:`/`data:` URL or image (so no tracking pixel).
+    pub fn clean_html(&self, html: &str) -> String {
+        self.builder.clean(html).to_string().trim().to_string()
+    }
+}
+
+/// Visible text of an HTML fragment, whitespace collapsed to single spaces,
+/// control characters removed.
+pub fn html_to_text(html: &str) -> String {
+    let text = html2text::config::plain_no_decorate()
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_else(|_| html.to_string());
+    clean_line(&text)
+}
+
+/// One line of plain text: control characters (CR, LF, NUL, …) and runs of
+/// white space become single spaces.
+pub fn clean_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() || c == '\u{FEFF}' {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// At most `max` characters, cut at a word boundary when one is near, with
+/// an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let cut = match cut.rfind(' ') {
+        Some(at) if at > max / 2 => &cut[..at],
+        _ => cut.as_str(),
+    };
+    format!(
+        "{}…",
+        cut.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == '.')
+    )
+}
+
+/// Text to HTML, for summaries that a feed gives as plain text.
+pub fn text_to_html(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    format!("<p>{escaped}</p>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_parameters_and_fragments_go() {
+        let base = Url::parse("https://Example.COM/feed/").ok();
+        assert_eq!(
+            canonical_link("/a/b?id=3&utm_source=x&fbclid=y#top", base.as_ref()).as_deref(),
+            Some("https://example.com/a/b?id=3")
+        );
+        assert_eq!(
+            canonical_link("https://EXAMPLE.com:443/x?utm_medium=rss", None).as_deref(),
+            Some("https://example.com/x")
+        );
+        assert_eq!(canonical_link("javascript:alert(1)", base.as_ref()), None);
+        assert_eq!(canonical_link("rel/path", None), None);
+    }
+
+    #[test]
+    fn hostile_html_is_neutralised() {
+        let s = Sanitizer::new(Url::parse("https://news.example/").ok());
+        let dirty = r#"<p onclick="x()">Hi <script>alert(1)</script><a href="javascript:alert(2)">j</a>
+            <a href="/story?utm_source=feed">rel</a><img src="https://t.example/pixel.gif">
+            <iframe src="https://evil.example">fallback</iframe><style>p{}</style>
+            <a href="data:text/html,hi">d</a><form action="/x"><input></form></p>"#;
+        let clean = s.clean_html(dirty);
+        for bad in [
+            "script",
+            "onclick",
+            "javascript:",
+            "<img",
+            "iframe",
+            "<style",
+            "data:",
+            "<form",
+            "<input",
+            "alert",
+        ] {
+            assert!(!clean.contains(bad), "{bad} survived in {clean}");
+        }
+        assert!(
+            clean.contains(r#"href="https://news.example/story""#),
+            "{clean}"
+        );
+        assert!(clean.contains(r#"rel="noopener noreferrer""#), "{clean}");
+    }
+
+    #[test]
+    fn text_is_flattened() {
+        assert_eq!(
+            html_to_text("<p>One &amp; two</p>\n<p>three</p>"),
+            "One & two three"
+        );
+        assert_eq!(clean_line("a\r\nb\u{0}c\t d"), "a b c d");
+    }
+}

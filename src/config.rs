@@ -1,0 +1,1043 @@
+//! Typed settings from one TOML file, with environment overrides.
+//!
+//! Loading is two steps: serde reads the file into `Raw*` structs (unknown
+//! keys are errors, so a typo never silently does nothing), then
+//! [`Config::from_raw`] checks every value, resolves relative paths against
+//! the folder holding the file, and applies the environment (which wins over
+//! the file). Every problem found is reported at once, each naming its key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::Mailbox;
+use crate::schedule::Schedule;
+
+/// Environment variables the configuration reads.
+pub const ENV_CONFIG: &str = "TIDINGS_CONFIG";
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+pub const ENV_SMTP_URL: &str = "TIDINGS_SMTP_URL";
+pub const ENV_SECRET: &str = "TIDINGS_SECRET";
+/// The shortest `TIDINGS_SECRET` accepted: 32 bytes, the HMAC-SHA256 block of entropy.
+pub const MIN_SECRET_LEN: usize = 32;
+pub const DEFAULT_CONFIG_PATH: &str = "config/tidings.toml";
+
+/// The configuration is unusable; each problem names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for problem in &self.problems {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{}: {}", self.path.display(), problem)?;
+        }
+        Ok(())
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    #[serde(default)]
+    database: RawDatabase,
+    smtp: Option<RawSmtp>,
+    #[serde(default)]
+    mailbox: RawMailbox,
+    #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    tags: BTreeMap<String, RawTagRule>,
+    #[serde(default)]
+    audiences: BTreeMap<String, RawAudience>,
+    #[serde(default)]
+    editions: Vec<RawEdition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    title: String,
+    base_url: String,
+    from: String,
+    templates: Option<String>,
+    unsubscribe_mailto: Option<String>,
+    stale_after_hours: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    url: Option<String>,
+    #[serde(default)]
+    starttls: StartTls,
+    ca_file: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    url: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    weight: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTagRule {
+    #[serde(default)]
+    keywords: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    title: String,
+    #[serde(default)]
+    weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEdition {
+    name: String,
+    title: String,
+    audience: String,
+    schedule: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    window_days: Option<i64>,
+    max_stories: Option<usize>,
+    min_stories: Option<usize>,
+    template: Option<String>,
+    subject: Option<String>,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+// ---------------------------------------------------------------------------
+// The validated settings.
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub site: Site,
+    pub database: DatabaseUrl,
+    /// `None`: no SMTP server, messages go to the mailbox folder.
+    pub smtp: Option<Smtp>,
+    pub mailbox_dir: PathBuf,
+    pub delivery: Delivery,
+    pub sources: Vec<Source>,
+    pub tag_rules: Vec<TagRule>,
+    pub audiences: BTreeMap<String, Audience>,
+    pub editions: Vec<Edition>,
+    /// From `TIDINGS_SECRET`; `None` means "use the one kept in the database".
+    pub secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub title: String,
+    /// Public URL, without a trailing slash.
+    pub base_url: String,
+    pub from: Mailbox,
+    pub templates_dir: PathBuf,
+    /// Address for `List-Unsubscribe: <mailto:…>`; defaults to the From address.
+    pub unsubscribe_mailto: String,
+    /// A story collected this long after it was published is marked stale.
+    pub stale_after_hours: i64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(Secret),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    /// Shows where the database is without any password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match Url::parse(url.expose()) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://***"),
+            },
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH` (relative paths against `base`), `sqlite::memory:`
+    /// is refused (every command would start empty), or `postgres://…`.
+    pub fn parse(raw: &str, base: &Path) -> Result<Self, String> {
+        if let Some(rest) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            let rest = rest.split('?').next().unwrap_or(rest);
+            if rest.is_empty() || rest.starts_with(":memory:") {
+                return Err(format!(
+                    "\"{raw}\" is not a file: tidings needs a database that outlives one command"
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(resolve(base, rest)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(Secret::new(raw)));
+        }
+        Err("must start with sqlite:// or postgres://".to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    Required,
+    #[default]
+    Opportunistic,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// `smtps://`: TLS from the first byte; otherwise plain TCP then STARTTLS.
+    pub implicit_tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub starttls: StartTls,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+impl Smtp {
+    fn parse(raw: &str, starttls: StartTls) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+        let implicit_tls = match url.scheme() {
+            "smtps" => true,
+            "smtp" => false,
+            other => return Err(format!("scheme \"{other}\" is not smtp:// or smtps://")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
+        let decode = |s: &str| {
+            percent_decode(s)
+                .ok_or_else(|| "user or password is not valid percent-encoding".to_string())
+        };
+        let username = match url.username() {
+            "" => None,
+            u => Some(decode(u)?),
+        };
+        let password = url.password().map(decode).transpose()?.map(Secret::new);
+        Ok(Smtp {
+            implicit_tls,
+            host,
+            port,
+            username,
+            password,
+            starttls,
+            ca_file: None,
+            timeout_secs: 30,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Messages in flight at once.
+    pub concurrency: usize,
+}
+
+/// Where a source's feed comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceLocation {
+    Http(Url),
+    File(PathBuf),
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceLocation::Http(url) => write!(f, "{url}"),
+            SourceLocation::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl SourceLocation {
+    /// `http(s)://…` is fetched; `file://…` or any other string is a path,
+    /// relative paths against `base`.
+    pub fn parse(raw: &str, base: &Path) -> Result<Self, String> {
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            let url = Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
+            return Ok(SourceLocation::Http(url));
+        }
+        if raw.starts_with("file://") {
+            let url = Url::parse(raw).map_err(|e| format!("not a valid file URL ({e})"))?;
+            let path = url
+                .to_file_path()
+                .map_err(|_| "not a local file URL".to_string())?;
+            return Ok(SourceLocation::File(path));
+        }
+        if raw.contains("://") {
+            return Err(
+                "only http://, https:// and file:// URLs or local paths are supported".into(),
+            );
+        }
+        Ok(SourceLocation::File(resolve(base, raw)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub location: SourceLocation,
+    pub tags: Vec<String>,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagRule {
+    pub tag: String,
+    /// Lower-cased.
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub name: String,
+    pub title: String,
+    pub weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Edition {
+    pub name: String,
+    pub title: String,
+    pub audience: String,
+    pub schedule: Schedule,
+    pub window_days: i64,
+    pub max_stories: usize,
+    pub min_stories: usize,
+    pub template: String,
+    pub subject: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates the file; `env` supplies environment variables.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let fail = |problem: String| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Self::parse(&text, path, env)
+    }
+
+    /// Validates TOML text as if read from `path`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![describe_toml_error(&e)],
+        })?;
+        let base = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        Self::from_raw(raw, path, &base, env)
+    }
+
+    fn from_raw(
+        raw: RawConfig,
+        path: &Path,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, msg: String| problems.push(format!("{key}: {msg}"));
+
+        // [site]
+        let base_url = raw.site.base_url.trim_end_matches('/').to_string();
+        match Url::parse(&base_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(_) => bad("site.base_url", "must be an http:// or https:// URL".into()),
+            Err(e) => bad(
+                "site.base_url",
+                format!("\"{base_url}\" is not a URL ({e})"),
+            ),
+        }
+        let from = match Mailbox::parse(&raw.site.from) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                bad("site.from", format!("\"{}\": {e}", raw.site.from));
+                None
+            }
+        };
+        if raw.site.title.trim().is_empty() {
+            bad("site.title", "must not be empty".into());
+        }
+        let templates_dir = resolve(base, raw.site.templates.as_deref().unwrap_or("templates"));
+        if !templates_dir.is_dir() {
+            bad(
+                "site.templates",
+                format!("folder {} does not exist", templates_dir.display()),
+            );
+        }
+        let unsubscribe_mailto = match (&raw.site.unsubscribe_mailto, &from) {
+            (Some(addr), _) => match crate::domain::EmailAddress::parse(addr) {
+                Ok(a) => a.to_string(),
+                Err(e) => {
+                    bad("site.unsubscribe_mailto", format!("\"{addr}\": {e}"));
+                    String::new()
+                }
+            },
+            (None, Some(from)) => from.email.to_string(),
+            (None, None) => String::new(),
+        };
+        let stale_after_hours = raw.site.stale_after_hours.unwrap_or(48);
+        if stale_after_hours < 1 {
+            bad("site.stale_after_hours", "must be at least 1".into());
+        }
+
+        // [database], env DATABASE_URL wins.
+        let (db_key, db_raw) = match env(ENV_DATABASE_URL).filter(|v| !v.is_empty()) {
+            Some(v) => (ENV_DATABASE_URL.to_string(), v),
+            None => (
+                "database.url".to_string(),
+                raw.database
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| "sqlite://tidings.db".into()),
+            ),
+        };
+        let database = match DatabaseUrl::parse(&db_raw, base) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                bad(&db_key, e);
+                None
+            }
+        };
+
+        // [smtp], env TIDINGS_SMTP_URL wins over [smtp] url.
+        let starttls = raw.smtp.as_ref().map(|s| s.starttls).unwrap_or_default();
+        let smtp_url = match env(ENV_SMTP_URL).filter(|v| !v.is_empty()) {
+            Some(v) => Some((ENV_SMTP_URL.to_string(), v)),
+            None => raw
+                .smtp
+                .as_ref()
+                .and_then(|s| s.url.clone())
+                .map(|u| ("smtp.url".to_string(), u)),
+        };
+        let smtp = match smtp_url {
+            None => None,
+            Some((key, url)) => match Smtp::parse(&url, starttls) {
+                Ok(mut smtp) => {
+                    if let Some(s) = &raw.smtp {
+                        if let Some(ca) = &s.ca_file {
+                            let ca = resolve(base, ca);
+                            if !ca.is_file() {
+                                bad(
+                                    "smtp.ca_file",
+                                    format!("file {} does not exist", ca.display()),
+                                );
+                            }
+                            smtp.ca_file = Some(ca);
+                        }
+                        if let Some(t) = s.timeout_secs {
+                            if t == 0 {
+                                bad("smtp.timeout_secs", "must be at least 1".into());
+                            }
+                            smtp.timeout_secs = t;
+                        }
+                    }
+                    Some(smtp)
+                }
+                Err(e) => {
+                    // Never echo the URL: it may hold a password.
+                    bad(&key, e);
+                    None
+                }
+            },
+        };
+
+        let mailbox_dir = resolve(base, raw.mailbox.dir.as_deref().unwrap_or("outbox"));
+
+        let concurrency = raw.delivery.concurrency.unwrap_or(8);
+        if concurrency == 0 || concurrency > 256 {
+            bad("delivery.concurrency", "must be between 1 and 256".into());
+        }
+
+        // [[sources]]
+        let mut sources = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let key = format!("sources[{i}]");
+            if s.name.trim().is_empty() {
+                bad(&format!("{key}.name"), "must not be empty".into());
+            } else if !seen.insert(s.name.clone()) {
+                bad(
+                    &format!("{key}.name"),
+                    format!("\"{}\" is used by another source", s.name),
+                );
+            }
+            let weight = s.weight.unwrap_or(1.0);
+            if !weight.is_finite() || weight < 0.0 {
+                bad(&format!("{key}.weight"), "must be a number ≥ 0".into());
+            }
+            let tags = match normalise_tags(&s.tags) {
+                Ok(t) => t,
+                Err(e) => {
+                    bad(&format!("{key}.tags"), e);
+                    Vec::new()
+                }
+            };
+            match SourceLocation::parse(&s.url, base) {
+                Ok(location) => sources.push(Source {
+                    name: s.name,
+                    location,
+                    tags,
+                    weight,
+                }),
+                Err(e) => bad(&format!("{key}.url"), format!("\"{}\": {e}", s.url)),
+            }
+        }
+
+        // [tags.NAME]
+        let mut tag_rules = Vec::new();
+        for (tag, rule) in raw.tags {
+            let key = format!("tags.{tag}");
+            let Some(norm) = crate::domain::normalise_tag(&tag) else {
+                bad(&key, "is not a usable tag name".into());
+                continue;
+            };
+            if norm != tag {
+                bad(
+                    &key,
+                    format!("tag names are lower-case words joined by '-': use \"{norm}\""),
+                );
+            }
+            let mut keywords = Vec::new();
+            for (j, k) in rule.keywords.iter().enumerate() {
+                let k = k.trim().to_lowercase();
+                if k.is_empty() {
+                    bad(&format!("{key}.keywords[{j}]"), "must not be empty".into());
+                } else {
+                    keywords.push(k);
+                }
+            }
+            tag_rules.push(TagRule {
+                tag: norm,
+                keywords,
+            });
+        }
+
+        // [audiences.NAME]
+        let mut audiences = BTreeMap::new();
+        for (name, a) in raw.audiences {
+            let key = format!("audiences.{name}");
+            let mut weights = BTreeMap::new();
+            for (tag, w) in a.weights {
+                if !w.is_finite() || w < 0.0 {
+                    bad(
+                        &format!("{key}.weights.{tag}"),
+                        "must be a number ≥ 0".into(),
+                    );
+                }
+                match crate::domain::normalise_tag(&tag) {
+                    Some(t) => {
+                        weights.insert(t, w);
+                    }
+                    None => bad(
+                        &format!("{key}.weights.{tag}"),
+                        "is not a usable tag name".into(),
+                    ),
+                }
+            }
+            if weights.values().all(|w| *w <= 0.0) {
+                bad(
+                    &format!("{key}.weights"),
+                    "needs at least one tag with a weight above 0".into(),
+                );
+            }
+            audiences.insert(
+                name.clone(),
+                Audience {
+                    name,
+                    title: a.title,
+                    weights,
+                },
+            );
+        }
+
+        // [[editions]]
+        let mut editions = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, e) in raw.editions.into_iter().enumerate() {
+            let key = format!("editions[{i}]");
+            if !is_slug(&e.name) {
+                bad(
+                    &format!("{key}.name"),
+                    format!(
+                        "\"{}\" must be lower-case letters, digits, '-' or '_'",
+                        e.name
+                    ),
+                );
+            } else if !seen.insert(e.name.clone()) {
+                bad(
+                    &format!("{key}.name"),
+                    format!("\"{}\" is used by another edition", e.name),
+                );
+            }
+            if !audiences.contains_key(&e.audience) {
+                bad(
+                    &format!("{key}.audience"),
+                    format!("no [audiences.{}] is defined", e.audience),
+                );
+            }
+            let tz: Option<Tz> = match e.timezone.parse() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    bad(
+                        &format!("{key}.timezone"),
+                        format!("\"{}\" is not an IANA time zone name", e.timezone),
+                    );
+                    None
+                }
+            };
+            let schedule = match (Schedule::parse(&e.schedule, tz.unwrap_or(Tz::UTC)), tz) {
+                (Ok(s), Some(_)) => Some(s),
+                (Ok(_), None) => None,
+                (Err(err), _) => {
+                    bad(
+                        &format!("{key}.schedule"),
+                        format!("\"{}\": {err}", e.schedule),
+                    );
+                    None
+                }
+            };
+            let window_days = e.window_days.unwrap_or(7);
+            if !(1..=3660).contains(&window_days) {
+                bad(
+                    &format!("{key}.window_days"),
+                    "must be between 1 and 3660".into(),
+                );
+            }
+            let max_stories = e.max_stories.unwrap_or(10);
+            if !(1..=500).contains(&max_stories) {
+                bad(
+                    &format!("{key}.max_stories"),
+                    "must be between 1 and 500".into(),
+                );
+            }
+            let min_stories = e.min_stories.unwrap_or(1);
+            if min_stories > max_stories {
+                bad(
+                    &format!("{key}.min_stories"),
+                    "must not exceed max_stories".into(),
+                );
+            }
+            let template = e.template.unwrap_or_else(|| e.name.clone());
+            if !is_slug(&template) {
+                bad(
+                    &format!("{key}.template"),
+                    "must be a plain name, not a path".into(),
+                );
+            } else if templates_dir.is_dir() {
+                for ext in ["html.j2", "txt.j2"] {
+                    let file = templates_dir.join(format!("{template}.{ext}"));
+                    if !file.is_file() {
+                        bad(
+                            &format!("{key}.template"),
+                            format!("{} does not exist", file.display()),
+                        );
+                    }
+                }
+            }
+            if let Some(subject) = &e.subject
+                && let Err(err) = crate::render::check_subject_template(subject)
+            {
+                bad(&format!("{key}.subject"), err);
+            }
+            if let Some(schedule) = schedule {
+                editions.push(Edition {
+                    name: e.name,
+                    title: e.title,
+                    audience: e.audience,
+                    schedule,
+                    window_days,
+                    max_stories,
+                    min_stories,
+                    template,
+                    subject: e.subject,
+                });
+            }
+        }
+
+        let secret = match env(ENV_SECRET) {
+            None => None,
+            Some(s) if s.len() < MIN_SECRET_LEN => {
+                bad(
+                    ENV_SECRET,
+                    format!(
+                        "is {} bytes long; it must be at least {MIN_SECRET_LEN} (try: openssl rand -hex 32)",
+                        s.len()
+                    ),
+                );
+                None
+            }
+            Some(s) => Some(Secret::new(s)),
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        let (Some(from), Some(database)) = (from, database) else {
+            unreachable!("a missing value always records a problem");
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            site: Site {
+                title: raw.site.title,
+                base_url,
+                from,
+                templates_dir,
+                unsubscribe_mailto,
+                stale_after_hours,
+            },
+            database,
+            smtp,
+            mailbox_dir,
+            delivery: Delivery { concurrency },
+            sources,
+            tag_rules,
+            audiences,
+            editions,
+            secret,
+        })
+    }
+
+    pub fn edition(&self, name: &str) -> crate::Result<&Edition> {
+        self.editions
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.editions.iter().map(|e| e.name.as_str()).collect();
+                crate::Error::Usage(format!(
+                    "no edition named \"{name}\" in {} (editions: {})",
+                    self.path.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })
+    }
+
+    pub fn audience(&self, name: &str) -> crate::Result<&Audience> {
+        self.audiences.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.audiences.keys().map(String::as_str).collect();
+            crate::Error::Usage(format!(
+                "no audience named \"{name}\" in {} (audiences: {})",
+                self.path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+}
+
+/// toml's messages carry the line, column and an excerpt; keep them whole but
+/// drop the leading "TOML parse error" noise.
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.trim_end();
+    match e.span() {
+        Some(_) => msg.replacen("TOML parse error at ", "", 1),
+        None => msg.to_string(),
+    }
+}
+
+fn normalise_tags(tags: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for t in tags {
+        match crate::domain::normalise_tag(t) {
+            Some(n) => {
+                if !out.contains(&n) {
+                    out.push(n)
+                }
+            }
+            None => return Err(format!("\"{t}\" is not a usable tag name")),
+        }
+    }
+    Ok(out)
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn dir_with_templates() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
+        for f in ["weekly.html.j2", "weekly.txt.j2"] {
+            std::fs::write(dir.path().join("templates").join(f), "x").expect("write");
+        }
+        dir
+    }
+
+    const GOOD: &str = r#"
+[site]
+title = "Weekly AI Recap"
+base_url = "http://127.0.0.1:8080/"
+from = "Weekly AI Recap <recap@example.com>"
+
+[smtp]
+url = "smtp://user:p%40ss@127.0.0.1:2525"
+starttls = "required"
+
+[[sources]]
+name = "Local"
+url = "feeds/local.xml"
+tags = ["Enterprise"]
+
+[tags.security]
+keywords = ["Ransomware", "zero-day"]
+
+[audiences.security]
+title = "Enterprise & Security Teams"
+weights = { security = 3.0, cloud = 2.0 }
+
+[[editions]]
+name = "weekly"
+title = "Weekly AI Recap"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+timezone = "Europe/Berlin"
+template = "weekly"
+"#;
+
+    #[test]
+    fn good_config_resolves_paths_and_defaults() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let cfg = Config::parse(GOOD, &path, &no_env).expect("valid");
+        assert_eq!(cfg.site.base_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            cfg.database,
+            DatabaseUrl::Sqlite(dir.path().join("tidings.db"))
+        );
+        assert_eq!(cfg.mailbox_dir, dir.path().join("outbox"));
+        assert_eq!(
+            cfg.sources[0].location,
+            SourceLocation::File(dir.path().join("feeds/local.xml"))
+        );
+        assert_eq!(cfg.sources[0].tags, vec!["enterprise"]);
+        let smtp = cfg.smtp.expect("smtp");
+        assert_eq!(smtp.username.as_deref(), Some("user"));
+        assert_eq!(smtp.password.as_ref().map(Secret::expose), Some("p@ss"));
+        assert_eq!(smtp.port, 2525);
+        assert_eq!(smtp.starttls, StartTls::Required);
+        assert_eq!(cfg.tag_rules[0].keywords, vec!["ransomware", "zero-day"]);
+        assert_eq!(cfg.editions[0].window_days, 7);
+        assert_eq!(cfg.editions[0].min_stories, 1);
+        assert_eq!(cfg.site.unsubscribe_mailto, "recap@example.com");
+    }
+
+    #[test]
+    fn env_overrides_win_and_secrets_never_print() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let env = |k: &str| match k {
+            ENV_DATABASE_URL => Some("postgres://u:hunter2hunter2@db/x".to_string()),
+            ENV_SMTP_URL => Some("smtps://a:topsecretpw@mail.example.com".to_string()),
+            ENV_SECRET => Some("0123456789abcdef0123456789abcdef".to_string()),
+            _ => None,
+        };
+        let cfg = Config::parse(GOOD, &path, &env).expect("valid");
+        let smtp = cfg.smtp.as_ref().expect("smtp");
+        assert!(smtp.implicit_tls);
+        assert_eq!(smtp.port, 465);
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("topsecretpw"), "{debug}");
+        assert!(!debug.contains("0123456789abcdef"), "{debug}");
+        assert_eq!(cfg.database.to_string(), "postgres://u:***@db/x");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let text = GOOD
+            .replace("Europe/Berlin", "Mars/Olympus")
+            .replace("audience = \"security\"", "audience = \"nobody\"")
+            .replace("0 0 8 * * Mon", "0 8 * * Mon")
+            .replace("recap@example.com>", "not an address>");
+        let err = Config::parse(&text, &path, &no_env).expect_err("invalid");
+        let msg = err.to_string();
+        assert!(msg.contains("editions[0].timezone"), "{msg}");
+        assert!(msg.contains("editions[0].audience"), "{msg}");
+        assert!(msg.contains("editions[0].schedule"), "{msg}");
+        assert!(msg.contains("site.from"), "{msg}");
+        assert!(msg.contains("tidings.toml"), "{msg}");
+    }
+
+    #[test]
+    fn short_secret_and_unknown_keys_are_refused() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let env = |k: &str| (k == ENV_SECRET).then(|| "short".to_string());
+        let err = Config::parse(GOOD, &path, &env).expect_err("short secret");
+        assert!(err.to_string().contains("TIDINGS_SECRET"));
+        assert!(!err.to_string().contains("short\""));
+
+        let text = GOOD.replace("[smtp]", "[smtp]\nport = 25");
+        let err = Config::parse(&text, &path, &no_env).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+    }
+
+    #[test]
+    fn smtp_url_errors_do_not_echo_the_password() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let text = GOOD.replace("smtp://user:p%40ss@", "imap://user:sekritpass@");
+        let err = Config::parse(&text, &path, &no_env).expect_err("bad scheme");
+        let msg = err.to_string();
+        assert!(msg.contains("smtp.url"), "{msg}");
+        assert!(!msg.contains("sekritpass"), "{msg}");
+    }
+}

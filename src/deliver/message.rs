@@ -1,0 +1,80 @@
+//! Building one subscriber's message: headers (including RFC 8058 one-click
+//! unsubscribe), and the text + HTML alternative parts.
+
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart};
+
+use super::DeliverError;
+use crate::domain::Mailbox;
+use crate::render::Personal;
+
+/// What is the same for every message of one issue.
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    pub from: Mailbox,
+    /// `List-Id`, e.g. `"Weekly AI Recap" <weekly.example.com>`.
+    pub list_id: String,
+    /// Address for the mailto form of `List-Unsubscribe`.
+    pub unsubscribe_mailto: String,
+}
+
+pub struct Addressed<'a> {
+    pub to_email: &'a str,
+    pub to_name: Option<&'a str>,
+    pub message_id: &'a str,
+    pub unsubscribe_url: &'a str,
+    pub unsubscribe_token: &'a str,
+}
+
+pub fn to_lettre_mailbox(name: Option<&str>, email: &str) -> Result<LettreMailbox, DeliverError> {
+    let address = lettre::Address::from_str(email)
+        .map_err(|e| DeliverError::Address(format!("{email}: {e}")))?;
+    // Names go in a header: no line breaks, ever.
+    let name = name
+        .map(crate::collect::sanitize::clean_line)
+        .filter(|n| !n.is_empty());
+    Ok(LettreMailbox::new(name, address))
+}
+
+pub fn build_message(
+    ctx: &MessageContext,
+    to: &Addressed<'_>,
+    content: &Personal,
+    date: SystemTime,
+) -> Result<Message, DeliverError> {
+    let from = to_lettre_mailbox(ctx.from.name.as_deref(), ctx.from.email.as_str())?;
+    let recipient = to_lettre_mailbox(to.to_name, to.to_email)?;
+    let mailto = format!(
+        "mailto:{}?subject=unsubscribe%20{}",
+        ctx.unsubscribe_mailto, to.unsubscribe_token
+    );
+    let header = |name: &'static str, value: String| {
+        HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+    };
+    Message::builder()
+        .from(from)
+        .to(recipient)
+        .subject(crate::collect::sanitize::clean_line(&content.subject))
+        .date(date)
+        .message_id(Some(to.message_id.to_string()))
+        .raw_header(header("List-Id", ctx.list_id.clone()))
+        .raw_header(header(
+            "List-Unsubscribe",
+            format!("<{}>, <{mailto}>", to.unsubscribe_url),
+        ))
+        .raw_header(header(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_string(),
+        ))
+        .raw_header(header("Precedence", "bulk".to_string()))
+        .raw_header(header("Auto-Submitted", "auto-generated".to_string()))
+        .multipart(MultiPart::alternative_plain_html(
+            content.text.clone(),
+            content.html.clone(),
+        ))
+        .map_err(|e| DeliverError::Build(e.to_string()))
+}

@@ -1,0 +1,134 @@
+//! Email addresses that are known to be valid: the only way to get an
+//! [`EmailAddress`] is [`EmailAddress::parse`].
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid email address: {0}")]
+pub struct EmailError(String);
+
+/// A syntactically valid address, trimmed and lower-cased. (RFC 5321 lets
+/// a server treat the local part as case-sensitive; none that matters does,
+/// and "Ann@" and "ann@" being two subscribers would mail one person twice.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(EmailError("it is empty".into()));
+        }
+        if s.len() > 254 {
+            return Err(EmailError("it is longer than 254 characters".into()));
+        }
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        {
+            return Err(EmailError(
+                "it contains spaces, commas, angle brackets or control characters".into(),
+            ));
+        }
+        let addr = lettre::Address::from_str(s).map_err(|e| EmailError(e.to_string()))?;
+        let domain = addr.domain().to_lowercase();
+        let user = addr.user().to_lowercase();
+        if !domain.contains('.') && domain != "localhost" {
+            return Err(EmailError(format!("domain \"{domain}\" has no dot")));
+        }
+        Ok(EmailAddress(format!("{user}@{domain}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An address with an optional display name: `Weekly AI Recap <recap@example.com>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub email: EmailAddress,
+}
+
+impl Mailbox {
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let raw = raw.trim();
+        if let (Some(open), true) = (raw.rfind('<'), raw.ends_with('>')) {
+            let name = raw[..open].trim().trim_matches('"').trim();
+            let email = EmailAddress::parse(&raw[open + 1..raw.len() - 1])?;
+            if name.chars().any(char::is_control) {
+                return Err(EmailError("the name contains control characters".into()));
+            }
+            let name = (!name.is_empty()).then(|| name.to_string());
+            return Ok(Mailbox { name, email });
+        }
+        Ok(Mailbox {
+            name: None,
+            email: EmailAddress::parse(raw)?,
+        })
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "\"{}\" <{}>", n.replace('"', "'"), self.email),
+            None => write!(f, "{}", self.email),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_addresses_are_normalised() {
+        let a = EmailAddress::parse("  Jane.Doe+news@Example.COM ").expect("valid");
+        assert_eq!(a.as_str(), "jane.doe+news@example.com");
+        assert_eq!(a.domain(), "example.com");
+    }
+
+    #[test]
+    fn invalid_addresses_are_refused() {
+        for bad in [
+            "",
+            "plainaddress",
+            "@example.com",
+            "jane@",
+            "jane doe@example.com",
+            "jane@example.com\r\nBcc: x@y.z",
+            "a@b",
+            "Jane <jane@example.com>",
+            "a,b@example.com",
+        ] {
+            assert!(
+                EmailAddress::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn mailbox_with_and_without_name() {
+        let m = Mailbox::parse("Weekly AI Recap <recap@example.com>").expect("valid");
+        assert_eq!(m.name.as_deref(), Some("Weekly AI Recap"));
+        assert_eq!(m.email.as_str(), "recap@example.com");
+        let m = Mailbox::parse("\"Ada, L.\" <ada@example.org>").expect("valid");
+        assert_eq!(m.name.as_deref(), Some("Ada, L."));
+        let m = Mailbox::parse("bob@example.org").expect("valid");
+        assert_eq!(m.name, None);
+        assert!(Mailbox::parse("Bob <bob>").is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! tidings: collect stories from feeds, rank them per audience, render each
+//! edition through templates and deliver it to subscribers exactly once.
+//!
+//! The data flows one way: [`collect`] → [`store`] → [`rank`] → [`render`] →
+//! [`deliver`]. [`config`], [`schedule`] and [`app`] (the commands) sit at the
+//! edges. Nothing below `app` reads the clock or the environment: `now` and
+//! settings are passed in, so tests control both.
+
+pub mod app;
+pub mod collect;
+pub mod config;
+pub mod deliver;
+pub mod domain;
+pub mod rank;
+pub mod render;
+pub mod schedule;
+pub mod store;
+pub mod token;
+
+mod error;
+
+pub use error::{Error, Result};
+
+/// rustls needs one process-wide crypto provider; tidings uses ring. Safe to
+/// call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

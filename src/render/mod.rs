@@ -1,0 +1,318 @@
+//! Rendering an issue through the editor-owned templates in `templates/`.
+//!
+//! An issue is rendered once per variant (subscribers with a name, and
+//! without, so `{% if subscriber.name %}` works), with placeholders for the
+//! per-subscriber values; [`personalize`] then fills them in for each
+//! subscriber by string replacement, HTML-escaped in the HTML part. That
+//! keeps the cost per subscriber to a few string copies, and every
+//! subscriber gets exactly the same issue.
+
+mod view;
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+pub use view::{IssueView, SectionView, StoryView, SubscriberView, build_issue_view};
+
+const NAME_SLOT: &str = "TIDINGSxSUBSCRIBERxNAMEx7f3a";
+const EMAIL_SLOT: &str = "TIDINGSxSUBSCRIBERxEMAILx7f3a";
+const UNSUBSCRIBE_SLOT: &str = "TIDINGSxUNSUBSCRIBExURLx7f3a";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{file}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Template {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("cannot read templates in {dir}: {reason}")]
+    Load { dir: PathBuf, reason: String },
+    #[error("inlining CSS of {file}: {reason}")]
+    Css { file: String, reason: String },
+}
+
+/// The templates of one folder, loaded at start-up (and again on reload):
+/// an editor changes a file, no rebuild needed.
+pub struct Renderer {
+    env: Environment<'static>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").field("dir", &self.dir).finish()
+    }
+}
+
+/// The three parts of an issue for one kind of subscriber, with placeholders.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RenderedVariant {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// An issue rendered once, stored with the issue, personalised per subscriber.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RenderedIssue {
+    pub named: RenderedVariant,
+    pub anonymous: RenderedVariant,
+}
+
+/// One subscriber's copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Personal {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+pub struct Recipient<'a> {
+    pub name: Option<&'a str>,
+    pub email: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+impl Renderer {
+    pub fn load(dir: &Path) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| RenderError::Load {
+                dir: dir.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        env.set_syntax(syntax);
+        env.add_filter("wrap", wrap);
+        let entries = std::fs::read_dir(dir).map_err(|e| RenderError::Load {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "j2"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let source = std::fs::read_to_string(&path).map_err(|e| RenderError::Load {
+                dir: dir.to_path_buf(),
+                reason: format!("{name}: {e}"),
+            })?;
+            env.add_template_owned(name, source)
+                .map_err(|e| template_error(dir, &e))?;
+        }
+        Ok(Renderer {
+            env,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Renders both variants of an issue.
+    pub fn render_issue(
+        &self,
+        template: &str,
+        subject_template: Option<&str>,
+        view: &IssueView,
+    ) -> Result<RenderedIssue, RenderError> {
+        let mut named = view.clone();
+        named.subscriber = SubscriberView {
+            name: Some(NAME_SLOT.to_string()),
+            email: EMAIL_SLOT.to_string(),
+        };
+        named.unsubscribe_url = UNSUBSCRIBE_SLOT.to_string();
+        let mut anonymous = named.clone();
+        anonymous.subscriber.name = None;
+        Ok(RenderedIssue {
+            named: self.render_variant(template, subject_template, &named)?,
+            anonymous: self.render_variant(template, subject_template, &anonymous)?,
+        })
+    }
+
+    fn render_variant(
+        &self,
+        template: &str,
+        subject_template: Option<&str>,
+        view: &IssueView,
+    ) -> Result<RenderedVariant, RenderError> {
+        let html_name = format!("{template}.html.j2");
+        let text_name = format!("{template}.txt.j2");
+        let ctx = minijinja::Value::from(minijinja::value::Serde(view));
+        let html = self.render_file(&html_name, &ctx)?;
+        let text = self.render_file(&text_name, &ctx)?;
+        for (name, body) in [(&html_name, &html), (&text_name, &text)] {
+            if !body.contains(UNSUBSCRIBE_SLOT) {
+                return Err(RenderError::Template {
+                    file: self.dir.join(name).display().to_string(),
+                    line: None,
+                    message: "must show the unsubscribe link: add {{ unsubscribe_url }}".into(),
+                });
+            }
+        }
+        if html.to_ascii_lowercase().contains("<script") {
+            return Err(RenderError::Template {
+                file: self.dir.join(&html_name).display().to_string(),
+                line: None,
+                message: "contains <script>: email clients strip it and spam filters punish it"
+                    .into(),
+            });
+        }
+        let html = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build()
+            .inline(&html)
+            .map_err(|e| RenderError::Css {
+                file: self.dir.join(&html_name).display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let subject = render_subject(subject_template, view)?;
+        Ok(RenderedVariant {
+            subject,
+            html,
+            text,
+        })
+    }
+
+    fn render_file(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|e| template_error(&self.dir, &e))?;
+        tmpl.render(ctx).map_err(|e| template_error(&self.dir, &e))
+    }
+}
+
+fn template_error(dir: &Path, e: &minijinja::Error) -> RenderError {
+    let mut message = match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    RenderError::Template {
+        file: e
+            .name()
+            .map(|n| dir.join(n).display().to_string())
+            .unwrap_or_else(|| dir.display().to_string()),
+        line: e.line(),
+        message,
+    }
+}
+
+fn subject_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Subjects are header text, not HTML: no escaping.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env
+}
+
+/// Checks an edition's `subject` template at configuration time.
+pub fn check_subject_template(source: &str) -> Result<(), String> {
+    subject_env()
+        .template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `{{ edition.title }} — {{ issue.date }}` unless the edition sets `subject`.
+fn render_subject(subject_template: Option<&str>, view: &IssueView) -> Result<String, RenderError> {
+    let Some(source) = subject_template else {
+        return Ok(format!("{} — {}", view.edition.title, view.issue.date));
+    };
+    let env = subject_env();
+    let rendered = env
+        .render_str(
+            source,
+            minijinja::Value::from(minijinja::value::Serde(view)),
+        )
+        .map_err(|e| RenderError::Template {
+            file: "subject".into(),
+            line: None,
+            message: e.to_string(),
+        })?;
+    // A header is one line.
+    Ok(crate::collect::sanitize::clean_line(&rendered))
+}
+
+/// Fills in one subscriber's values.
+pub fn personalize(issue: &RenderedIssue, who: &Recipient<'_>) -> Personal {
+    let variant = if who.name.is_some() {
+        &issue.named
+    } else {
+        &issue.anonymous
+    };
+    let name = who
+        .name
+        .map(crate::collect::sanitize::clean_line)
+        .unwrap_or_default();
+    let fill_text = |s: &str| {
+        s.replace(NAME_SLOT, &name)
+            .replace(EMAIL_SLOT, who.email)
+            .replace(UNSUBSCRIBE_SLOT, who.unsubscribe_url)
+    };
+    let fill_html = |s: &str| {
+        s.replace(NAME_SLOT, &escape_html(&name))
+            .replace(EMAIL_SLOT, &escape_html(who.email))
+            .replace(UNSUBSCRIBE_SLOT, &escape_html(who.unsubscribe_url))
+    };
+    Personal {
+        subject: fill_text(&variant.subject),
+        html: fill_html(&variant.html),
+        text: fill_text(&variant.text),
+    }
+}
+
+/// The `wrap(width)` filter: greedy word wrap for text mail (lines stay
+/// readable and far below SMTP's 998-byte limit).
+pub fn wrap(text: &str, width: Option<usize>) -> String {
+    let width = width.unwrap_or(72).max(10);
+    let mut out = String::with_capacity(text.len() + text.len() / width);
+    for (i, paragraph) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut line_len = 0;
+        for word in paragraph.split_whitespace() {
+            let len = word.chars().count();
+            if line_len > 0 && line_len + 1 + len > width {
+                out.push('\n');
+                line_len = 0;
+            } else if line_len > 0 {
+                out.push(' ');
+                line_len += 1;
+            }
+            out.push_str(word);
+            line_len += len;
+        }
+    }
+    out
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

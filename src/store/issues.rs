@@ -1,0 +1,331 @@
+//! Issues (frozen snapshots of an edition for one slot) and the delivery
+//! ledger: one row per issue × subscriber, unique, claimed with a lease.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreResult, with_pool};
+
+pub struct NewIssue<'a> {
+    pub edition: &'a str,
+    pub slot_at: DateTime<Utc>,
+    pub composed_at: DateTime<Utc>,
+    pub subject: &'a str,
+    /// The rendered issue (JSON), so every subscriber gets the same content
+    /// even if templates change while a send is under way.
+    pub content: &'a str,
+    /// (story id, score), in order.
+    pub stories: &'a [(i64, f64)],
+    /// Message-IDs are `<tidings.ISSUE.NONCE.SUBSCRIBER@DOMAIN>`.
+    pub message_id_nonce: &'a str,
+    pub message_id_domain: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueRow {
+    pub id: i64,
+    pub edition: String,
+    pub slot_at: DateTime<Utc>,
+    pub composed_at: DateTime<Utc>,
+    pub subject: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub message_id: String,
+    /// Including the one just claimed.
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+impl DeliveryCounts {
+    pub fn total(&self) -> i64 {
+        self.pending + self.sending + self.sent + self.failed
+    }
+}
+
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1
+                  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until < $2))
+                  ORDER BY id LIMIT $4)
+     RETURNING id, subscriber_id, email, name, message_id, attempts";
+
+// PostgreSQL: SKIP LOCKED lets several replicas claim disjoint batches.
+const CLAIM_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1
+                  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until < $2))
+                  ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+     RETURNING id, subscriber_id, email, name, message_id, attempts";
+
+impl Store {
+    pub async fn find_issue(
+        &self,
+        edition: &str,
+        slot_at: DateTime<Utc>,
+    ) -> StoreResult<Option<IssueRow>> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, edition, slot_at, composed_at, subject, content FROM issues WHERE edition = $1 AND slot_at = $2",
+            )
+            .bind(edition)
+            .bind(slot_at)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(IssueRow {
+                    id: r.try_get("id")?,
+                    edition: r.try_get("edition")?,
+                    slot_at: r.try_get("slot_at")?,
+                    composed_at: r.try_get("composed_at")?,
+                    subject: r.try_get("subject")?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Writes the issue, its stories and one pending delivery per active
+    /// subscriber of the edition, in one transaction. If the slot was
+    /// already composed (by an earlier run or another replica) nothing is
+    /// written. Returns the issue and whether this call created it.
+    pub async fn create_issue(&self, issue: &NewIssue<'_>) -> StoreResult<(IssueRow, bool)> {
+        let created = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO issues (edition, slot_at, composed_at, subject, content) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (edition, slot_at) DO NOTHING RETURNING id",
+            )
+            .bind(issue.edition)
+            .bind(issue.slot_at)
+            .bind(issue.composed_at)
+            .bind(issue.subject)
+            .bind(issue.content)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match id {
+                None => {
+                    tx.rollback().await?;
+                    false
+                }
+                Some(id) => {
+                    for (position, (story_id, score)) in issue.stories.iter().enumerate() {
+                        sqlx::query("INSERT INTO issue_stories (issue_id, position, story_id, score) VALUES ($1, $2, $3, $4)")
+                            .bind(id)
+                            .bind(position as i64)
+                            .bind(*story_id)
+                            .bind(*score)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO deliveries (issue_id, subscriber_id, email, name, status, attempts, next_attempt_at, message_id)
+                         SELECT $1, s.id, s.email, s.name, 'pending', 0, $2, $3 || CAST(s.id AS TEXT) || $4
+                         FROM subscribers s JOIN subscriptions e ON e.subscriber_id = s.id
+                         WHERE e.edition = $5 AND s.status = 'active'",
+                    )
+                    .bind(id)
+                    .bind(issue.composed_at)
+                    .bind(format!("<tidings.{id}.{}.", issue.message_id_nonce))
+                    .bind(format!("@{}>", issue.message_id_domain))
+                    .bind(issue.edition)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    true
+                }
+            }
+        });
+        let row = self
+            .find_issue(issue.edition, issue.slot_at)
+            .await?
+            .ok_or_else(|| {
+                super::StoreError::Corrupt("issue vanished after being written".into())
+            })?;
+        Ok((row, created))
+    }
+
+    /// Claims up to `limit` deliveries that are due (or whose lease ran out),
+    /// leasing them until `lease_until`.
+    pub async fn claim_deliveries(
+        &self,
+        issue_id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryRow>> {
+        let sql = if self.is_postgres() {
+            CLAIM_POSTGRES
+        } else {
+            CLAIM_SQLITE
+        };
+        with_pool!(self, pool => {
+            let rows = sqlx::query(sql)
+                .bind(issue_id)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out: Vec<DeliveryRow> = rows
+                .iter()
+                .map(|r| {
+                    Ok(DeliveryRow {
+                        id: r.try_get("id")?,
+                        subscriber_id: r.try_get("subscriber_id")?,
+                        email: r.try_get("email")?,
+                        name: r.try_get("name")?,
+                        message_id: r.try_get("message_id")?,
+                        attempts: r.try_get("attempts")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+            out.sort_by_key(|d| d.id);
+            Ok(out)
+        })
+    }
+
+    pub async fn mark_sent(
+        &self,
+        delivery_id: i64,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
+                .bind(delivery_id)
+                .bind(now)
+                .bind(reply)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Puts a delivery back in the queue for another attempt at `at`.
+    pub async fn mark_retry(
+        &self,
+        delivery_id: i64,
+        reply: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
+                .bind(delivery_id)
+                .bind(at)
+                .bind(reply)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Final failure. With `bounce`, the subscriber is marked bounced so no
+    /// later issue is addressed to them.
+    pub async fn mark_failed(
+        &self,
+        delivery: &DeliveryRow,
+        reply: &str,
+        bounce: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE deliveries SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1")
+                .bind(delivery.id)
+                .bind(reply)
+                .execute(&mut *tx)
+                .await?;
+            if bounce {
+                sqlx::query("UPDATE subscribers SET status = 'bounced', updated_at = $2 WHERE id = $1 AND status = 'active'")
+                    .bind(delivery.subscriber_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn delivery_counts(&self, issue_id: i64) -> StoreResult<DeliveryCounts> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries WHERE issue_id = $1 GROUP BY status")
+                .bind(issue_id)
+                .fetch_all(pool)
+                .await?;
+            let mut c = DeliveryCounts::default();
+            for r in &rows {
+                let status: String = r.try_get("status")?;
+                let n: i64 = r.try_get("n")?;
+                match status.as_str() {
+                    "pending" => c.pending = n,
+                    "sending" => c.sending = n,
+                    "sent" => c.sent = n,
+                    "failed" => c.failed = n,
+                    other => return Err(super::StoreError::Corrupt(format!("delivery status \"{other}\""))),
+                }
+            }
+            Ok(c)
+        })
+    }
+
+    /// Failed deliveries of an issue with the server's last reply.
+    pub async fn failed_deliveries(&self, issue_id: i64) -> StoreResult<Vec<(String, String)>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT email, last_reply FROM deliveries WHERE issue_id = $1 AND status = 'failed' ORDER BY email")
+                .bind(issue_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("email")?, r.try_get::<Option<String>, _>("last_reply")?.unwrap_or_default())))
+                .collect()
+        })
+    }
+
+    pub async fn issue_story_count(&self, issue_id: i64) -> StoreResult<i64> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM issue_stories WHERE issue_id = $1")
+                .bind(issue_id)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
+    /// When the earliest unfinished delivery of the issue is due, if any.
+    pub async fn next_delivery_due(&self, issue_id: i64) -> StoreResult<Option<DateTime<Utc>>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT status, next_attempt_at, lease_until FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'sending')",
+            )
+            .bind(issue_id)
+            .fetch_all(pool)
+            .await?;
+            let mut earliest: Option<DateTime<Utc>> = None;
+            for r in &rows {
+                let status: String = r.try_get("status")?;
+                let at: Option<DateTime<Utc>> = if status == "pending" {
+                    Some(r.try_get("next_attempt_at")?)
+                } else {
+                    r.try_get("lease_until")?
+                };
+                if let Some(at) = at {
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
+            }
+            Ok(earliest)
+        })
+    }
+}

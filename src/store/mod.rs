@@ -1,0 +1,177 @@
+//! The one storage API. The backend is chosen by the database URL: a SQLite
+//! file (the embedded default) or PostgreSQL (for several replicas).
+//!
+//! Queries are runtime-checked (`sqlx::query`), not `query!`: compile-time
+//! checking ties a query to one database, and the same code must run on
+//! both. The SQL is written once in the dialect both accept (`$1`
+//! placeholders, `ON CONFLICT`, `RETURNING`); the few places that differ say
+//! so. Each method runs the same body against either pool through
+//! [`with_pool!`]. Rows become domain types here and nowhere else.
+
+mod issues;
+mod sources;
+mod stories;
+mod subscribers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::DatabaseUrl;
+
+pub use issues::{DeliveryCounts, DeliveryRow, IssueRow, NewIssue};
+pub use sources::{FetchRecord, SourceRow};
+pub use subscribers::AddOutcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle to the database; cheap to clone (it wraps a pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool. The
+/// body is compiled once per backend, so sqlx infers each database's types.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder if needed) and migrates.
+    pub async fn open(url: &DatabaseUrl) -> StoreResult<Store> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens without migrating.
+    pub async fn connect(url: &DatabaseUrl) -> StoreResult<Store> {
+        let backend = match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    // WAL lets readers (the web, `rank`) work while a send writes.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| StoreError::Open {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Backend::Sqlite(pool)
+            }
+            DatabaseUrl::Postgres(secret) => {
+                let options =
+                    PgConnectOptions::from_str(secret.expose()).map_err(|e| StoreError::Open {
+                        path: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(15))
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| StoreError::Open {
+                        path: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Backend::Postgres(pool)
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    /// Applies the migrations for this backend (idempotent; safe from several
+    /// replicas at once, sqlx takes a lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Reads a setting, or stores `init` for it when absent. Several
+    /// processes may race; all end up with the first value written.
+    /// Returns the value and whether this call created it.
+    pub async fn setting_or_init(&self, key: &str, init: &str) -> StoreResult<(String, bool)> {
+        with_pool!(self, pool => {
+            let inserted = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(init)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(pool)
+                .await?;
+            Ok((value, inserted == 1))
+        })
+    }
+
+    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// Cheap liveness probe.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
+    }
+}

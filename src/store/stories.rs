@@ -1,0 +1,113 @@
+//! Stories and their tags.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreResult, with_pool};
+use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
+
+impl Store {
+    /// Stores the stories not seen before (by key) with their tags, in one
+    /// transaction. Returns how many were new.
+    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<usize> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut new = 0;
+            for s in stories {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (story_key) DO NOTHING
+                     RETURNING id",
+                )
+                .bind(&s.key.0)
+                .bind(&s.source)
+                .bind(s.guid.as_deref())
+                .bind(&s.title)
+                .bind(&s.link)
+                .bind(&s.summary_html)
+                .bind(&s.summary_text)
+                .bind(s.published_at)
+                .bind(s.collected_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(id) = id else { continue };
+                new += 1;
+                for t in &s.tags {
+                    sqlx::query("INSERT INTO story_tags (story_id, tag, origin) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(&t.tag)
+                        .bind(t.origin.encode())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(new)
+        })
+    }
+
+    /// Stories published in `[from, to]`, newest first, with their tags.
+    pub async fn stories_published_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredStory>> {
+        let (rows, tags) = with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, source, title, link, summary_html, summary_text, published_at, collected_at
+                 FROM stories WHERE published_at >= $1 AND published_at <= $2
+                 ORDER BY published_at DESC, id",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            let mut stories = Vec::with_capacity(rows.len());
+            for r in &rows {
+                stories.push(StoredStory {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    title: r.try_get("title")?,
+                    link: r.try_get("link")?,
+                    summary_html: r.try_get("summary_html")?,
+                    summary_text: r.try_get("summary_text")?,
+                    published_at: r.try_get("published_at")?,
+                    collected_at: r.try_get("collected_at")?,
+                    tags: Vec::new(),
+                });
+            }
+            let tag_rows = sqlx::query(
+                "SELECT t.story_id, t.tag, t.origin FROM story_tags t JOIN stories s ON s.id = t.story_id
+                 WHERE s.published_at >= $1 AND s.published_at <= $2 ORDER BY t.story_id, t.tag",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            let mut tags: HashMap<i64, Vec<TaggedTag>> = HashMap::new();
+            for r in &tag_rows {
+                let origin: String = r.try_get("origin")?;
+                tags.entry(r.try_get("story_id")?).or_default().push(TaggedTag {
+                    tag: r.try_get("tag")?,
+                    origin: TagOrigin::decode(&origin),
+                });
+            }
+            (stories, tags)
+        });
+        let mut rows = rows;
+        let mut tags = tags;
+        for s in &mut rows {
+            s.tags = tags.remove(&s.id).unwrap_or_default();
+        }
+        Ok(rows)
+    }
+
+    pub async fn story_count(&self) -> StoreResult<i64> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM stories").fetch_one(pool).await?)
+        })
+    }
+}

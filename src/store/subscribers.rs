@@ -1,0 +1,180 @@
+//! Subscribers and the editions they receive.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added(i64),
+    /// The address was known: its name was updated (when given) and the
+    /// editions added; its status was left as it was.
+    Updated(i64, SubscriberStatus),
+}
+
+impl Store {
+    /// Adds a subscriber, or adds editions to an existing one. An address
+    /// that unsubscribed or bounced keeps that status: re-adding it must be
+    /// a deliberate [`Store::set_subscriber_status`].
+    pub async fn add_subscriber(
+        &self,
+        email: &EmailAddress,
+        name: Option<&str>,
+        status: SubscriberStatus,
+        editions: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<AddOutcome> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let existing = sqlx::query("SELECT id, status FROM subscribers WHERE email = $1")
+                .bind(email.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let outcome = match existing {
+                Some(row) => {
+                    let id: i64 = row.try_get("id")?;
+                    let status: String = row.try_get("status")?;
+                    if let Some(name) = name {
+                        sqlx::query("UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(name)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    AddOutcome::Updated(id, parse_status(&status)?)
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO subscribers (email, name, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    )
+                    .bind(email.as_str())
+                    .bind(name)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    AddOutcome::Added(id)
+                }
+            };
+            let id = match outcome {
+                AddOutcome::Added(id) | AddOutcome::Updated(id, _) => id,
+            };
+            for edition in editions {
+                sqlx::query("INSERT INTO subscriptions (subscriber_id, edition) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(edition)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    pub async fn set_subscriber_status(
+        &self,
+        id: i64,
+        status: SubscriberStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        with_pool!(self, pool => {
+            let n = sqlx::query("UPDATE subscribers SET status = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(status.as_str())
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Deletes the subscriber, their subscriptions and their delivery
+    /// records. Returns whether the address was known.
+    pub async fn remove_subscriber(&self, email: &EmailAddress) -> StoreResult<bool> {
+        with_pool!(self, pool => {
+            let n = sqlx::query("DELETE FROM subscribers WHERE email = $1")
+                .bind(email.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    pub async fn subscriber_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> StoreResult<Option<Subscriber>> {
+        Ok(self
+            .list_subscribers()
+            .await?
+            .into_iter()
+            .find(|s| &s.email == email))
+    }
+
+    pub async fn subscriber(&self, id: i64) -> StoreResult<Option<Subscriber>> {
+        Ok(self
+            .list_subscribers()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id))
+    }
+
+    /// Every subscriber, by address, with their editions.
+    pub async fn list_subscribers(&self) -> StoreResult<Vec<Subscriber>> {
+        let (rows, subs) = with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT id, email, name, status FROM subscribers ORDER BY email")
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let email: String = r.try_get("email")?;
+                let status: String = r.try_get("status")?;
+                out.push(Subscriber {
+                    id: r.try_get("id")?,
+                    email: EmailAddress::parse(&email).map_err(|e| StoreError::Corrupt(format!("subscriber {email}: {e}")))?,
+                    name: r.try_get("name")?,
+                    status: parse_status(&status)?,
+                    editions: Vec::new(),
+                });
+            }
+            let sub_rows = sqlx::query("SELECT subscriber_id, edition FROM subscriptions ORDER BY edition")
+                .fetch_all(pool)
+                .await?;
+            let mut subs: HashMap<i64, Vec<String>> = HashMap::new();
+            for r in &sub_rows {
+                subs.entry(r.try_get("subscriber_id")?).or_default().push(r.try_get("edition")?);
+            }
+            (out, subs)
+        });
+        let mut rows = rows;
+        let mut subs = subs;
+        for s in &mut rows {
+            s.editions = subs.remove(&s.id).unwrap_or_default();
+        }
+        Ok(rows)
+    }
+
+    pub async fn active_subscriber_count(&self, edition: &str) -> StoreResult<i64> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM subscribers s JOIN subscriptions e ON e.subscriber_id = s.id
+                 WHERE e.edition = $1 AND s.status = 'active'",
+            )
+            .bind(edition)
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+}
+
+fn parse_status(s: &str) -> StoreResult<SubscriberStatus> {
+    SubscriberStatus::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("subscriber status \"{s}\"")))
+}

@@ -1,0 +1,225 @@
+//! The command line's contracts: exit codes, error messages that name the
+//! culprit, subscriber management, preview and dry runs.
+
+use crate::support::http::FeedServer;
+use crate::support::{Db, TestEnv, assert_exit, stderr, stdout};
+
+const MINIMAL: &str = r#"
+[tags.security]
+keywords = ["breach"]
+
+[audiences.security]
+title = "Security"
+weights = { security = 1.0 }
+
+[[editions]]
+name = "weekly"
+title = "Weekly AI Recap"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_exits_2_naming_file_and_key() {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(
+        &MINIMAL
+            .replace("0 0 8 * * Mon", "0 8 * * Mon")
+            .replace("title = \"Security\"", "title = \"Security\"\nwieghts = {}"),
+    );
+    let out = env.run(&["config", "check"]).await;
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("tidings.toml"), "{err}");
+    assert!(err.contains("wieghts"), "{err}");
+
+    env.write_config(&MINIMAL.replace("0 0 8 * * Mon", "0 8 * * Mon"));
+    let out = env.run(&["collect"]).await;
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("editions[0].schedule") && err.contains("6"),
+        "{err}"
+    );
+
+    env.write_config(&MINIMAL.replace("audience = \"security\"", "audience = \"nobody\""));
+    let err = stderr(&env.run(&["config", "check"]).await);
+    assert!(
+        err.contains("editions[0].audience") && err.contains("nobody"),
+        "{err}"
+    );
+
+    let out = env
+        .run_with_env(
+            &["--config", "/nonexistent/tidings.toml", "config", "check"],
+            &[],
+        )
+        .await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("/nonexistent/tidings.toml"));
+
+    // Usage errors from clap are exit code 2 too.
+    assert_exit(&env.run(&["send"]).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_secret_is_refused_before_anything_is_sent() {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(MINIMAL);
+    let out = env
+        .run_with_env(&["send", "weekly"], &[("TIDINGS_SECRET", "too-short-1234")])
+        .await;
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("TIDINGS_SECRET") && err.contains("32"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("too-short-1234"),
+        "the secret is never echoed: {err}"
+    );
+    assert!(!env.path("outbox").exists(), "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_prints_what_it_found_without_secrets() {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        "{MINIMAL}\n[smtp]\nurl = \"smtps://u:hunter22secret@mail.example.com\"\n"
+    ));
+    let out = env.run(&["config", "check"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("weekly") && text.contains("smtps://mail.example.com:465"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter22secret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_add_list_remove_and_import() {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(MINIMAL);
+    let out = env.run(&["subscribers", "add", "not-an-address"]).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("not a valid email address"));
+    assert_exit(
+        &env.run(&["subscribers", "add", "x@example.com", "--edition", "nope"])
+            .await,
+        2,
+    );
+
+    assert_exit(
+        &env.run(&["subscribers", "add", "Ann@Example.COM", "--name", "Ann"])
+            .await,
+        0,
+    );
+    std::fs::write(
+        env.path("subs.csv"),
+        "email,name,editions\nbea@example.com,\"Bea, B.\",weekly\nbroken-address,Nope,weekly\ncy@example.com,,\ndee@example.com,Dee,unknown-edition\n",
+    )
+    .expect("write csv");
+    let out = env.run(&["subscribers", "import", "subs.csv"]).await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("line 3") && text.contains("broken-address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 5") && text.contains("unknown-edition"),
+        "{text}"
+    );
+    assert!(text.contains("2 added"), "{text}");
+
+    let list = stdout(&env.run(&["subscribers", "list"]).await);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert_eq!(lines[0], "ann@example.com\tAnn\tactive\tweekly");
+    assert_eq!(lines[1], "bea@example.com\tBea, B.\tactive\tweekly");
+    assert_eq!(lines[2], "cy@example.com\t-\tactive\tweekly");
+
+    assert_exit(
+        &env.run(&["subscribers", "remove", "bea@example.com"]).await,
+        0,
+    );
+    assert_exit(
+        &env.run(&["subscribers", "remove", "bea@example.com"]).await,
+        1,
+    );
+    let list = stdout(&env.run(&["subscribers", "list"]).await);
+    assert!(!list.contains("bea@"), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_and_dry_run_record_nothing() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        "[[sources]]\nname = \"Beta\"\nurl = \"{}\"\n{MINIMAL}",
+        feeds.url("feeds/beta.atom")
+    ));
+    assert_exit(
+        &env.run(&["subscribers", "add", "ann@example.com", "--name", "Ann"])
+            .await,
+        0,
+    );
+    assert_exit(&env.run(&["collect"]).await, 0);
+
+    for (format, needle) in [
+        ("html", "<html"),
+        ("text", "Kubernetes breach disclosed"),
+        ("eml", "List-Unsubscribe-Post"),
+    ] {
+        let file = format!("preview.{format}");
+        let out = env
+            .run(&["preview", "weekly", "--format", format, "--out", &file])
+            .await;
+        assert_exit(&out, 0);
+        let body = std::fs::read_to_string(env.path(&file)).expect("preview written");
+        assert!(body.contains(needle), "{format}: {body}");
+        assert!(
+            body.contains("https://news.example.com/unsubscribe/"),
+            "{format}"
+        );
+    }
+    let html = std::fs::read_to_string(env.path("preview.html")).expect("html");
+    assert!(html.contains("Hello Ann"), "previewed as the subscriber");
+
+    let out = env.run(&["send", "weekly", "--dry-run"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("recipients: 1") && text.contains("stories:    1"),
+        "{text}"
+    );
+    assert!(!env.path("outbox").exists(), "dry run sent nothing");
+
+    // Nothing was recorded: the real send composes the issue now.
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("composed"), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_dir(env.path("outbox"))
+            .expect("outbox")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edition_with_no_matching_story_sends_nothing() {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(MINIMAL);
+    assert_exit(
+        &env.run(&["subscribers", "add", "ann@example.com"]).await,
+        0,
+    );
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("not sent"), "{}", stdout(&out));
+    assert!(!env.path("outbox").exists());
+    assert_exit(&env.run(&["send", "nosuch"]).await, 2);
+}

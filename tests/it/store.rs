@@ -1,0 +1,251 @@
+//! The storage API on every backend: SQLite always, PostgreSQL when
+//! `TIDINGS_TEST_POSTGRES_URL` is set.
+
+use chrono::{Duration, TimeZone, Utc};
+use tidings::config::DatabaseUrl;
+use tidings::config::Secret;
+use tidings::domain::{EmailAddress, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
+use tidings::store::{NewIssue, Store};
+
+use crate::support::{Db, databases, finish};
+
+async fn open(db: &Db, dir: &tempfile::TempDir) -> Store {
+    let url = match db {
+        Db::Sqlite => DatabaseUrl::Sqlite(dir.path().join("nested/dir/test.db")),
+        Db::Postgres(u) => DatabaseUrl::Postgres(Secret::new(u.clone())),
+    };
+    let store = Store::open(&url).await.expect("open store");
+    // Migrating twice is a no-op.
+    store.migrate().await.expect("migrate again");
+    store
+}
+
+fn story(key: &str, hours_ago: i64) -> NewStory {
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+        .single()
+        .expect("time");
+    NewStory {
+        key: StoryKey(key.into()),
+        source: "S".into(),
+        guid: Some(key.into()),
+        title: format!("Title {key} — ünïcode 🖥️"),
+        link: format!("https://example.com/{key}"),
+        summary_html: "<p>x</p>".into(),
+        summary_text: "x".into(),
+        published_at: now - Duration::hours(hours_ago),
+        collected_at: now,
+        tags: vec![
+            TaggedTag {
+                tag: "security".into(),
+                origin: TagOrigin::Keyword("breach".into()),
+            },
+            TaggedTag {
+                tag: "cloud".into(),
+                origin: TagOrigin::Source,
+            },
+        ],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stories_are_stored_once_with_their_tags() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
+        assert_eq!(
+            store.insert_stories(&batch).await.expect("insert"),
+            3,
+            "{db:?}"
+        );
+        assert_eq!(
+            store.insert_stories(&batch).await.expect("insert again"),
+            0,
+            "{db:?}"
+        );
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+            .single()
+            .expect("time");
+        let recent = store
+            .stories_published_between(now - Duration::days(7), now)
+            .await
+            .expect("query");
+        let titles: Vec<&str> = recent.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            ["Title a — ünïcode 🖥️", "Title b — ünïcode 🖥️"],
+            "{db:?}"
+        );
+        assert_eq!(recent[0].published_at, now - Duration::hours(1));
+        let tags: Vec<(&str, TagOrigin)> = recent[0]
+            .tags
+            .iter()
+            .map(|t| (t.tag.as_str(), t.origin.clone()))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("cloud", TagOrigin::Source),
+                ("security", TagOrigin::Keyword("breach".into()))
+            ],
+            "{db:?}"
+        );
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_composes_once_and_claims_each_delivery_once() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+            .single()
+            .expect("time");
+        store
+            .insert_stories(&[story("a", 1)])
+            .await
+            .expect("insert");
+        let story_id = store
+            .stories_published_between(now - Duration::days(7), now)
+            .await
+            .expect("stories")[0]
+            .id;
+        for (i, email) in ["a@example.com", "b@example.com", "c@example.com"]
+            .iter()
+            .enumerate()
+        {
+            let email = EmailAddress::parse(email).expect("valid");
+            let status = if i == 2 {
+                SubscriberStatus::Unsubscribed
+            } else {
+                SubscriberStatus::Active
+            };
+            store
+                .add_subscriber(&email, Some("Name"), status, &["weekly".to_string()], now)
+                .await
+                .expect("add");
+        }
+        let issue = NewIssue {
+            edition: "weekly",
+            slot_at: now,
+            composed_at: now,
+            subject: "Subject",
+            content: "{}",
+            stories: &[(story_id, 1.5)],
+            message_id_nonce: "n0nce",
+            message_id_domain: "example.com",
+        };
+        let (row, created) = store.create_issue(&issue).await.expect("compose");
+        assert!(created, "{db:?}");
+        let (again, created) = store.create_issue(&issue).await.expect("compose again");
+        assert!(!created, "{db:?}");
+        assert_eq!(again.id, row.id);
+        let counts = store.delivery_counts(row.id).await.expect("counts");
+        assert_eq!(
+            (counts.pending, counts.total()),
+            (2, 2),
+            "unsubscribed is not addressed: {db:?}"
+        );
+
+        let lease = now + Duration::minutes(5);
+        let first = store
+            .claim_deliveries(row.id, now, lease, 1)
+            .await
+            .expect("claim");
+        let second = store
+            .claim_deliveries(row.id, now, lease, 10)
+            .await
+            .expect("claim");
+        assert_eq!((first.len(), second.len()), (1, 1), "{db:?}");
+        assert_ne!(first[0].id, second[0].id);
+        assert!(
+            first[0]
+                .message_id
+                .starts_with(&format!("<tidings.{}.n0nce.", row.id)),
+            "{}",
+            first[0].message_id
+        );
+        assert!(
+            store
+                .claim_deliveries(row.id, now, lease, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{db:?}"
+        );
+
+        store
+            .mark_sent(first[0].id, "250 ok", now)
+            .await
+            .expect("sent");
+        store
+            .mark_retry(second[0].id, "451 later", now + Duration::seconds(30))
+            .await
+            .expect("retry");
+        assert!(
+            store
+                .claim_deliveries(row.id, now, lease, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "not due yet"
+        );
+        // Due later: claimed again, with the attempt counted.
+        let later = now + Duration::seconds(31);
+        let retry = store
+            .claim_deliveries(row.id, later, later + Duration::minutes(5), 10)
+            .await
+            .expect("claim");
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].attempts, 2);
+        // A lease that runs out hands the row to the next claimer.
+        let expired = later + Duration::minutes(6);
+        let reclaimed = store
+            .claim_deliveries(row.id, expired, expired + Duration::minutes(5), 10)
+            .await
+            .expect("claim");
+        assert_eq!(reclaimed.len(), 1, "{db:?}");
+        store
+            .mark_failed(&reclaimed[0], "550 no such user", true, expired)
+            .await
+            .expect("failed");
+        let counts = store.delivery_counts(row.id).await.expect("counts");
+        assert_eq!(
+            (counts.sent, counts.failed, counts.pending),
+            (1, 1, 0),
+            "{db:?}"
+        );
+        let failed = store.failed_deliveries(row.id).await.expect("failures");
+        assert_eq!(failed[0].1, "550 no such user");
+        let bounced = store
+            .subscriber(reclaimed[0].subscriber_id)
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(bounced.status, SubscriberStatus::Bounced, "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_secret_written_wins() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let (a, created_a) = store.setting_or_init("k", "first").await.expect("init");
+        let (b, created_b) = store.setting_or_init("k", "second").await.expect("init");
+        assert_eq!(
+            (a.as_str(), created_a, b.as_str(), created_b),
+            ("first", true, "first", false),
+            "{db:?}"
+        );
+        store.close().await;
+        finish(db).await;
+    }
+}

@@ -1,0 +1,166 @@
+//! A real HTTP server on 127.0.0.1 serving the fixture feeds in
+//! `tests/fixtures/feeds`, with ETag/304, chosen status codes and a count
+//! of requests.
+//!
+//! Fixture files may hold date placeholders so their stories stay inside
+//! the ranking window whenever the tests run: `%%RFC2822:-36h%%` and
+//! `%%RFC3339:-2d%%` become that long before now.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+#[derive(Clone)]
+struct Shared {
+    dir: PathBuf,
+    requests: Arc<AtomicUsize>,
+    /// Fixed at start, so every fetch of a fixture gives the same bytes.
+    now: DateTime<Utc>,
+}
+
+pub struct FeedServer {
+    pub base: String,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl FeedServer {
+    pub async fn start() -> FeedServer {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            dir,
+            requests: Arc::clone(&requests),
+            now: Utc::now()
+                .duration_trunc(Duration::seconds(1))
+                .unwrap_or_else(|_| Utc::now()),
+        };
+        let app = Router::new()
+            .route("/feeds/{file}", get(feed))
+            .route("/status/{code}", get(status))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FeedServer {
+            base: format!("http://{addr}"),
+            requests,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn status(State(s): State<Shared>, Path(code): Path<u16>) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .body(Body::from("fixture status"))
+        .unwrap_or_default()
+}
+
+async fn feed(State(s): State<Shared>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    if file.contains("..") || file.contains('/') {
+        return plain(StatusCode::BAD_REQUEST, "bad name");
+    }
+    let Ok(bytes) = std::fs::read(s.dir.join(&file)) else {
+        return plain(StatusCode::NOT_FOUND, "no such fixture");
+    };
+    let bytes = fill_dates(&bytes, s.now);
+    let etag = format!("\"{:x}-{}\"", simple_hash(&bytes), bytes.len());
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag)
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &etag)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    let content_type = if file.contains("latin1") {
+        "application/rss+xml; charset=ISO-8859-1"
+    } else if file.ends_with(".json") {
+        "application/feed+json"
+    } else if file.ends_with(".atom") {
+        "application/atom+xml"
+    } else if file.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else {
+        "application/rss+xml"
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ETAG, etag)
+        .body(Body::from(bytes))
+        .unwrap_or_default()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    Response::builder()
+        .status(status)
+        .body(Body::from(text))
+        .unwrap_or_default()
+}
+
+fn simple_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Replaces `%%RFC2822:-36h%%` / `%%RFC3339:-2d%%` with dates relative to `now`.
+pub fn fill_dates(bytes: &[u8], now: DateTime<Utc>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(start) = find(rest, b"%%") {
+        out.extend_from_slice(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = find(after, b"%%") else {
+            out.extend_from_slice(&rest[start..]);
+            return out;
+        };
+        let spec = String::from_utf8_lossy(&after[..end]).into_owned();
+        let (kind, offset) = spec.split_once(':').unwrap_or(("", ""));
+        let amount: i64 = offset.trim_end_matches(['h', 'd']).parse().unwrap_or(0);
+        let delta = if offset.ends_with('d') {
+            Duration::days(amount)
+        } else {
+            Duration::hours(amount)
+        };
+        let at = now + delta;
+        let text = if kind == "RFC2822" {
+            at.to_rfc2822()
+        } else {
+            at.to_rfc3339()
+        };
+        out.extend_from_slice(text.as_bytes());
+        rest = &after[end + 2..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,162 @@
+//! Shared helpers: a temp dir with a config file, the real `tidings` binary,
+//! local HTTP and SMTP servers, PostgreSQL databases when
+//! `TIDINGS_TEST_POSTGRES_URL` is set, and a MIME parser for what arrives.
+
+pub mod http;
+pub mod smtp;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// The database a test runs against.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres(String),
+}
+
+/// SQLite always; PostgreSQL too when `TIDINGS_TEST_POSTGRES_URL` is set.
+pub async fn databases() -> Vec<Db> {
+    let mut dbs = vec![Db::Sqlite];
+    if let Some(url) = fresh_postgres_database().await {
+        dbs.push(Db::Postgres(url));
+    }
+    dbs
+}
+
+/// Creates an empty database on the server named by
+/// `TIDINGS_TEST_POSTGRES_URL` and returns its URL.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let base = std::env::var("TIDINGS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("TIDINGS_TEST_POSTGRES_URL is set but unreachable: {e}"));
+    let name = format!(
+        "tidings_test_{}",
+        tidings::app::random_hex(6).expect("random")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&base).expect("postgres url");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+/// Drops a database made by [`fresh_postgres_database`]; SQLite files go
+/// with their temp dir.
+pub async fn finish(db: Db) {
+    let Db::Postgres(url) = db else { return };
+    let Ok(base) = std::env::var("TIDINGS_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .filter(|n| n.starts_with("tidings_test_"))
+    else {
+        return;
+    };
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub db: Db,
+}
+
+impl TestEnv {
+    pub fn new(db: Db) -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("tidings.toml")
+    }
+
+    /// Writes `tidings.toml`: `[site]` + `[database]` + the given body.
+    pub fn write_config(&self, body: &str) {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let database = match &self.db {
+            Db::Sqlite => "sqlite://tidings.db".to_string(),
+            Db::Postgres(url) => url.clone(),
+        };
+        let text = format!(
+            r#"[site]
+title = "Weekly AI Recap"
+base_url = "https://news.example.com"
+from = "Weekly AI Recap <recap@example.com>"
+templates = "{}"
+
+[database]
+url = "{database}"
+
+{body}"#,
+            templates.display()
+        );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Runs the real binary with this env's config.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_env(args, &[]).await
+    }
+
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TIDINGS_CONFIG", self.config_path())
+            .env("TIDINGS_SECRET", SECRET)
+            .env_remove("DATABASE_URL")
+            .env_remove("TIDINGS_SMTP_URL")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().await.expect("run tidings")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with the command's output when it did not exit with `code`.
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}

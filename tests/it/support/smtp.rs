@@ -1,0 +1,261 @@
+//! A real SMTP server on 127.0.0.1 for tests: EHLO, STARTTLS (with a CA the
+//! test generates), AUTH PLAIN/LOGIN, per-recipient refusals, and capture
+//! of every accepted message.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+    pub tls: bool,
+    pub auth_user: Option<String>,
+}
+
+/// A refusal for recipients whose address contains `pattern`.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub pattern: String,
+    pub reply: String,
+}
+
+#[derive(Default, Clone)]
+pub struct SmtpOptions {
+    pub tls: Option<TlsAcceptor>,
+    /// Require AUTH with these credentials before MAIL.
+    pub auth: Option<(String, String)>,
+    pub refusals: Vec<Refusal>,
+}
+
+pub struct SmtpServer {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl SmtpServer {
+    pub async fn start(options: SmtpOptions) -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::clone(&received);
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (options, store) = (options.clone(), Arc::clone(&store));
+                tokio::spawn(async move {
+                    let _ = session(socket, options, store).await;
+                });
+            }
+        });
+        SmtpServer { port, received }
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+/// A CA and a certificate for 127.0.0.1/localhost signed by it.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub acceptor: TlsAcceptor,
+}
+
+pub fn test_ca() -> TestCa {
+    tidings::install_crypto_provider();
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tidings test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)
+        .expect("server config");
+    TestCa {
+        ca_pem: ca_cert.pem(),
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn session(
+    socket: tokio::net::TcpStream,
+    options: SmtpOptions,
+    store: Arc<Mutex<Vec<Received>>>,
+) -> std::io::Result<()> {
+    let mut stream: BufReader<Box<dyn Io>> = BufReader::new(Box::new(socket));
+    let mut tls = false;
+    let mut authed: Option<String> = None;
+    let mut mail_from: Option<String> = None;
+    let mut rcpt_to: Vec<String> = Vec::new();
+    write(&mut stream, "220 localhost test ESMTP\r\n").await?;
+    loop {
+        let Some(line) = read_line(&mut stream).await? else {
+            return Ok(());
+        };
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            let mut reply = String::from("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n");
+            if options.tls.is_some() && !tls {
+                reply.push_str("250-STARTTLS\r\n");
+            }
+            if options.auth.is_some() && (tls || options.tls.is_none()) {
+                reply.push_str("250-AUTH PLAIN LOGIN\r\n");
+            }
+            reply.push_str("250 PIPELINING\r\n");
+            write(&mut stream, &reply).await?;
+        } else if upper == "STARTTLS" {
+            let Some(acceptor) = options.tls.clone().filter(|_| !tls) else {
+                write(&mut stream, "454 TLS not available\r\n").await?;
+                continue;
+            };
+            write(&mut stream, "220 go ahead\r\n").await?;
+            let inner = stream.into_inner();
+            let tls_stream = acceptor.accept(inner).await?;
+            stream = BufReader::new(Box::new(tls_stream));
+            tls = true;
+            mail_from = None;
+            rcpt_to.clear();
+        } else if upper.starts_with("AUTH PLAIN") {
+            let arg = line[10..].trim().to_string();
+            let arg = if arg.is_empty() {
+                write(&mut stream, "334 \r\n").await?;
+                read_line(&mut stream).await?.unwrap_or_default()
+            } else {
+                arg
+            };
+            let decoded = B64.decode(arg.trim()).unwrap_or_default();
+            let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
+            let ok = parts.len() == 3 && check_auth(&options, parts[1], parts[2]);
+            if ok {
+                authed = Some(String::from_utf8_lossy(parts[1]).into_owned());
+                write(&mut stream, "235 2.7.0 authenticated\r\n").await?;
+            } else {
+                write(&mut stream, "535 5.7.8 authentication failed\r\n").await?;
+            }
+        } else if upper.starts_with("AUTH LOGIN") {
+            write(&mut stream, "334 VXNlcm5hbWU6\r\n").await?;
+            let user = B64
+                .decode(read_line(&mut stream).await?.unwrap_or_default().trim())
+                .unwrap_or_default();
+            write(&mut stream, "334 UGFzc3dvcmQ6\r\n").await?;
+            let pass = B64
+                .decode(read_line(&mut stream).await?.unwrap_or_default().trim())
+                .unwrap_or_default();
+            if check_auth(&options, &user, &pass) {
+                authed = Some(String::from_utf8_lossy(&user).into_owned());
+                write(&mut stream, "235 2.7.0 authenticated\r\n").await?;
+            } else {
+                write(&mut stream, "535 5.7.8 authentication failed\r\n").await?;
+            }
+        } else if upper.starts_with("MAIL FROM:") {
+            if options.auth.is_some() && authed.is_none() {
+                write(&mut stream, "530 5.7.0 authentication required\r\n").await?;
+                continue;
+            }
+            mail_from = Some(addr(&line[10..]));
+            rcpt_to.clear();
+            write(&mut stream, "250 2.1.0 ok\r\n").await?;
+        } else if upper.starts_with("RCPT TO:") {
+            let to = addr(&line[8..]);
+            if let Some(r) = options.refusals.iter().find(|r| to.contains(&r.pattern)) {
+                write(&mut stream, &format!("{}\r\n", r.reply)).await?;
+                continue;
+            }
+            rcpt_to.push(to);
+            write(&mut stream, "250 2.1.5 ok\r\n").await?;
+        } else if upper == "DATA" {
+            if mail_from.is_none() || rcpt_to.is_empty() {
+                write(&mut stream, "503 5.5.1 need MAIL and RCPT first\r\n").await?;
+                continue;
+            }
+            write(&mut stream, "354 end with <CRLF>.<CRLF>\r\n").await?;
+            let mut data = Vec::new();
+            loop {
+                let mut raw = Vec::new();
+                if stream.read_until(b'\n', &mut raw).await? == 0 {
+                    return Ok(());
+                }
+                if raw == b".\r\n" || raw == b".\n" {
+                    break;
+                }
+                // Dot-unstuffing (RFC 5321 4.5.2).
+                let start = usize::from(raw.starts_with(b".."));
+                data.extend_from_slice(&raw[start..]);
+            }
+            store.lock().expect("lock").push(Received {
+                mail_from: mail_from.take().unwrap_or_default(),
+                rcpt_to: std::mem::take(&mut rcpt_to),
+                data,
+                tls,
+                auth_user: authed.clone(),
+            });
+            write(&mut stream, "250 2.0.0 queued\r\n").await?;
+        } else if upper == "RSET" {
+            mail_from = None;
+            rcpt_to.clear();
+            write(&mut stream, "250 ok\r\n").await?;
+        } else if upper == "NOOP" {
+            write(&mut stream, "250 ok\r\n").await?;
+        } else if upper == "QUIT" {
+            write(&mut stream, "221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            write(&mut stream, "502 5.5.2 command not recognised\r\n").await?;
+        }
+    }
+}
+
+fn check_auth(options: &SmtpOptions, user: &[u8], pass: &[u8]) -> bool {
+    options
+        .auth
+        .as_ref()
+        .is_some_and(|(u, p)| u.as_bytes() == user && p.as_bytes() == pass)
+}
+
+fn addr(arg: &str) -> String {
+    let arg = arg.trim();
+    let inner = arg.split('>').next().unwrap_or(arg).trim_start_matches('<');
+    inner.to_string()
+}
+
+async fn read_line(stream: &mut BufReader<Box<dyn Io>>) -> std::io::Result<Option<String>> {
+    let mut line = String::new();
+    if stream.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+async fn write(stream: &mut BufReader<Box<dyn Io>>, text: &str) -> std::io::Result<()> {
+    stream.get_mut().write_all(text.as_bytes()).await?;
+    stream.get_mut().flush().await
+}
