@@ -780,6 +780,14 @@ impl Config {
             }
         }
 
+        // Template syntax errors are configuration errors: found now, with
+        // the file and line, not halfway through a send.
+        if templates_dir.is_dir()
+            && let Err(e) = crate::render::Renderer::load(&templates_dir)
+        {
+            bad("site.templates", e.to_string());
+        }
+
         let secret = match env(ENV_SECRET) {
             None => None,
             Some(s) if s.len() < MIN_SECRET_LEN => {

@@ -223,3 +223,105 @@ async fn an_edition_with_no_matching_story_sends_nothing() {
     assert!(!env.path("outbox").exists());
     assert_exit(&env.run(&["send", "nosuch"]).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_error_names_the_file_and_line() {
+    let env = TestEnv::new(Db::Sqlite);
+    let templates = env.path("templates");
+    std::fs::create_dir(&templates).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(root.join("weekly.txt.j2"), templates.join("weekly.txt.j2")).expect("copy");
+    std::fs::write(
+        templates.join("weekly.html.j2"),
+        "<html>\n<body>\n{% for story in stories %}\n{{ story.title }\n</body></html>\n",
+    )
+    .expect("write");
+    env.write_config(MINIMAL);
+    let config = std::fs::read_to_string(env.config_path()).expect("read");
+    let config = config.replace(
+        root.to_str().expect("utf-8"),
+        templates.to_str().expect("utf-8"),
+    );
+    std::fs::write(env.config_path(), config).expect("write");
+    let out = env.run(&["config", "check"]).await;
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("site.templates") && err.contains("weekly.html.j2 line 4"),
+        "{err}"
+    );
+
+    // A runtime error (an unknown field) names file and line too.
+    std::fs::write(
+        templates.join("weekly.html.j2"),
+        "<html>\n{{ unsubscribe_url }}\n{{ story.nosuch.field }}\n</html>\n",
+    )
+    .expect("write");
+    assert_exit(
+        &env.run(&["subscribers", "add", "ann@example.com"]).await,
+        0,
+    );
+    let out = env.run(&["preview", "weekly"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("weekly.html.j2 line 3"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tidings_secret_one_is_generated_once_and_kept_in_the_database() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        "[[sources]]\nname = \"Beta\"\nurl = \"{}\"\n{MINIMAL}",
+        feeds.url("feeds/beta.atom")
+    ));
+    assert_exit(
+        &env.run(&["subscribers", "add", "ann@example.com"]).await,
+        0,
+    );
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let out = env
+        .run_without(&["send", "weekly"], &["TIDINGS_SECRET"])
+        .await;
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("generated a random secret"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .run_without(&["send", "weekly"], &["TIDINGS_SECRET"])
+        .await;
+    assert!(
+        !stderr(&out).contains("generated"),
+        "said once: {}",
+        stderr(&out)
+    );
+
+    let store = tidings::store::Store::open(&tidings::config::DatabaseUrl::Sqlite(
+        env.path("tidings.db"),
+    ))
+    .await
+    .expect("open");
+    let secret = store
+        .setting("link_secret")
+        .await
+        .expect("query")
+        .expect("secret stored");
+    assert_eq!(secret.len(), 64, "256 bits, hex");
+    let eml = std::fs::read_dir(env.path("outbox"))
+        .expect("outbox")
+        .flatten()
+        .next()
+        .expect("one message");
+    let eml = std::fs::read_to_string(eml.path()).expect("read");
+    let at = eml.find("/unsubscribe/").expect("link") + "/unsubscribe/".len();
+    let token: String = eml[at..].chars().take_while(|c| *c != '>').collect();
+    let signer = tidings::token::Signer::new(secret.as_bytes());
+    assert!(
+        signer
+            .verify(tidings::token::Purpose::Unsubscribe, &token, 0)
+            .is_ok(),
+        "{token}"
+    );
+}

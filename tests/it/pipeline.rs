@@ -55,6 +55,7 @@ timezone = "Europe/Berlin"
 window_days = 7
 max_stories = 10
 template = "weekly"
+subject = "🖥️ {{{{ edition.title }}}} · 東京 — {{{{ issue.date }}}}"
 "#,
         alpha = feeds.url("feeds/alpha.xml"),
         beta = feeds.url("feeds/beta.atom"),
@@ -237,8 +238,12 @@ ca_file = "ca.pem"
         } else {
             assert_eq!(to.name(), None);
         }
+        // Emoji and non-Latin text arrive exactly as written.
         let subject = msg.subject().expect("subject");
-        assert!(subject.starts_with("Weekly AI Recap — "), "{subject}");
+        assert!(
+            subject.starts_with("🖥️ Weekly AI Recap · 東京 — "),
+            "{subject}"
+        );
         assert!(msg.date().is_some(), "Date header");
         let from = msg.from().and_then(|a| a.first()).expect("From");
         assert_eq!(from.address(), Some("recap@example.com"));

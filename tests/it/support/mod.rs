@@ -125,6 +125,15 @@ url = "{database}"
     }
 
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.run_full(args, env, &[]).await
+    }
+
+    /// Runs with `remove` taken out of the environment.
+    pub async fn run_without(&self, args: &[&str], remove: &[&str]) -> Output {
+        self.run_full(args, &[], remove).await
+    }
+
+    async fn run_full(&self, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Output {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -136,6 +145,9 @@ url = "{database}"
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        for k in remove {
+            cmd.env_remove(k);
         }
         cmd.output().await.expect("run tidings")
     }
