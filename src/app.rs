@@ -10,41 +10,56 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::collect::{self, FetchLimits, Fetcher, SourceResult};
-use crate::config::{Config, Edition, Source};
+use crate::collect::{self, Fetcher, SourceResult};
+use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
 use crate::domain::{EmailAddress, StoredStory, SubscriberStatus};
 use crate::rank::{self, RankPolicy, Ranked};
 use crate::render::{self, IssueView, Recipient, RenderedIssue, Renderer};
-use crate::store::{DeliveryCounts, FetchRecord, IssueRow, NewIssue, Store};
+use crate::store::{DeliveryCounts, FetchRecord, IssueRow, NewIssue, SourceState, Store};
 use crate::token::Signer;
 use crate::{Error, Result};
 
 const SECRET_SETTING: &str = "link_secret";
-/// Sources fetched at once.
-const COLLECT_CONCURRENCY: usize = 16;
+/// How far back a new story looks for the same news from other sources.
+const CLUSTER_DAYS: i64 = 7;
 
 pub struct App {
     pub config: Config,
     pub store: Store,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceStatus {
     Collected {
         new: usize,
         unchanged: usize,
+        /// Items without a title or a link.
         skipped: usize,
+        /// Items over `[collect] max_items`.
+        dropped: usize,
     },
     NotModified,
-    Failed(String),
+    Failed {
+        reason: String,
+        next_try: DateTime<Utc>,
+    },
+    /// Not fetched: waiting for its next fetch time (cache hints or backoff).
+    NotDue {
+        until: DateTime<Utc>,
+        errors: i64,
+    },
+    /// Not fetched: the feed is gone (HTTP 410) until its URL changes.
+    Disabled(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SourceReport {
     pub name: String,
     pub location: String,
     pub status: SourceStatus,
+    /// Where the source moved for good (301/308), if it did in this run.
+    pub moved_to: Option<String>,
 }
 
 #[derive(Debug)]
@@ -54,11 +69,21 @@ pub struct CollectReport {
 }
 
 impl CollectReport {
+    fn count(&self, f: impl Fn(&SourceStatus) -> bool) -> usize {
+        self.sources.iter().filter(|s| f(&s.status)).count()
+    }
+    /// Sources that failed in this run or are disabled.
     pub fn failed(&self) -> usize {
-        self.sources
-            .iter()
-            .filter(|s| matches!(s.status, SourceStatus::Failed(_)))
-            .count()
+        self.count(|s| matches!(s, SourceStatus::Failed { .. } | SourceStatus::Disabled(_)))
+    }
+    pub fn fetched(&self) -> usize {
+        self.count(|s| matches!(s, SourceStatus::Collected { .. }))
+    }
+    pub fn not_modified(&self) -> usize {
+        self.count(|s| matches!(s, SourceStatus::NotModified))
+    }
+    pub fn not_due(&self) -> usize {
+        self.count(|s| matches!(s, SourceStatus::NotDue { .. }))
     }
     pub fn new_stories(&self) -> usize {
         self.sources
@@ -70,6 +95,9 @@ impl CollectReport {
             .sum()
     }
 }
+
+/// Called once per source as its result is recorded (progress display).
+pub type CollectProgress<'a> = &'a (dyn Fn(&SourceReport) + Send + Sync);
 
 /// The outcome of `send` for one edition.
 #[derive(Debug)]
@@ -111,53 +139,117 @@ impl App {
 
     // -- collect ----------------------------------------------------------
 
-    /// Fetches every source once; one failing source never stops the others.
-    pub async fn collect(&self, now: DateTime<Utc>) -> Result<CollectReport> {
+    /// Fetches every source that is due (all of them with `force`); one
+    /// failing source never stops the others.
+    pub async fn collect(
+        &self,
+        now: DateTime<Utc>,
+        force: bool,
+        progress: CollectProgress<'_>,
+    ) -> Result<CollectReport> {
         let started = Instant::now();
+        let settings = &self.config.collect;
         let fetcher =
-            Fetcher::new(FetchLimits::default()).map_err(|e| Error::Other(e.to_string()))?;
-        let permits = Arc::new(Semaphore::new(COLLECT_CONCURRENCY));
+            Fetcher::new(settings.limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        let mut per_host: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let rules = Arc::new(self.config.tag_rules.clone());
+        let policy = Arc::new(settings.policy.clone());
+        let mut reports: Vec<Option<SourceReport>> = vec![None; self.config.sources.len()];
+        let mut states = Vec::with_capacity(self.config.sources.len());
         let mut tasks = JoinSet::new();
         for (index, source) in self.config.sources.iter().enumerate() {
-            let validators = self
+            let config_url = source.location.to_string();
+            let state = self
                 .store
-                .source_validators(&source.name, &source.location.to_string())
-                .await?;
-            let (fetcher, source, rules, permits) = (
+                .source_state(&source.name)
+                .await?
+                .filter(|s| s.config_url.as_deref() == Some(config_url.as_str()))
+                .unwrap_or_default();
+            let skip = match (&state.disabled_reason, state.next_fetch_at) {
+                (Some(reason), _) => Some(SourceStatus::Disabled(reason.clone())),
+                (None, Some(until)) if until > now && !force => Some(SourceStatus::NotDue {
+                    until,
+                    errors: state.error_count,
+                }),
+                _ => None,
+            };
+            if let Some(status) = skip {
+                let report = SourceReport {
+                    name: source.name.clone(),
+                    location: config_url,
+                    status,
+                    moved_to: None,
+                };
+                progress(&report);
+                reports[index] = Some(report);
+                states.push(state);
+                continue;
+            }
+            // After a permanent redirect, fetch where the feed lives now.
+            let location = match &source.location {
+                SourceLocation::Http(_) if !state.url.is_empty() && state.url != config_url => {
+                    match url::Url::parse(&state.url) {
+                        Ok(u) => SourceLocation::Http(u),
+                        Err(_) => source.location.clone(),
+                    }
+                }
+                other => other.clone(),
+            };
+            let host_permits = match &location {
+                SourceLocation::Http(u) => Some(Arc::clone(
+                    per_host
+                        .entry(u.host_str().unwrap_or_default().to_string())
+                        .or_insert_with(|| Arc::new(Semaphore::new(settings.per_host))),
+                )),
+                SourceLocation::File(_) => None,
+            };
+            let validators = state.validators.clone();
+            let (fetcher, source, rules, policy, permits) = (
                 fetcher.clone(),
                 source.clone(),
                 Arc::clone(&rules),
+                Arc::clone(&policy),
                 Arc::clone(&permits),
             );
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let result =
-                    collect::collect_source(&fetcher, &source, &validators, &rules, now).await;
-                (index, result)
+                let _host_permit = match host_permits {
+                    Some(p) => Some(p.acquire_owned().await),
+                    None => None,
+                };
+                let result = collect::collect_source(
+                    &fetcher,
+                    &source,
+                    &location,
+                    &validators,
+                    &rules,
+                    &policy,
+                    now,
+                )
+                .await;
+                (index, location, result)
             });
+            states.push(state);
         }
-        let mut results: Vec<Option<SourceReport>> =
-            (0..self.config.sources.len()).map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
-            let (index, result) =
+            let (index, location, result) =
                 joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
             let source = &self.config.sources[index];
-            let status = self.record_source(source, result, now).await?;
-            match &status {
-                SourceStatus::Failed(reason) => {
+            let report = self
+                .record_source(source, &states[index], &location, result, now)
+                .await?;
+            match &report.status {
+                SourceStatus::Failed { reason, .. } => {
                     tracing::warn!(source = %source.name, "failed: {reason}")
                 }
                 s => tracing::debug!(source = %source.name, "{s:?}"),
             }
-            results[index] = Some(SourceReport {
-                name: source.name.clone(),
-                location: source.location.to_string(),
-                status,
-            });
+            progress(&report);
+            reports[index] = Some(report);
         }
         Ok(CollectReport {
-            sources: results.into_iter().flatten().collect(),
+            sources: reports.into_iter().flatten().collect(),
             elapsed: started.elapsed(),
         })
     }
@@ -165,40 +257,118 @@ impl App {
     async fn record_source(
         &self,
         source: &Source,
+        state: &SourceState,
+        fetched_from: &SourceLocation,
         result: std::result::Result<SourceResult, collect::CollectError>,
         now: DateTime<Utc>,
-    ) -> Result<SourceStatus> {
-        let url = source.location.to_string();
-        Ok(match result {
-            Ok(SourceResult::NotModified) => {
+    ) -> Result<SourceReport> {
+        let config_url = source.location.to_string();
+        let policy = &self.config.collect.policy;
+        let from = fetched_from.to_string();
+        let mut moved = None;
+        let status = match result {
+            Ok(SourceResult::NotModified { cache, moved_to }) => {
+                let url = moved_to.as_ref().map_or(from.clone(), |u| u.to_string());
+                moved = moved_to.map(|u| u.to_string());
+                let next = policy.next_after_success(now, &cache, None);
                 self.store
-                    .record_fetch(&source.name, &url, FetchRecord::NotModified, now)
+                    .record_fetch(
+                        &source.name,
+                        &config_url,
+                        &url,
+                        FetchRecord::NotModified,
+                        Some(next),
+                        now,
+                    )
                     .await?;
                 SourceStatus::NotModified
             }
             Ok(SourceResult::Stories {
                 stories,
                 validators,
+                cache,
+                ttl_minutes,
+                moved_to,
                 skipped,
+                dropped,
             }) => {
-                let new = self.store.insert_stories(&stories).await?;
+                let new_ids = self.store.insert_stories(&stories).await?;
+                self.cluster(&new_ids, now).await?;
+                let url = moved_to.as_ref().map_or(from.clone(), |u| u.to_string());
+                moved = moved_to.map(|u| u.to_string());
+                let next = policy.next_after_success(now, &cache, ttl_minutes);
                 self.store
-                    .record_fetch(&source.name, &url, FetchRecord::Ok(&validators), now)
+                    .record_fetch(
+                        &source.name,
+                        &config_url,
+                        &url,
+                        FetchRecord::Ok(&validators),
+                        Some(next),
+                        now,
+                    )
                     .await?;
                 SourceStatus::Collected {
-                    new,
-                    unchanged: stories.len() - new,
+                    new: new_ids.len(),
+                    unchanged: stories.len() - new_ids.len(),
                     skipped,
+                    dropped,
                 }
+            }
+            Err(e) if e.is_gone() => {
+                let reason =
+                    format!("{e} (disabled; change its URL in the configuration to try again)");
+                self.store
+                    .record_fetch(
+                        &source.name,
+                        &config_url,
+                        &from,
+                        FetchRecord::Disabled(&reason),
+                        None,
+                        now,
+                    )
+                    .await?;
+                SourceStatus::Disabled(reason)
             }
             Err(e) => {
                 let reason = e.to_string();
+                let next_try =
+                    policy.next_after_failure(now, state.error_count + 1, e.retry_after());
                 self.store
-                    .record_fetch(&source.name, &url, FetchRecord::Error(&reason), now)
+                    .record_fetch(
+                        &source.name,
+                        &config_url,
+                        &from,
+                        FetchRecord::Error(&reason),
+                        Some(next_try),
+                        now,
+                    )
                     .await?;
-                SourceStatus::Failed(reason)
+                SourceStatus::Failed { reason, next_try }
             }
+        };
+        Ok(SourceReport {
+            name: source.name.clone(),
+            location: config_url,
+            status,
+            moved_to: moved,
         })
+    }
+
+    /// Puts new stories into clusters with the recent ones they duplicate.
+    async fn cluster(&self, new_ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        if new_ids.is_empty() {
+            return Ok(());
+        }
+        let candidates = self
+            .store
+            .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
+            .await?;
+        let (new, existing): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|c| new_ids.contains(&c.id));
+        let pairs = collect::cluster::assign_clusters(&existing, &new);
+        self.store.set_clusters(&pairs).await?;
+        Ok(())
     }
 
     // -- rank -------------------------------------------------------------
@@ -626,4 +796,95 @@ pub fn parse_subscriber_csv(
         }));
     }
     Ok(rows)
+}
+
+/// What `tidings inspect` shows: the feed as tidings sees it, nothing stored.
+#[derive(Debug, serde::Serialize)]
+pub struct InspectReport {
+    pub feed: InspectFeed,
+    pub items: Vec<InspectItem>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InspectFeed {
+    pub title: Option<String>,
+    pub link: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InspectItem {
+    /// The feed's own id (GUID), if any.
+    pub id: Option<String>,
+    pub title: Option<String>,
+    /// The canonical link tidings would store.
+    pub link: Option<String>,
+    /// As given by the feed, RFC 3339 UTC; null when absent or unreadable.
+    pub published: Option<String>,
+    pub updated: Option<String>,
+    pub tags: Vec<String>,
+    /// Plain text of the sanitised summary.
+    pub summary: Option<String>,
+}
+
+/// Fetches and parses one feed (a URL, `file://` URL or path relative to
+/// `base`) without touching any database.
+pub async fn inspect(
+    target: &str,
+    base: &std::path::Path,
+    rules: &[crate::config::TagRule],
+    limits: collect::FetchLimits,
+    now: DateTime<Utc>,
+) -> Result<InspectReport> {
+    let location = SourceLocation::parse(target, base).map_err(Error::Usage)?;
+    let fetcher = Fetcher::new(limits).map_err(|e| Error::Other(e.to_string()))?;
+    let fetched = match fetcher
+        .fetch(&location, &collect::Validators::default())
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?
+    {
+        collect::FetchOutcome::Body(f) => f,
+        collect::FetchOutcome::NotModified { .. } => {
+            return Err(Error::Other("the server answered 304".into()));
+        }
+    };
+    let feed = collect::parse_feed(&fetched.body, fetched.http_charset.as_deref())
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let source = Source {
+        name: "inspect".into(),
+        location,
+        tags: Vec::new(),
+        weight: 1.0,
+    };
+    let normaliser = collect::Normaliser::new(&feed, &source, fetched.base.as_ref(), rules, now);
+    let rfc3339 =
+        |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let items = feed
+        .items
+        .iter()
+        .map(|item| {
+            let story = normaliser.story(item);
+            InspectItem {
+                id: item.guid.clone(),
+                title: Some(item.title.clone()).filter(|t| !t.is_empty()),
+                link: story.as_ref().map(|s| s.link.clone()),
+                published: rfc3339(item.published),
+                updated: rfc3339(item.updated),
+                tags: story
+                    .as_ref()
+                    .map(|s| s.tags.iter().map(|t| t.tag.clone()).collect())
+                    .unwrap_or_default(),
+                summary: story.map(|s| s.summary_text).filter(|s| !s.is_empty()),
+            }
+        })
+        .collect();
+    Ok(InspectReport {
+        feed: InspectFeed {
+            title: feed.title.clone(),
+            link: feed
+                .link
+                .as_deref()
+                .and_then(|l| collect::sanitize::canonical_link(l, fetched.base.as_ref())),
+        },
+        items,
+    })
 }

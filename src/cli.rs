@@ -52,8 +52,20 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Fetch every source once and store new stories.
-    Collect,
+    /// Fetch every source that is due and store new stories.
+    Collect {
+        /// Fetch every source now, even those waiting for their next fetch time.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Fetch and parse one feed and print what tidings sees; stores nothing.
+    Inspect {
+        /// An http(s) URL, a file:// URL or a local path.
+        target: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the ranked stories for an audience.
     Rank {
         audience: String,
@@ -141,6 +153,15 @@ pub fn load_config(path: &Path) -> Result<Config, tidings::Error> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Command::Inspect { target, json } = &cli.command {
+        // Works without a configuration file; uses its tag rules when there is one.
+        let config = if cli.config.exists() {
+            Some(load_config(&cli.config)?)
+        } else {
+            None
+        };
+        return inspect(config.as_ref(), target, *json).await;
+    }
     let config = load_config(&cli.config)?;
     if let Command::Config(ConfigCommand::Check) = cli.command {
         print_config(&config);
@@ -148,7 +169,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
     let app = App::open(config).await?;
     let outcome = match cli.command {
-        Command::Collect => collect(&app).await?,
+        Command::Collect { force } => collect(&app, force).await?,
+        Command::Inspect { .. } => Outcome::Success,
         Command::Rank {
             audience,
             limit,
@@ -255,46 +277,147 @@ fn print_config(c: &Config) {
 }
 
 fn print_collect(report: &CollectReport) {
+    let time = |t: &chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     for s in &report.sources {
+        let moved = s
+            .moved_to
+            .as_deref()
+            .map(|u| format!(" (moved permanently to {u})"))
+            .unwrap_or_default();
         match &s.status {
             SourceStatus::Collected {
                 new,
                 unchanged,
                 skipped,
+                dropped,
             } => {
-                let skipped = if *skipped > 0 {
-                    format!(", {skipped} skipped (no title or link)")
-                } else {
-                    String::new()
-                };
+                let mut extra = String::new();
+                if *skipped > 0 {
+                    extra.push_str(&format!(", {skipped} skipped (no title or link)"));
+                }
+                if *dropped > 0 {
+                    extra.push_str(&format!(", {dropped} over the item limit dropped"));
+                }
                 println!(
-                    "{:<28} ok            {new} new, {unchanged} unchanged{skipped}",
+                    "{:<28} ok            {new} new, {unchanged} unchanged{extra}{moved}",
                     s.name
                 )
             }
-            SourceStatus::NotModified => println!("{:<28} not modified", s.name),
-            SourceStatus::Failed(reason) => {
-                println!("{:<28} FAILED        {} ({})", s.name, reason, s.location)
+            SourceStatus::NotModified => println!("{:<28} not modified{moved}", s.name),
+            SourceStatus::Failed { reason, next_try } => println!(
+                "{:<28} FAILED        {reason} ({}); next try {}",
+                s.name,
+                s.location,
+                time(next_try)
+            ),
+            SourceStatus::NotDue { until, errors } if *errors > 0 => println!(
+                "{:<28} backing off   after {errors} failures, until {} (--force to fetch now)",
+                s.name,
+                time(until)
+            ),
+            SourceStatus::NotDue { until, .. } => {
+                println!("{:<28} not due       until {}", s.name, time(until))
             }
+            SourceStatus::Disabled(reason) => println!("{:<28} DISABLED      {reason}", s.name),
         }
     }
     println!(
-        "{} sources: {} failed, {} new stories in {:.1}s",
+        "{} sources: {} fetched, {} not modified, {} failed, {} not due; {} new stories in {:.1}s",
         report.sources.len(),
+        report.fetched(),
+        report.not_modified(),
         report.failed(),
+        report.not_due(),
         report.new_stories(),
         report.elapsed.as_secs_f64()
     );
 }
 
-async fn collect(app: &App) -> anyhow::Result<Outcome> {
-    let report = app.collect(Utc::now()).await?;
+/// Collects with a progress bar on a terminal, log lines otherwise.
+async fn collect_with_progress(app: &App, force: bool) -> anyhow::Result<CollectReport> {
+    use std::io::IsTerminal;
+    let total = app.config.sources.len() as u64;
+    let report = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} collecting [{bar:30}] {pos}/{len} sources {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let progress = |r: &tidings::app::SourceReport| {
+            bar.set_message(r.name.clone());
+            bar.inc(1);
+        };
+        let report = app.collect(Utc::now(), force, &progress).await;
+        bar.finish_and_clear();
+        report?
+    } else {
+        let progress =
+            |r: &tidings::app::SourceReport| tracing::info!(source = %r.name, "{:?}", r.status);
+        app.collect(Utc::now(), force, &progress).await?
+    };
+    tracing::info!(
+        fetched = report.fetched(),
+        not_modified = report.not_modified(),
+        failed = report.failed(),
+        new_stories = report.new_stories(),
+        seconds = report.elapsed.as_secs_f64(),
+        "collect finished"
+    );
+    Ok(report)
+}
+
+async fn collect(app: &App, force: bool) -> anyhow::Result<Outcome> {
+    let report = collect_with_progress(app, force).await?;
     print_collect(&report);
     Ok(if report.failed() > 0 {
         Outcome::Failure
     } else {
         Outcome::Success
     })
+}
+
+async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::Result<Outcome> {
+    let rules = config.map(|c| c.tag_rules.clone()).unwrap_or_default();
+    let limits = config.map(|c| c.collect.limits.clone()).unwrap_or_default();
+    let base = std::env::current_dir().context("current directory")?;
+    let report = tidings::app::inspect(target, &base, &rules, limits, Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(Outcome::Success);
+    }
+    println!(
+        "feed:  {}",
+        report.feed.title.as_deref().unwrap_or("(no title)")
+    );
+    println!("link:  {}", report.feed.link.as_deref().unwrap_or("(none)"));
+    println!("items: {}", report.items.len());
+    for item in &report.items {
+        println!();
+        println!("- {}", item.title.as_deref().unwrap_or("(no title)"));
+        println!("  id:        {}", item.id.as_deref().unwrap_or("(none)"));
+        println!("  link:      {}", item.link.as_deref().unwrap_or("(none)"));
+        println!(
+            "  published: {}",
+            item.published.as_deref().unwrap_or("(none)")
+        );
+        println!(
+            "  updated:   {}",
+            item.updated.as_deref().unwrap_or("(none)")
+        );
+        println!("  tags:      {}", item.tags.join(", "));
+        if let Some(summary) = &item.summary {
+            println!(
+                "  summary:   {}",
+                tidings::collect::sanitize::shorten(summary, 300)
+            );
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 async fn rank_cmd(
@@ -465,7 +588,7 @@ async fn send(app: &App, edition: &str, dry_run: bool) -> anyhow::Result<Outcome
 }
 
 async fn run_once(app: &App) -> anyhow::Result<Outcome> {
-    let report = app.collect(Utc::now()).await?;
+    let report = collect_with_progress(app, false).await?;
     print_collect(&report);
     let mut ok = report.failed() == 0;
     for edition in &app.config.editions {

@@ -81,6 +81,8 @@ struct RawConfig {
     #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
+    collect: RawCollect,
+    #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
     tags: BTreeMap<String, RawTagRule>,
@@ -127,6 +129,19 @@ struct RawMailbox {
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
     concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollect {
+    schedule: Option<String>,
+    concurrency: Option<usize>,
+    per_host: Option<usize>,
+    timeout: Option<String>,
+    connect_timeout: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_items: Option<usize>,
+    max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +202,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub mailbox_dir: PathBuf,
     pub delivery: Delivery,
+    pub collect: Collect,
     pub sources: Vec<Source>,
     pub tag_rules: Vec<TagRule>,
     pub audiences: BTreeMap<String, Audience>,
@@ -342,6 +358,25 @@ fn percent_decode(s: &str) -> Option<String> {
 pub struct Delivery {
     /// Messages in flight at once.
     pub concurrency: usize,
+}
+
+/// `[collect]`: how sources are fetched.
+#[derive(Debug, Clone)]
+pub struct Collect {
+    /// When the daemon collects (cron with seconds, UTC).
+    pub schedule: Schedule,
+    /// Sources fetched at once.
+    pub concurrency: usize,
+    /// Connections at once to one host.
+    pub per_host: usize,
+    pub limits: crate::collect::FetchLimits,
+    pub policy: crate::collect::CollectPolicy,
+}
+
+/// Parses "30s", "10m", "1h 30m", "24h".
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("\"{raw}\" is not a duration like \"30s\", \"10m\" or \"6h\" ({e})"))
 }
 
 /// Where a source's feed comes from.
@@ -573,6 +608,68 @@ impl Config {
         if concurrency == 0 || concurrency > 256 {
             bad("delivery.concurrency", "must be between 1 and 256".into());
         }
+
+        // [collect]
+        let c = &raw.collect;
+        let mut duration =
+            |key: &str, value: &Option<String>, default: std::time::Duration| match value {
+                None => default,
+                Some(v) => match parse_duration(v) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        bad(key, "must be longer than 0".into());
+                        default
+                    }
+                    Err(e) => {
+                        bad(key, e);
+                        default
+                    }
+                },
+            };
+        let defaults = crate::collect::FetchLimits::default();
+        let total_timeout = duration("collect.timeout", &c.timeout, defaults.total_timeout);
+        let connect_timeout = duration(
+            "collect.connect_timeout",
+            &c.connect_timeout,
+            defaults.connect_timeout,
+        );
+        let max_backoff = duration(
+            "collect.max_backoff",
+            &c.max_backoff,
+            std::time::Duration::from_secs(24 * 3600),
+        );
+        let collect_schedule_raw = c
+            .schedule
+            .clone()
+            .unwrap_or_else(|| "0 */30 * * * *".to_string());
+        let collect_schedule = match Schedule::parse(&collect_schedule_raw, Tz::UTC) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                bad(
+                    "collect.schedule",
+                    format!("\"{collect_schedule_raw}\": {e}"),
+                );
+                None
+            }
+        };
+        let collect_concurrency = c.concurrency.unwrap_or(16);
+        if !(1..=256).contains(&collect_concurrency) {
+            bad("collect.concurrency", "must be between 1 and 256".into());
+        }
+        let per_host = c.per_host.unwrap_or(2);
+        if !(1..=64).contains(&per_host) {
+            bad("collect.per_host", "must be between 1 and 64".into());
+        }
+        let max_body_bytes = c.max_body_bytes.unwrap_or(defaults.max_body_bytes);
+        if max_body_bytes < 1024 {
+            bad("collect.max_body_bytes", "must be at least 1024".into());
+        }
+        let max_items = c.max_items.unwrap_or(500);
+        if max_items == 0 {
+            bad("collect.max_items", "must be at least 1".into());
+        }
+        let chrono_max_backoff =
+            chrono::Duration::from_std(max_backoff).unwrap_or(chrono::Duration::hours(24));
 
         // [[sources]]
         let mut sources = Vec::new();
@@ -809,7 +906,9 @@ impl Config {
                 problems,
             });
         }
-        let (Some(from), Some(database)) = (from, database) else {
+        let (Some(from), Some(database), Some(collect_schedule)) =
+            (from, database, collect_schedule)
+        else {
             unreachable!("a missing value always records a problem");
         };
         Ok(Config {
@@ -826,6 +925,22 @@ impl Config {
             smtp,
             mailbox_dir,
             delivery: Delivery { concurrency },
+            collect: Collect {
+                schedule: collect_schedule,
+                concurrency: collect_concurrency,
+                per_host,
+                limits: crate::collect::FetchLimits {
+                    connect_timeout,
+                    total_timeout,
+                    max_body_bytes,
+                    max_redirects: defaults.max_redirects,
+                },
+                policy: crate::collect::CollectPolicy {
+                    max_items,
+                    backoff_max: chrono_max_backoff,
+                    ..crate::collect::CollectPolicy::default()
+                },
+            },
             sources,
             tag_rules,
             audiences,

@@ -168,6 +168,7 @@ mod tests {
             summary_text: String::new(),
             published_at: now() - Duration::hours(hours_old),
             collected_at: now(),
+            cluster_id: None,
             tags: tags
                 .iter()
                 .map(|t| TaggedTag {

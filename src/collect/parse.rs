@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 pub struct ParsedFeed {
     pub title: Option<String>,
     pub link: Option<String>,
+    /// RSS `<ttl>`: minutes the feed may be cached.
+    pub ttl: Option<u32>,
     pub items: Vec<ParsedItem>,
 }
 
@@ -104,6 +106,7 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
     Ok(ParsedFeed {
         title: feed.title.map(|t| plain_title(&t)),
         link: pick_link(&feed.links),
+        ttl: feed.ttl,
         items,
     })
 }
@@ -132,7 +135,8 @@ fn text_as_html(t: &feed_rs::model::Text) -> String {
 /// A title as one line of plain text. Titles often carry entities or markup
 /// ("AT&amp;T", "<b>New</b>") even when declared as plain text.
 fn plain_title(t: &feed_rs::model::Text) -> String {
-    let raw = &t.content;
+    let raw = super::sanitize::repair_mojibake(&t.content);
+    let raw = raw.as_ref();
     if t.content_type.subty() != "plain" || raw.contains('<') || raw.contains('&') {
         super::sanitize::html_to_text(raw)
     } else {
@@ -164,6 +168,13 @@ fn decode_to_parseable<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a
     let declared = xml_declared_encoding(body);
     let is_utf8 = std::str::from_utf8(body).is_ok();
     match declared.as_deref() {
+        // Declared as a single-byte encoding but valid UTF-8 with non-ASCII
+        // text: the declaration is wrong (decoding as declared would turn
+        // "🖥️" into "๐Ÿ–¥๏¸"). Real Latin-1 or Thai text is practically never
+        // valid UTF-8.
+        Some(enc) if !is_utf8_label(enc) && is_utf8 && !body.is_ascii() && !is_utf16_label(enc) => {
+            Cow::Owned(strip_xml_encoding(&String::from_utf8_lossy(body)).into_bytes())
+        }
         // A declared non-UTF-8 encoding: feed-rs decodes it.
         Some(enc) if !is_utf8_label(enc) => Cow::Borrowed(body),
         _ if is_utf8 => Cow::Borrowed(body),
@@ -179,6 +190,10 @@ fn decode_to_parseable<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a
             Cow::Owned(strip_xml_encoding(&text).into_bytes())
         }
     }
+}
+
+fn is_utf16_label(label: &str) -> bool {
+    label.to_ascii_lowercase().starts_with("utf-16")
 }
 
 fn is_utf8_label(label: &str) -> bool {
@@ -239,6 +254,17 @@ mod tests {
         let feed = parse_feed(body, None).expect("parses");
         assert_eq!(feed.items[0].title, "Señor");
         assert_eq!(feed.items[0].guid, None);
+    }
+
+    #[test]
+    fn utf8_declared_as_thai_or_latin1_is_read_as_utf8() {
+        for enc in ["windows-874", "ISO-8859-1"] {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"{enc}\"?><rss version=\"2.0\"><channel><title>x</title><item><title>🖥️ Übersicht</title></item></channel></rss>"
+            );
+            let feed = parse_feed(body.as_bytes(), None).expect("parses");
+            assert_eq!(feed.items[0].title, "🖥️ Übersicht", "{enc}");
+        }
     }
 
     #[test]

@@ -180,6 +180,76 @@ pub fn shorten(text: &str, max: usize) -> String {
     )
 }
 
+/// Repairs text that went through a wrong decoding once: UTF-8 bytes read
+/// as windows-1252 ("CafÃ©", "â€™") or as Thai windows-874 ("๐Ÿ–ฅ๏ธ" for
+/// "🖥️"; such decoders fall back to windows-1252 for the bytes 0x80–0x9F).
+/// The text is mapped back to bytes through the suspected table; if every
+/// character fits and the bytes read as UTF-8 with non-ASCII text, that was
+/// the real text. A sequence cut short (a byte the wrong decoder dropped)
+/// is tolerated once. Anything else is left alone.
+pub fn repair_mojibake(text: &str) -> Cow<'_, str> {
+    // Mojibake of UTF-8 always contains one of these lead characters.
+    const MARKERS: &[char] = &[
+        'Ã', 'Â', 'â', 'ð', 'Å', 'Ä', 'Ð', 'Ñ', 'Ø', 'Ù', 'à', 'ï', 'Î', 'Ï', 'ã', 'ä', 'å', '๐',
+        '๏', 'เ', 'โ', 'ใ', 'ไ',
+    ];
+    if text.is_ascii() || !text.contains(MARKERS) {
+        return Cow::Borrowed(text);
+    }
+    for table in [&*WINDOWS_1252_BYTES, &*WINDOWS_874_BYTES] {
+        let Some(bytes) = text
+            .chars()
+            .map(|c| table.get(&c).copied())
+            .collect::<Option<Vec<u8>>>()
+        else {
+            continue;
+        };
+        if bytes.is_ascii() {
+            continue;
+        }
+        let fixed = match std::str::from_utf8(&bytes) {
+            Ok(f) => f.to_string(),
+            Err(_) => {
+                let lossy = String::from_utf8_lossy(&bytes);
+                if lossy.matches('\u{FFFD}').count() > 1 {
+                    continue;
+                }
+                lossy.replace('\u{FFFD}', "")
+            }
+        };
+        if !fixed.is_ascii() && fixed.chars().count() < text.chars().count() {
+            return Cow::Owned(fixed);
+        }
+    }
+    Cow::Borrowed(text)
+}
+
+/// Character → byte for a single-byte table, with windows-1252 for what the
+/// table leaves undefined and C1 controls passed through as their byte.
+fn byte_table(encoding: &'static encoding_rs::Encoding) -> std::collections::HashMap<char, u8> {
+    let mut map = std::collections::HashMap::new();
+    for b in 0u8..=255 {
+        if (0x80..=0x9F).contains(&b) {
+            map.insert(char::from(b), b);
+        }
+    }
+    for enc in [encoding_rs::WINDOWS_1252, encoding] {
+        for b in 0u8..=255 {
+            let byte = [b];
+            let (decoded, had_errors) = enc.decode_without_bom_handling(&byte);
+            if let (false, Some(c)) = (had_errors, decoded.chars().next()) {
+                map.insert(c, b);
+            }
+        }
+    }
+    map
+}
+
+static WINDOWS_1252_BYTES: std::sync::LazyLock<std::collections::HashMap<char, u8>> =
+    std::sync::LazyLock::new(|| byte_table(encoding_rs::WINDOWS_1252));
+static WINDOWS_874_BYTES: std::sync::LazyLock<std::collections::HashMap<char, u8>> =
+    std::sync::LazyLock::new(|| byte_table(encoding_rs::WINDOWS_874));
+
 /// Text to HTML, for summaries that a feed gives as plain text.
 pub fn text_to_html(text: &str) -> String {
     let escaped = text
@@ -236,6 +306,17 @@ mod tests {
             "{clean}"
         );
         assert!(clean.contains(r#"rel="noopener noreferrer""#), "{clean}");
+    }
+
+    #[test]
+    fn mojibake_is_repaired_and_real_text_left_alone() {
+        assert_eq!(repair_mojibake("CafÃ© â€” menu"), "Café — menu");
+        assert_eq!(repair_mojibake("๐Ÿ–ฅ๏ธ\u{8f} Weekly"), "🖥️ Weekly");
+        // The same with the invisible last byte lost on the way.
+        assert_eq!(repair_mojibake("๐Ÿ–ฅ๏ธ Weekly"), "🖥 Weekly");
+        for fine in ["Café — menu", "Ünïcödé", "東京 🖥️", "plain", "Ça va, Ø"] {
+            assert_eq!(repair_mojibake(fine), fine);
+        }
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct StoredStory {
     pub summary_text: String,
     pub published_at: DateTime<Utc>,
     pub collected_at: DateTime<Utc>,
+    /// Stories telling the same news share a cluster (see `collect::cluster`).
+    pub cluster_id: Option<i64>,
     pub tags: Vec<TaggedTag>,
 }
 

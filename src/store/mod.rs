@@ -23,7 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::DatabaseUrl;
 
 pub use issues::{DeliveryCounts, DeliveryRow, IssueRow, NewIssue};
-pub use sources::{FetchRecord, SourceRow};
+pub use sources::{FetchRecord, SourceRow, SourceState};
 pub use subscribers::AddOutcome;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,25 @@
-//! Per-source fetch state: validators for conditional GET, last outcome.
+//! Per-source fetch state: validators for conditional GET, where the feed
+//! lives now (after permanent redirects), when it is next due, failures.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreResult, with_pool};
 use crate::collect::Validators;
+
+/// What tidings remembers about a source between runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceState {
+    /// The URL fetched: the configured one, or where it permanently moved.
+    pub url: String,
+    /// The configured URL this state belongs to. When the configuration
+    /// names another URL, the state starts afresh.
+    pub config_url: Option<String>,
+    pub validators: Validators,
+    pub next_fetch_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    pub error_count: i64,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
@@ -15,81 +30,116 @@ pub struct SourceRow {
     pub last_status: Option<String>,
     pub last_error: Option<String>,
     pub error_count: i64,
+    pub next_fetch_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
     pub story_count: i64,
 }
 
+pub enum FetchRecord<'a> {
+    Ok(&'a Validators),
+    NotModified,
+    Error(&'a str),
+    /// The source is gone for good (HTTP 410): it is not fetched again
+    /// until its configured URL changes.
+    Disabled(&'a str),
+}
+
 impl Store {
-    pub async fn source_validators(&self, name: &str, url: &str) -> StoreResult<Validators> {
+    pub async fn source_state(&self, name: &str) -> StoreResult<Option<SourceState>> {
         with_pool!(self, pool => {
-            let row = sqlx::query("SELECT etag, last_modified FROM sources WHERE name = $1 AND url = $2")
-                .bind(name)
-                .bind(url)
-                .fetch_optional(pool)
-                .await?;
-            Ok(match row {
-                // Validators only count for the URL they were issued for.
-                Some(row) => Validators {
-                    etag: row.try_get("etag")?,
-                    last_modified: row.try_get("last_modified")?,
-                },
-                None => Validators::default(),
+            let row = sqlx::query(
+                "SELECT url, config_url, etag, last_modified, next_fetch_at, disabled_reason, error_count FROM sources WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(SourceState {
+                    url: r.try_get("url")?,
+                    config_url: r.try_get("config_url")?,
+                    validators: Validators {
+                        etag: r.try_get("etag")?,
+                        last_modified: r.try_get("last_modified")?,
+                    },
+                    next_fetch_at: r.try_get("next_fetch_at")?,
+                    disabled_reason: r.try_get("disabled_reason")?,
+                    error_count: r.try_get("error_count")?,
+                })
             })
+            .transpose()
         })
     }
 
-    /// Records a fetch: `status` is "ok", "not-modified" or "error"; on
-    /// success the new validators replace the old ones.
+    /// Records one fetch of a source. `fetch_url` is where it should be
+    /// fetched next time (moved after a permanent redirect); when
+    /// `config_url` differs from the stored one, the old state is dropped.
     pub async fn record_fetch(
         &self,
         name: &str,
-        url: &str,
+        config_url: &str,
+        fetch_url: &str,
         outcome: FetchRecord<'_>,
+        next_fetch_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO sources (name, url, error_count) VALUES ($1, $2, 0)
-                 ON CONFLICT (name) DO UPDATE SET url = excluded.url",
+                "INSERT INTO sources (name, url, config_url, error_count) VALUES ($1, $2, $3, 0)
+                 ON CONFLICT (name) DO NOTHING",
             )
             .bind(name)
-            .bind(url)
-            .execute(pool)
+            .bind(fetch_url)
+            .bind(config_url)
+            .execute(&mut *tx)
             .await?;
-            match outcome {
-                FetchRecord::Ok(v) => {
-                    sqlx::query(
-                        "UPDATE sources SET etag = $2, last_modified = $3, last_fetch_at = $4, last_success_at = $4,
-                         last_status = 'ok', last_error = NULL, error_count = 0 WHERE name = $1",
-                    )
-                    .bind(name)
-                    .bind(v.etag.as_deref())
-                    .bind(v.last_modified.as_deref())
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-                }
-                FetchRecord::NotModified => {
-                    sqlx::query(
-                        "UPDATE sources SET last_fetch_at = $2, last_success_at = $2, last_status = 'not-modified',
-                         last_error = NULL, error_count = 0 WHERE name = $1",
-                    )
-                    .bind(name)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-                }
-                FetchRecord::Error(e) => {
-                    sqlx::query(
-                        "UPDATE sources SET last_fetch_at = $2, last_status = 'error', last_error = $3,
-                         error_count = error_count + 1 WHERE name = $1",
-                    )
-                    .bind(name)
-                    .bind(now)
-                    .bind(e)
-                    .execute(pool)
-                    .await?;
-                }
-            }
+            // A new URL in the configuration: forget what was learnt about the old one.
+            sqlx::query(
+                "UPDATE sources SET config_url = $2, etag = NULL, last_modified = NULL, error_count = 0,
+                 disabled_reason = NULL, next_fetch_at = NULL
+                 WHERE name = $1 AND (config_url IS NULL OR config_url <> $2)",
+            )
+            .bind(name)
+            .bind(config_url)
+            .execute(&mut *tx)
+            .await?;
+            let query = match outcome {
+                FetchRecord::Ok(v) => sqlx::query(
+                    "UPDATE sources SET url = $2, etag = $4, last_modified = $5, last_fetch_at = $3, last_success_at = $3,
+                     last_status = 'ok', last_error = NULL, error_count = 0, next_fetch_at = $6 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(fetch_url)
+                .bind(now)
+                .bind(v.etag.clone())
+                .bind(v.last_modified.clone())
+                .bind(next_fetch_at),
+                FetchRecord::NotModified => sqlx::query(
+                    "UPDATE sources SET url = $2, last_fetch_at = $3, last_success_at = $3, last_status = 'not-modified',
+                     last_error = NULL, error_count = 0, next_fetch_at = $4 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(fetch_url)
+                .bind(now)
+                .bind(next_fetch_at),
+                FetchRecord::Error(e) => sqlx::query(
+                    "UPDATE sources SET last_fetch_at = $2, last_status = 'error', last_error = $3,
+                     error_count = error_count + 1, next_fetch_at = $4 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(now)
+                .bind(e.to_string())
+                .bind(next_fetch_at),
+                FetchRecord::Disabled(e) => sqlx::query(
+                    "UPDATE sources SET last_fetch_at = $2, last_status = 'disabled', last_error = $3,
+                     error_count = error_count + 1, disabled_reason = $3, next_fetch_at = NULL WHERE name = $1",
+                )
+                .bind(name)
+                .bind(now)
+                .bind(e.to_string()),
+            };
+            query.execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -98,6 +148,7 @@ impl Store {
         with_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT s.name, s.url, s.last_fetch_at, s.last_success_at, s.last_status, s.last_error, s.error_count,
+                        s.next_fetch_at, s.disabled_reason,
                         (SELECT COUNT(*) FROM stories t WHERE t.source = s.name) AS story_count
                  FROM sources s ORDER BY s.name",
             )
@@ -113,16 +164,12 @@ impl Store {
                         last_status: r.try_get("last_status")?,
                         last_error: r.try_get("last_error")?,
                         error_count: r.try_get("error_count")?,
+                        next_fetch_at: r.try_get("next_fetch_at")?,
+                        disabled_reason: r.try_get("disabled_reason")?,
                         story_count: r.try_get("story_count")?,
                     })
                 })
                 .collect()
         })
     }
-}
-
-pub enum FetchRecord<'a> {
-    Ok(&'a Validators),
-    NotModified,
-    Error(&'a str),
 }

@@ -6,15 +6,16 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreResult, with_pool};
+use crate::collect::cluster::{ClusterCandidate, title_words};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
 impl Store {
     /// Stores the stories not seen before (by key) with their tags, in one
-    /// transaction. Returns how many were new.
-    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<usize> {
+    /// transaction. Returns the ids of the new ones.
+    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<Vec<i64>> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut new = 0;
+            let mut new = Vec::new();
             for s in stories {
                 let id: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at)
@@ -34,7 +35,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(id) = id else { continue };
-                new += 1;
+                new.push(id);
                 for t in &s.tags {
                     sqlx::query("INSERT INTO story_tags (story_id, tag, origin) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                         .bind(id)
@@ -57,7 +58,7 @@ impl Store {
     ) -> StoreResult<Vec<StoredStory>> {
         let (rows, tags) = with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT id, source, title, link, summary_html, summary_text, published_at, collected_at
+                "SELECT id, source, title, link, summary_html, summary_text, published_at, collected_at, cluster_id
                  FROM stories WHERE published_at >= $1 AND published_at <= $2
                  ORDER BY published_at DESC, id",
             )
@@ -76,6 +77,7 @@ impl Store {
                     summary_text: r.try_get("summary_text")?,
                     published_at: r.try_get("published_at")?,
                     collected_at: r.try_get("collected_at")?,
+                    cluster_id: r.try_get("cluster_id")?,
                     tags: Vec::new(),
                 });
             }
@@ -103,6 +105,52 @@ impl Store {
             s.tags = tags.remove(&s.id).unwrap_or_default();
         }
         Ok(rows)
+    }
+
+    /// Stories published since `since`, as clustering sees them.
+    pub async fn cluster_candidates(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClusterCandidate>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let title: String = r.try_get("title")?;
+                    Ok(ClusterCandidate {
+                        id: r.try_get("id")?,
+                        source: r.try_get("source")?,
+                        link: r.try_get("link")?,
+                        words: title_words(&title),
+                        cluster_id: r.try_get("cluster_id")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Sets the cluster of each (story id, cluster id).
+    pub async fn set_clusters(&self, pairs: &[(i64, i64)]) -> StoreResult<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, cluster) in pairs {
+                sqlx::query("UPDATE stories SET cluster_id = $2 WHERE id = $1")
+                    .bind(*id)
+                    .bind(*cluster)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn story_count(&self) -> StoreResult<i64> {

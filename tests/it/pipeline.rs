@@ -164,13 +164,22 @@ ca_file = "ca.pem"
     assert!(text.contains("4 new"), "alpha has 4 items: {text}");
 
     // Collecting again stores nothing twice: the HTTP sources answer 304 to
-    // the conditional GET, the local file is parsed and nothing is new.
+    // the conditional GET, the local file is parsed and nothing is new, and
+    // the broken source waits for its backoff.
     let requests_before = feeds.request_count();
     let again = stdout(&env.run(&["collect"]).await);
     assert_eq!(
         feeds.request_count() - requests_before,
-        5,
-        "one request per HTTP source"
+        4,
+        "one request per healthy HTTP source"
+    );
+    let broken = again
+        .lines()
+        .find(|l| l.starts_with("Broken"))
+        .unwrap_or_default();
+    assert!(
+        broken.contains("backing off") && broken.contains("after 1 failures"),
+        "{again}"
     );
     for http in ["Alpha Security", "Beta Cloud", "Gamma Wire", "Delta Latin1"] {
         let line = again

@@ -55,13 +55,16 @@ async fn stories_are_stored_once_with_their_tags() {
         let store = open(&db, &dir).await;
         let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
         assert_eq!(
-            store.insert_stories(&batch).await.expect("insert"),
+            store.insert_stories(&batch).await.expect("insert").len(),
             3,
             "{db:?}"
         );
-        assert_eq!(
-            store.insert_stories(&batch).await.expect("insert again"),
-            0,
+        assert!(
+            store
+                .insert_stories(&batch)
+                .await
+                .expect("insert again")
+                .is_empty(),
             "{db:?}"
         );
         let now = Utc
