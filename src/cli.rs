@@ -711,27 +711,41 @@ async fn import(app: &App, file: &Path) -> anyhow::Result<Outcome> {
 
 async fn sources(app: &App) -> anyhow::Result<Outcome> {
     let rows = app.store.list_sources().await?;
+    let now = Utc::now();
+    let fmt = |t: Option<chrono::DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "never".into())
+    };
     for s in &app.config.sources {
         let row = rows.iter().find(|r| r.name == s.name);
-        let fmt = |t: Option<chrono::DateTime<Utc>>| {
-            t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or("never".into())
+        let Some(r) = row else {
+            println!("{:<28} never fetched", s.name);
+            continue;
         };
-        match row {
-            Some(r) => println!(
-                "{:<28} {:<13} last success {:<16} stories {:<5} errors {}{}",
-                s.name,
-                r.last_status.as_deref().unwrap_or("-"),
-                fmt(r.last_success_at),
-                r.story_count,
-                r.error_count,
-                r.last_error
-                    .as_deref()
-                    .map(|e| format!(" — {e}"))
-                    .unwrap_or_default()
-            ),
-            None => println!("{:<28} never fetched", s.name),
-        }
+        let next = match (&r.disabled_reason, r.next_fetch_at) {
+            (Some(_), _) => "never".to_string(),
+            (None, Some(t)) if t > now => fmt(Some(t)),
+            (None, _) => "now".to_string(),
+        };
+        let moved = if r.url != s.location.to_string() {
+            format!(" (moved to {})", r.url)
+        } else {
+            String::new()
+        };
+        let error = r
+            .last_error
+            .as_deref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:<13} last success {:<16} stories {:<5} errors {:<3} next fetch {}{moved}{error}",
+            s.name,
+            r.last_status.as_deref().unwrap_or("-"),
+            fmt(r.last_success_at),
+            r.story_count,
+            r.error_count,
+            next,
+        );
     }
     Ok(Outcome::Success)
 }

@@ -138,7 +138,10 @@ pub async fn collect_source(
         }
         FetchOutcome::Body(f) => f,
     };
-    let feed = parse_feed(&fetched.body, fetched.http_charset.as_deref())?;
+    // Read a few times the items kept, so "the newest N" still holds for
+    // feeds listed oldest first, without parsing a hostile 100,000.
+    let cap = policy.max_items.saturating_mul(5).max(1000);
+    let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
     let ttl_minutes = feed.ttl;
     let batch = stories_from_feed(
         feed,
@@ -177,7 +180,10 @@ pub fn stories_from_feed(
     now: DateTime<Utc>,
 ) -> StoryBatch {
     let normaliser = Normaliser::new(&feed, source, base, rules, now);
-    let mut batch = StoryBatch::default();
+    let mut batch = StoryBatch {
+        dropped: feed.total_items.saturating_sub(feed.items.len()),
+        ..StoryBatch::default()
+    };
     let mut seen = std::collections::HashSet::new();
     let mut stories = Vec::with_capacity(feed.items.len().min(max_items));
     for item in &feed.items {
@@ -194,7 +200,7 @@ pub fn stories_from_feed(
     if stories.len() > max_items {
         // Keep the newest; the sort is stable, so equal dates keep feed order.
         stories.sort_by_key(|s| std::cmp::Reverse(s.published_at));
-        batch.dropped = stories.len() - max_items;
+        batch.dropped += stories.len() - max_items;
         stories.truncate(max_items);
     }
     batch.stories = stories;
@@ -378,6 +384,7 @@ mod tests {
             title: None,
             link: Some("https://news.example/".into()),
             ttl: None,
+            total_items: 3,
             items: vec![
                 first,
                 item(None, "No guid", Some("https://news.example/b#frag"), None),
@@ -419,6 +426,7 @@ mod tests {
             title: None,
             link: None,
             ttl: None,
+            total_items: 10,
             items,
         };
         let batch = stories_from_feed(feed, &source(), None, &[], 3, now());

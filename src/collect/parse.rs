@@ -13,6 +13,8 @@ pub struct ParsedFeed {
     /// RSS `<ttl>`: minutes the feed may be cached.
     pub ttl: Option<u32>,
     pub items: Vec<ParsedItem>,
+    /// Items in the document, including any beyond the parse cap.
+    pub total_items: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +45,26 @@ pub enum ParseError {
 /// publishers mean in practice, even when the feed is hosted elsewhere),
 /// else the feed's own URL.
 pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed, ParseError> {
+    parse_feed_capped(body, http_charset, usize::MAX)
+}
+
+/// As [`parse_feed`], reading at most `cap` items (in document order). A
+/// parsed item costs far more memory than its bytes, so a hostile feed with
+/// 100,000 items is cut before parsing, not after.
+pub fn parse_feed_capped(
+    body: &[u8],
+    http_charset: Option<&str>,
+    cap: usize,
+) -> Result<ParsedFeed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
     let body = decode_to_parseable(body, http_charset);
+    let (body, total_items) = cap_items(body, cap);
+    let body = match upgrade_atom03(&body) {
+        Some(upgraded) => Cow::Owned(upgraded.into_bytes()),
+        None => body,
+    };
     let looks_like_html = {
         let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
         head.contains("<!doctype html") || head.trim_start().starts_with("<html")
@@ -64,7 +82,7 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
         }
     })?;
 
-    let items = feed
+    let items: Vec<ParsedItem> = feed
         .entries
         .into_iter()
         .map(|e| {
@@ -75,10 +93,13 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
                 .filter(|t| !t.content.trim().is_empty())
                 .map(text_as_html)
                 .or_else(|| {
-                    e.content
-                        .as_ref()
-                        .and_then(|c| c.body.clone())
-                        .filter(|b| !b.trim().is_empty())
+                    let content = e.content.as_ref()?;
+                    let body = content.body.as_deref().filter(|b| !b.trim().is_empty())?;
+                    Some(if content.content_type.subty() == "plain" {
+                        super::sanitize::text_to_html(body)
+                    } else {
+                        body.to_string()
+                    })
                 });
             let mut categories: Vec<String> = Vec::new();
             for c in &e.categories {
@@ -103,11 +124,13 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
         })
         .collect();
 
+    let total_items = total_items.unwrap_or(items.len()).max(items.len());
     Ok(ParsedFeed {
         title: feed.title.map(|t| plain_title(&t)),
         link: pick_link(&feed.links),
         ttl: feed.ttl,
         items,
+        total_items,
     })
 }
 
@@ -145,7 +168,13 @@ fn plain_title(t: &feed_rs::model::Text) -> String {
 }
 
 /// Some feeds pack several categories in one element: "AI, Security".
+/// Markup in a category is dropped, its text kept.
 fn split_categories(label: &str) -> Vec<String> {
+    let label = if label.contains('<') || label.contains('&') {
+        super::sanitize::html_to_text(label)
+    } else {
+        label.to_string()
+    };
     label
         .split([',', ';', '|'])
         .map(|s| super::sanitize::clean_line(s.trim()))
@@ -190,6 +219,104 @@ fn decode_to_parseable<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a
             Cow::Owned(strip_xml_encoding(&text).into_bytes())
         }
     }
+}
+
+/// Cuts an XML feed after its `cap`-th item (closing the document so it
+/// still parses) or a JSON Feed's `items` array. Returns the body and, when
+/// it was cut, how many items the document had.
+fn cap_items(body: Cow<'_, [u8]>, cap: usize) -> (Cow<'_, [u8]>, Option<usize>) {
+    if cap == usize::MAX || body.len() < 64 * 1024 {
+        return (body, None);
+    }
+    let first = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if body.get(first) == Some(&b'{') {
+        return cap_json_items(body, cap);
+    }
+    let starts = item_starts(&body);
+    if starts.len() <= cap {
+        return (body, None);
+    }
+    let head = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+    let closing = if head.contains("<rdf:RDF") {
+        "</rdf:RDF>"
+    } else if head.contains("<feed") {
+        "</feed>"
+    } else {
+        "</channel></rss>"
+    };
+    let mut cut = body[..starts[cap]].to_vec();
+    cut.extend_from_slice(closing.as_bytes());
+    (Cow::Owned(cut), Some(starts.len()))
+}
+
+/// Byte offsets of `<item` and `<entry` start tags.
+fn item_starts(body: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while let Some(at) = body[i..].iter().position(|b| *b == b'<') {
+        let at = i + at;
+        let rest = &body[at + 1..];
+        for tag in [&b"item"[..], &b"entry"[..]] {
+            if rest.starts_with(tag)
+                && rest
+                    .get(tag.len())
+                    .is_some_and(|c| *c == b'>' || c.is_ascii_whitespace() || *c == b'/')
+            {
+                starts.push(at);
+            }
+        }
+        i = at + 1;
+    }
+    starts
+}
+
+fn cap_json_items(body: Cow<'_, [u8]>, cap: usize) -> (Cow<'_, [u8]>, Option<usize>) {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (body, None); // feed-rs reports the error
+    };
+    let Some(items) = value.get_mut("items").and_then(|i| i.as_array_mut()) else {
+        return (body, None);
+    };
+    let total = items.len();
+    if total <= cap {
+        return (body, None);
+    }
+    items.truncate(cap);
+    match serde_json::to_vec(&value) {
+        Ok(bytes) => (Cow::Owned(bytes), Some(total)),
+        Err(_) => (body, None),
+    }
+}
+
+/// feed-rs reads Atom 1.0 but not its 2003 draft (0.3), which some old
+/// publishers still serve. The two differ mostly in names: rewrite the
+/// namespace and the renamed elements, then parse as Atom 1.0.
+fn upgrade_atom03(body: &[u8]) -> Option<String> {
+    const ATOM03: &str = "http://purl.org/atom/ns#";
+    let head = &body[..body.len().min(2048)];
+    if !String::from_utf8_lossy(head).contains(ATOM03) {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mut out = text.replace(ATOM03, "http://www.w3.org/2005/Atom");
+    for (old, new) in [
+        ("issued>", "published>"),
+        ("modified>", "updated>"),
+        ("tagline>", "subtitle>"),
+        ("copyright>", "rights>"),
+    ] {
+        out = out
+            .replace(&format!("<{old}"), &format!("<{new}"))
+            .replace(&format!("</{old}"), &format!("</{new}"));
+    }
+    // 0.3 marks escaped HTML with mode="escaped"; 1.0 with type="html".
+    out = out
+        .replace("mode=\"escaped\"", "type=\"html\"")
+        .replace("version=\"0.3\"", "");
+    Some(out)
 }
 
 fn is_utf16_label(label: &str) -> bool {
@@ -265,6 +392,41 @@ mod tests {
             let feed = parse_feed(body.as_bytes(), None).expect("parses");
             assert_eq!(feed.items[0].title, "🖥️ Übersicht", "{enc}");
         }
+    }
+
+    #[test]
+    fn huge_feeds_are_cut_before_parsing() {
+        let mut rss = String::from("<rss version=\"2.0\"><channel><title>t</title>");
+        for i in 0..5000 {
+            rss.push_str(&format!(
+                "<item><title>Item {i}</title><link>https://x.example/{i}</link></item>"
+            ));
+        }
+        rss.push_str("</channel></rss>");
+        let feed = parse_feed_capped(rss.as_bytes(), None, 10).expect("parses");
+        assert_eq!(feed.items.len(), 10);
+        assert_eq!(feed.total_items, 5000);
+        assert_eq!(feed.items[9].title, "Item 9");
+
+        let mut atom = String::from("<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title>");
+        for i in 0..5000 {
+            atom.push_str(&format!(
+                "<entry><title>E{i}</title><id>urn:{i}</id></entry>"
+            ));
+        }
+        atom.push_str("</feed>");
+        let feed = parse_feed_capped(atom.as_bytes(), None, 3).expect("parses");
+        assert_eq!((feed.items.len(), feed.total_items), (3, 5000));
+
+        let items: Vec<String> = (0..5000)
+            .map(|i| format!("{{\"id\":\"{i}\",\"title\":\"J{i}\"}}"))
+            .collect();
+        let json = format!(
+            "{{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"j\",\"items\":[{}]}}",
+            items.join(",")
+        );
+        let feed = parse_feed_capped(json.as_bytes(), None, 4).expect("parses");
+        assert_eq!((feed.items.len(), feed.total_items), (4, 5000));
     }
 
     #[test]

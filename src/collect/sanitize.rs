@@ -138,7 +138,8 @@ impl Sanitizer {
 /// Visible text of an HTML fragment, whitespace collapsed to single spaces,
 /// control characters removed.
 pub fn html_to_text(html: &str) -> String {
-    let text = html2text::config::plain_no_decorate()
+    // The trivial decorator emits only the literal text: no "[link]" marks.
+    let text = html2text::config::with_decorator(html2text::render::TrivialDecorator::new())
         .string_from_read(html.as_bytes(), 100_000)
         .unwrap_or_else(|_| html.to_string());
     clean_line(&text)

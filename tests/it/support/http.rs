@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -45,6 +45,33 @@ impl FeedServer {
         let app = Router::new()
             .route("/feeds/{file}", get(feed))
             .route("/status/{code}", get(status))
+            .route("/hostile/slow-body", get(slow_body))
+            .route("/hostile/slow-headers", get(slow_headers))
+            .route(
+                "/hostile/loop-a",
+                get(|| async { redirect(302, "/hostile/loop-b") }),
+            )
+            .route(
+                "/hostile/loop-b",
+                get(|| async { redirect(302, "/hostile/loop-a") }),
+            )
+            .route("/hostile/chain/{n}", get(chain))
+            .route(
+                "/hostile/moved",
+                get(|| async { redirect(301, "/hostile/moved-again") }),
+            )
+            .route(
+                "/hostile/moved-again",
+                get(|| async { redirect(308, "/feeds/gamma.json") }),
+            )
+            .route(
+                "/hostile/temporary",
+                get(|| async { redirect(302, "/feeds/gamma.json") }),
+            )
+            .route("/hostile/big", get(big_body))
+            .route("/hostile/bomb", get(gzip_bomb))
+            .route("/hostile/many", get(many_items))
+            .route("/hostile/cached", get(cached))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -68,11 +95,118 @@ impl FeedServer {
     }
 }
 
-async fn status(State(s): State<Shared>, Path(code): Path<u16>) -> Response {
+/// `/status/429?retry_after=7200` answers that status (with Retry-After).
+async fn status(
+    State(s): State<Shared>,
+    Path(code): Path<u16>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    let mut resp = Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    if let Some(after) = q.get("retry_after") {
+        resp = resp.header(header::RETRY_AFTER, after.as_str());
+    }
+    resp.body(Body::from("fixture status")).unwrap_or_default()
+}
+
+fn redirect(code: u16, to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND))
+        .header(header::LOCATION, to)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// `/hostile/chain/N` redirects N times before reaching a feed.
+async fn chain(Path(n): Path<u32>) -> Response {
+    if n == 0 {
+        redirect(302, "/feeds/gamma.json")
+    } else {
+        redirect(302, &format!("/hostile/chain/{}", n - 1))
+    }
+}
+
+/// Headers at once, then one byte every 200 ms for a minute.
+async fn slow_body() -> Response {
+    let stream = futures_util::stream::unfold(0u32, |i| async move {
+        if i >= 300 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        Some((
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")),
+            i + 1,
+        ))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
+async fn slow_headers() -> Response {
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    plain(StatusCode::OK, "too late")
+}
+
+/// 50 MiB, streamed without a Content-Length.
+async fn big_body() -> Response {
+    let chunk = bytes::Bytes::from(vec![b' '; 1024 * 1024]);
+    let stream =
+        futures_util::stream::iter((0..50).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
+/// About 100 KiB on the wire that inflate to 100 MiB.
+async fn gzip_bomb() -> Response {
+    static BOMB: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let _ = gz.write_all(b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>");
+        let zeros = vec![b'A'; 1024 * 1024];
+        for _ in 0..100 {
+            let _ = gz.write_all(&zeros);
+        }
+        gz.finish().unwrap_or_default()
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(BOMB.as_slice()))
+        .unwrap_or_default()
+}
+
+/// An RSS feed with 100,000 items (about 7 MB, under the body limit).
+async fn many_items() -> Response {
+    let mut body = String::with_capacity(8 * 1024 * 1024);
+    body.push_str(
+        "<rss version=\"2.0\"><channel><title>Many</title><link>https://many.example/</link>",
+    );
+    for i in 0..100_000 {
+        body.push_str(&format!(
+            "<item><title>Item {i}</title><link>https://many.example/{i}</link></item>"
+        ));
+    }
+    body.push_str("</channel></rss>");
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// A feed that asks to be cached for an hour.
+async fn cached(State(s): State<Shared>) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
     Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .body(Body::from("fixture status"))
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .body(Body::from(
+            "<rss version=\"2.0\"><channel><title>Cached</title><item><title>Cached item</title><link>https://cached.example/1</link></item></channel></rss>",
+        ))
         .unwrap_or_default()
 }
 

@@ -153,6 +153,46 @@ url = "{database}"
     }
 }
 
+impl TestEnv {
+    /// Runs the binary and samples its peak resident memory (VmHWM, KiB)
+    /// from /proc while it runs.
+    pub async fn run_measured(&self, args: &[&str]) -> (Output, u64) {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TIDINGS_CONFIG", self.config_path())
+            .env("TIDINGS_SECRET", SECRET)
+            .env_remove("DATABASE_URL")
+            .env_remove("TIDINGS_SMTP_URL")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn tidings");
+        let pid = child.id().expect("pid");
+        let sampler = tokio::spawn(async move {
+            let mut peak = 0u64;
+            loop {
+                let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                    return peak;
+                };
+                let hwm = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+                match hwm {
+                    Some(kib) => peak = peak.max(kib),
+                    None => return peak, // a zombie has no memory lines
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        let output = child.wait_with_output().await.expect("wait");
+        let peak = sampler.await.unwrap_or(0);
+        (output, peak)
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

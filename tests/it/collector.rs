@@ -1,0 +1,432 @@
+//! The collector against real-world quirks and hostile servers: a fixture
+//! corpus read through `tidings inspect --json`, and a run where every kind
+//! of bad source is served at once beside healthy ones.
+
+use serde_json::Value;
+
+use crate::support::http::FeedServer;
+use crate::support::{Db, TestEnv, assert_exit, stderr, stdout};
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/feeds/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn inspect(env: &TestEnv, target: &str) -> Value {
+    let out = env.run(&["inspect", "--json", target]).await;
+    assert_exit(&out, 0);
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {}", stdout(&out)))
+}
+
+fn s(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_corpus_parses_as_a_reader_would_expect() {
+    // No configuration file: inspect works without one.
+    let env = TestEnv::new(Db::Sqlite);
+    // (file, feed title, first item: title, link, published)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+    let cases: &[Case<'_>] = &[
+        (
+            "rss091.xml",
+            "Old School News",
+            "Mainframe still running after forty years",
+            Some("http://oldschool.example.com/mainframe.html"),
+            None,
+        ),
+        (
+            "rdf.xml",
+            "RDF Weekly",
+            "Semantic web turns twenty-five",
+            Some("https://rdf.example.org/a"),
+            Some("2026-11-20T08:30:00Z"),
+        ),
+        (
+            "atom03.xml",
+            "Legacy Atom",
+            "Atom 0.3 is not dead yet",
+            Some("https://legacy-atom.example.net/2026/11/not-dead"),
+            Some("2026-11-21T08:00:00Z"),
+        ),
+        (
+            "atom-xmlbase.xml",
+            "Base & Entities",
+            "Q&A: why relative links break",
+            Some("https://base.example.com/blog/posts/relative-links"),
+            Some("2026-11-22T11:00:00Z"),
+        ),
+        (
+            "jsonfeed10.json",
+            "JSON One",
+            "JSON Feed version one",
+            Some("https://json-one.example.com/first?ref=home"),
+            Some("2026-11-19T12:00:00Z"),
+        ),
+        (
+            "gamma.json",
+            "Gamma Wire",
+            "🖥️ Browser flaw patched — 東京 team credited",
+            Some("https://gamma.example.net/browser-zero-day"),
+            None,
+        ),
+        (
+            "podcast.xml",
+            "Security Chatter (podcast)",
+            "Episode 42: the breach that wasn't",
+            Some("https://podcast.example.com/ep42"),
+            Some("2026-11-24T06:00:00Z"),
+        ),
+        (
+            "entities-cdata.xml",
+            "Entities & CDATA",
+            "AT&T & Verizon: “quotes” bold",
+            Some("https://entities.example.com/1"),
+            Some("2026-11-25T10:00:00Z"),
+        ),
+        (
+            "windows-1252.xml",
+            "Windows 1252",
+            "“Smart quotes” and € prices – cañón",
+            Some("https://cp1252.example.com/1"),
+            None,
+        ),
+        (
+            "utf16.xml",
+            "Sixteen",
+            "UTF-16 Überschrift 東京",
+            Some("https://utf16.example.com/1"),
+            None,
+        ),
+        (
+            "mislabelled.xml",
+            "Mislabelled",
+            "🖥️ Weekly — Zürich",
+            Some("https://mislabelled.example.com/1"),
+            None,
+        ),
+        (
+            "double-encoded.xml",
+            "Double",
+            "Café — menu",
+            Some("https://double.example.com/1"),
+            None,
+        ),
+        (
+            "delta-latin1.xml",
+            "Delta Café",
+            "Café chain reports breach in Zürich",
+            Some("https://delta.example.com/cafe"),
+            None,
+        ),
+    ];
+    for (file, feed_title, title, link, published) in cases {
+        let v = inspect(&env, &fixture(file)).await;
+        assert_eq!(s(&v["feed"]["title"]), Some(*feed_title), "{file}");
+        let item = &v["items"][0];
+        assert_eq!(s(&item["title"]), Some(*title), "{file}");
+        assert_eq!(s(&item["link"]), *link, "{file}");
+        if published.is_some() {
+            assert_eq!(s(&item["published"]), *published, "{file}");
+        }
+    }
+
+    // Entities and markup in summaries and categories become plain text.
+    let v = inspect(&env, &fixture("entities-cdata.xml")).await;
+    assert_eq!(
+        s(&v["items"][1]["title"]),
+        Some("Rock & Roll — it’s ☃ time")
+    );
+    let v = inspect(&env, &fixture("atom-xmlbase.xml")).await;
+    assert_eq!(s(&v["items"][0]["summary"]), Some("See about — it’s fine."));
+    assert_eq!(
+        v["items"][0]["tags"],
+        serde_json::json!(["web-development"])
+    );
+    let v = inspect(&env, &fixture("jsonfeed10.json")).await;
+    assert_eq!(
+        s(&v["items"][0]["summary"]),
+        Some("Plain text content with <angle brackets> that must stay text."),
+        "content_text is text, not HTML"
+    );
+    assert_eq!(v["items"][0]["tags"], serde_json::json!(["feeds", "json"]));
+    // Unreadable dates are null (stored as the collection time), readable ones kept.
+    let v = inspect(&env, &fixture("invalid-dates.xml")).await;
+    let published: Vec<Option<&str>> = (0..3).map(|i| s(&v["items"][i]["published"])).collect();
+    assert_eq!(published, [None, None, Some("2026-11-26T07:15:00Z")]);
+    assert_eq!(v["items"][0]["id"], Value::Null, "absent values are null");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_over_http_resolves_relative_links_and_uses_the_http_charset() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let v = inspect(&env, &feeds.url("feeds/relative-links.xml")).await;
+    assert_eq!(
+        s(&v["items"][0]["link"]),
+        Some(feeds.url("feeds/articles/one.html").as_str()),
+        "relative to the feed's URL, fragment dropped"
+    );
+    let v = inspect(&env, &feeds.url("feeds/delta-latin1.xml")).await;
+    assert_eq!(
+        s(&v["items"][0]["title"]),
+        Some("Café chain reports breach in Zürich")
+    );
+
+    let out = env.run(&["inspect", &feeds.url("feeds/page.html")]).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("HTML page"), "{}", stderr(&out));
+    let out = env
+        .run(&["inspect", "--json", &feeds.url("status/404")])
+        .await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sources_fail_alone_with_reasons_and_memory_stays_bounded() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let hostile: &[(&str, &str)] = &[
+        ("Healthy Alpha", "feeds/alpha.xml"),
+        ("Healthy Beta", "feeds/beta.atom"),
+        ("Healthy XSS", "feeds/xss.xml"),
+        ("Slow Body", "hostile/slow-body"),
+        ("Slow Headers", "hostile/slow-headers"),
+        ("Redirect Loop", "hostile/loop-a"),
+        ("Redirect Chain", "hostile/chain/6"),
+        ("Moved", "hostile/moved"),
+        ("Temporary", "hostile/temporary"),
+        ("Fifty MiB", "hostile/big"),
+        ("Gzip Bomb", "hostile/bomb"),
+        ("Many Items", "hostile/many"),
+        ("Not Found", "status/404"),
+        ("Server Error", "status/500"),
+        ("Rate Limited", "status/429?retry_after=7200"),
+        ("Unavailable", "status/503"),
+        ("Gone", "status/410"),
+        ("Malformed", "feeds/broken.xml"),
+        ("Web Page", "feeds/page.html"),
+    ];
+    let mut config = String::from("[collect]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\n\n");
+    for (name, path) in hostile {
+        config.push_str(&format!(
+            "[[sources]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
+            feeds.url(path)
+        ));
+    }
+    config.push_str(
+        r#"
+[tags.security]
+keywords = ["ransomware", "breach", "victim"]
+
+[audiences.security]
+title = "Security"
+weights = { security = 1.0 }
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+max_stories = 50
+"#,
+    );
+    env.write_config(&config);
+
+    let started = std::time::Instant::now();
+    let (out, peak_kib) = env.run_measured(&["collect"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "slow servers are cut off by the timeout"
+    );
+    let text = stdout(&out);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+            .to_string()
+    };
+    let expect = |name: &str, needles: &[&str]| {
+        let l = line(name);
+        for n in needles {
+            assert!(l.contains(n), "{name}: expected {n:?} in {l:?}");
+        }
+    };
+    expect("Healthy Alpha", &[" ok ", "4 new"]);
+    expect("Healthy Beta", &[" ok ", "1 new"]);
+    expect("Healthy XSS", &[" ok ", "2 new"]);
+    expect("Slow Body", &["FAILED", "timed out"]);
+    expect("Slow Headers", &["FAILED", "timed out"]);
+    expect("Redirect Loop", &["FAILED", "redirect loop"]);
+    expect("Redirect Chain", &["FAILED", "too many redirects"]);
+    expect(
+        "Moved",
+        &[" ok ", "moved permanently to", "/feeds/gamma.json"],
+    );
+    expect("Temporary", &[" ok "]);
+    assert!(
+        !line("Temporary").contains("moved"),
+        "a 302 does not move the source"
+    );
+    expect("Fifty MiB", &["FAILED", "larger than 10485760 bytes"]);
+    expect("Gzip Bomb", &["FAILED", "larger than 10485760 bytes"]);
+    expect(
+        "Many Items",
+        &[" ok ", "500 new", "99500 over the item limit dropped"],
+    );
+    expect("Not Found", &["FAILED", "HTTP 404 Not Found"]);
+    expect("Server Error", &["FAILED", "HTTP 500"]);
+    expect("Rate Limited", &["FAILED", "HTTP 429"]);
+    expect("Unavailable", &["FAILED", "HTTP 503"]);
+    expect("Gone", &["DISABLED", "410"]);
+    expect("Malformed", &["FAILED", "not a feed"]);
+    expect("Web Page", &["FAILED", "HTML page"]);
+    eprintln!(
+        "collect of {} sources: peak memory {} MiB",
+        hostile.len(),
+        peak_kib / 1024
+    );
+    assert!(peak_kib > 0, "memory was sampled");
+    assert!(
+        peak_kib < 160 * 1024,
+        "peak memory {} MiB: bodies must be cut off while streaming",
+        peak_kib / 1024
+    );
+
+    // Retry-After is honoured: two hours, not the five-minute backoff.
+    let rate_limited = line("Rate Limited");
+    let next_try = rate_limited
+        .rsplit("next try ")
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(" UTC");
+    let next_try =
+        chrono::NaiveDateTime::parse_from_str(next_try, "%Y-%m-%d %H:%M").expect("next try time");
+    let wait = next_try.and_utc() - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(115) && wait <= chrono::Duration::minutes(121),
+        "{rate_limited}"
+    );
+
+    // The second run: failing sources back off, the gone one stays off, the
+    // moved one is fetched from its new home.
+    let out = env.run(&["collect"]).await;
+    let text = stdout(&out);
+    for name in ["Rate Limited", "Not Found", "Slow Body"] {
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        assert!(l.contains("backing off"), "{name}: {l}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Gone") && l.contains("DISABLED")),
+        "{text}"
+    );
+    let sources = stdout(&env.run(&["sources"]).await);
+    let moved = sources
+        .lines()
+        .find(|l| l.starts_with("Moved"))
+        .unwrap_or_default();
+    assert!(
+        moved.contains(&format!("moved to {}", feeds.url("feeds/gamma.json"))),
+        "{sources}"
+    );
+    let gone = sources
+        .lines()
+        .find(|l| l.starts_with("Gone"))
+        .unwrap_or_default();
+    assert!(
+        gone.contains("disabled") && gone.contains("next fetch never"),
+        "{sources}"
+    );
+
+    // Hostile markup and control characters never reach a subscriber.
+    assert_exit(
+        &env.run(&["subscribers", "add", "ann@example.com"]).await,
+        0,
+    );
+    let out = env
+        .run(&["preview", "weekly", "--format", "eml", "--out", "x.eml"])
+        .await;
+    assert_exit(&out, 0);
+    let eml = std::fs::read(env.path("x.eml")).expect("eml");
+    let msg = mail_parser::MessageParser::default()
+        .parse(&eml)
+        .expect("MIME");
+    let html = msg.body_html(0).expect("html").to_lowercase();
+    let plain = msg.body_text(0).expect("text").to_string();
+    assert!(
+        html.contains("harmless title"),
+        "the XSS story is in the issue"
+    );
+    for bad in [
+        "<script",
+        "javascript:",
+        "vbscript:",
+        "onerror",
+        "onmouseover",
+        "onload",
+        "<iframe",
+        "<object",
+        "<svg",
+        "<form",
+        "pixel.example",
+        "data:text",
+    ] {
+        assert!(!html.contains(bad), "{bad} reached the email");
+    }
+    assert!(
+        !plain.contains('\u{1b}') && !plain.contains('\u{7}'),
+        "control characters removed"
+    );
+    assert!(
+        plain.contains("Line one Bcc: victim@example.com tab"),
+        "CRLF folded into one line"
+    );
+    let headers = String::from_utf8_lossy(
+        &eml[..eml
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(eml.len())],
+    )
+    .to_string();
+    assert!(
+        !headers.lines().any(|l| l.starts_with("Bcc:")),
+        "no header injection:\n{headers}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hints_defer_the_next_fetch_unless_forced() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        "[[sources]]\nname = \"Cached\"\nurl = \"{}\"\n",
+        feeds.url("hostile/cached")
+    ));
+    let out = env.run(&["collect"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+    let before = feeds.request_count();
+    let out = env.run(&["collect"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("not due"),
+        "max-age=3600 is honoured: {}",
+        stdout(&out)
+    );
+    assert_eq!(feeds.request_count(), before, "no request while not due");
+    let out = env.run(&["collect", "--force"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("0 new, 1 unchanged"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(feeds.request_count(), before + 1);
+}
