@@ -149,8 +149,7 @@ impl App {
     ) -> Result<CollectReport> {
         let started = Instant::now();
         let settings = &self.config.collect;
-        let fetcher =
-            Fetcher::new(settings.limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
+        let fetcher = Fetcher::new(settings.limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         let mut per_host: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let rules = Arc::new(self.config.tag_rules.clone());
@@ -218,23 +217,14 @@ impl App {
                     Some(p) => Some(p.acquire_owned().await),
                     None => None,
                 };
-                let result = collect::collect_source(
-                    &fetcher,
-                    &source,
-                    &location,
-                    &validators,
-                    &rules,
-                    &policy,
-                    now,
-                )
-                .await;
+                let result =
+                    collect::collect_source(&fetcher, &source, &location, &validators, &rules, &policy, now).await;
                 (index, location, result)
             });
             states.push(state);
         }
         while let Some(joined) = tasks.join_next().await {
-            let (index, location, result) =
-                joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
+            let (index, location, result) = joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
             let source = &self.config.sources[index];
             let report = self
                 .record_source(source, &states[index], &location, result, now)
@@ -315,8 +305,7 @@ impl App {
                 }
             }
             Err(e) if e.is_gone() => {
-                let reason =
-                    format!("{e} (disabled; change its URL in the configuration to try again)");
+                let reason = format!("{e} (disabled; change its URL in the configuration to try again)");
                 self.store
                     .record_fetch(
                         &source.name,
@@ -331,8 +320,7 @@ impl App {
             }
             Err(e) => {
                 let reason = e.to_string();
-                let next_try =
-                    policy.next_after_failure(now, state.error_count + 1, e.retry_after());
+                let next_try = policy.next_after_failure(now, state.error_count + 1, e.retry_after());
                 self.store
                     .record_fetch(
                         &source.name,
@@ -363,9 +351,7 @@ impl App {
             .store
             .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
             .await?;
-        let (new, existing): (Vec<_>, Vec<_>) = candidates
-            .into_iter()
-            .partition(|c| new_ids.contains(&c.id));
+        let (new, existing): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| new_ids.contains(&c.id));
         let pairs = collect::cluster::assign_clusters(&existing, &new);
         self.store.set_clusters(&pairs).await?;
         Ok(())
@@ -374,19 +360,11 @@ impl App {
     // -- rank -------------------------------------------------------------
 
     pub fn source_weights(&self) -> HashMap<String, f64> {
-        self.config
-            .sources
-            .iter()
-            .map(|s| (s.name.clone(), s.weight))
-            .collect()
+        self.config.sources.iter().map(|s| (s.name.clone(), s.weight)).collect()
     }
 
     /// Stories that could be ranked with a `window_days` window ending at `now`.
-    pub async fn candidate_stories(
-        &self,
-        window_days: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<StoredStory>> {
+    pub async fn candidate_stories(&self, window_days: i64, now: DateTime<Utc>) -> Result<Vec<StoredStory>> {
         Ok(self
             .store
             .stories_published_between(now - Duration::days(window_days), now + Duration::hours(1))
@@ -412,10 +390,7 @@ impl App {
         if let Some(secret) = &self.config.secret {
             return Ok(Signer::new(secret.expose().as_bytes()));
         }
-        let (value, created) = self
-            .store
-            .setting_or_init(SECRET_SETTING, &random_hex(32)?)
-            .await?;
+        let (value, created) = self.store.setting_or_init(SECRET_SETTING, &random_hex(32)?).await?;
         if created {
             tracing::info!(
                 "TIDINGS_SECRET is not set: generated a random secret for signing links and stored it in the database"
@@ -452,21 +427,16 @@ impl App {
     }
 
     /// Ranks and renders what an issue of `edition` would hold at `now`.
-    async fn draft(
-        &self,
-        edition: &Edition,
-        slot: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Draft> {
+    async fn draft(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Draft> {
         let audience = self.config.audience(&edition.audience)?;
         let stories = self.candidate_stories(edition.window_days, now).await?;
         let policy = RankPolicy::for_window_days(edition.window_days, edition.max_stories);
         let weights = self.source_weights();
         let ranked: Vec<Ranked<'_>> = rank::rank(&stories, audience, &weights, &policy, now);
         let view: IssueView = render::build_issue_view(&self.config, edition, &ranked, slot);
-        let rendered =
-            self.renderer()?
-                .render_issue(&edition.template, edition.subject.as_deref(), &view)?;
+        let rendered = self
+            .renderer()?
+            .render_issue(&edition.template, edition.subject.as_deref(), &view)?;
         Ok(Draft {
             story_ids: ranked.iter().map(|r| (r.story.id, r.score)).collect(),
             rendered,
@@ -492,12 +462,7 @@ impl App {
 
     /// Composes the issue for the edition's current slot (once) and delivers
     /// whatever of it is due.
-    pub async fn send(
-        &self,
-        edition_name: &str,
-        dry_run: bool,
-        now: DateTime<Utc>,
-    ) -> Result<SendReport> {
+    pub async fn send(&self, edition_name: &str, dry_run: bool, now: DateTime<Utc>) -> Result<SendReport> {
         let edition = self.config.edition(edition_name)?;
         let slot = self.slot(edition, now)?;
         if dry_run {
@@ -516,8 +481,7 @@ impl App {
                         min: edition.min_stories,
                     });
                 }
-                let content = serde_json::to_string(&draft.rendered)
-                    .map_err(|e| Error::Other(e.to_string()))?;
+                let content = serde_json::to_string(&draft.rendered).map_err(|e| Error::Other(e.to_string()))?;
                 let nonce = random_hex(6)?;
                 let (issue, created) = self
                     .store
@@ -559,19 +523,10 @@ impl App {
             transport.shutdown().await;
             result?
         };
-        Ok(SendReport::Delivered {
-            issue,
-            composed,
-            run,
-        })
+        Ok(SendReport::Delivered { issue, composed, run })
     }
 
-    async fn dry_run(
-        &self,
-        edition: &Edition,
-        slot: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<SendReport> {
+    async fn dry_run(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<SendReport> {
         if let Some(issue) = self.store.find_issue(&edition.name, slot).await? {
             let counts = self.store.delivery_counts(issue.id).await?;
             let stories = self.store.issue_story_count(issue.id).await? as usize;
@@ -615,18 +570,17 @@ impl App {
         let draft = self.draft(edition, slot, now).await?;
         let subscriber = match to {
             Some(email) => self.store.subscriber_by_email(email).await?,
-            None => self.store.list_subscribers().await?.into_iter().find(|s| {
-                s.status == SubscriberStatus::Active && s.editions.contains(&edition.name)
-            }),
+            None => self
+                .store
+                .list_subscribers()
+                .await?
+                .into_iter()
+                .find(|s| s.status == SubscriberStatus::Active && s.editions.contains(&edition.name)),
         };
         let (id, email, name) = match (&subscriber, to) {
             (Some(s), _) => (s.id, s.email.to_string(), s.name.clone()),
             (None, Some(email)) => (0, email.to_string(), None),
-            (None, None) => (
-                0,
-                "reader@example.com".to_string(),
-                Some("Example Reader".to_string()),
-            ),
+            (None, None) => (0, "reader@example.com".to_string(), Some("Example Reader".to_string())),
         };
         let job = IssueDelivery {
             issue: IssueRow {
@@ -658,8 +612,7 @@ impl App {
                     ),
                     attempts: 0,
                 };
-                job.message_for(&row, std::time::SystemTime::now())?
-                    .formatted()
+                job.message_for(&row, std::time::SystemTime::now())?.formatted()
             }
             f => {
                 let personal = render::personalize(
@@ -699,8 +652,7 @@ struct Draft {
 /// `bytes` random bytes from the OS, hex-encoded.
 pub fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf)
-        .map_err(|e| Error::Other(format!("no randomness from the OS: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| Error::Other(format!("no randomness from the OS: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -734,8 +686,7 @@ pub fn parse_subscriber_csv(
             .iter()
             .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
     };
-    let email_col = column("email")
-        .ok_or("the header has no \"email\" column (expected email,name,editions)")?;
+    let email_col = column("email").ok_or("the header has no \"email\" column (expected email,name,editions)")?;
     let name_col = column("name");
     let editions_col = column("editions");
     let all: Vec<String> = config.editions.iter().map(|e| e.name.clone()).collect();
@@ -778,21 +729,14 @@ pub fn parse_subscriber_csv(
         if let Some(unknown) = editions.iter().find(|e| !all.contains(e)) {
             rows.push(Err((
                 line,
-                format!(
-                    "unknown edition \"{unknown}\" (editions: {})",
-                    all.join(", ")
-                ),
+                format!("unknown edition \"{unknown}\" (editions: {})", all.join(", ")),
             )));
             continue;
         }
         rows.push(Ok(ImportRow {
             email,
             name,
-            editions: if editions.is_empty() {
-                all.clone()
-            } else {
-                editions
-            },
+            editions: if editions.is_empty() { all.clone() } else { editions },
         }));
     }
     Ok(rows)
@@ -847,8 +791,8 @@ pub async fn inspect(
             return Err(Error::Other("the server answered 304".into()));
         }
     };
-    let feed = collect::parse_feed(&fetched.body, fetched.http_charset.as_deref())
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let feed =
+        collect::parse_feed(&fetched.body, fetched.http_charset.as_deref()).map_err(|e| Error::Other(e.to_string()))?;
     let source = Source {
         name: "inspect".into(),
         location,
@@ -856,8 +800,7 @@ pub async fn inspect(
         weight: 1.0,
     };
     let normaliser = collect::Normaliser::new(&feed, &source, fetched.base.as_ref(), rules, now);
-    let rfc3339 =
-        |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let rfc3339 = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let items = feed
         .items
         .iter()

@@ -208,11 +208,7 @@ fn print_config(c: &Config) {
             s.host,
             s.port,
             s.starttls,
-            if s.username.is_some() {
-                "with AUTH"
-            } else {
-                "no AUTH"
-            }
+            if s.username.is_some() { "with AUTH" } else { "no AUTH" }
         ),
         None => println!("  delivery:  mailbox folder {}", c.mailbox_dir.display()),
     }
@@ -340,11 +336,9 @@ async fn collect_with_progress(app: &App, force: bool) -> anyhow::Result<Collect
     let report = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} collecting [{bar:30}] {pos}/{len} sources {wide_msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{spinner} collecting [{bar:30}] {pos}/{len} sources {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         let progress = |r: &tidings::app::SourceReport| {
             bar.set_message(r.name.clone());
@@ -354,8 +348,7 @@ async fn collect_with_progress(app: &App, force: bool) -> anyhow::Result<Collect
         bar.finish_and_clear();
         report?
     } else {
-        let progress =
-            |r: &tidings::app::SourceReport| tracing::info!(source = %r.name, "{:?}", r.status);
+        let progress = |r: &tidings::app::SourceReport| tracing::info!(source = %r.name, "{:?}", r.status);
         app.collect(Utc::now(), force, &progress).await?
     };
     tracing::info!(
@@ -390,10 +383,7 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(Outcome::Success);
     }
-    println!(
-        "feed:  {}",
-        report.feed.title.as_deref().unwrap_or("(no title)")
-    );
+    println!("feed:  {}", report.feed.title.as_deref().unwrap_or("(no title)"));
     println!("link:  {}", report.feed.link.as_deref().unwrap_or("(none)"));
     println!("items: {}", report.items.len());
     for item in &report.items {
@@ -401,42 +391,24 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
         println!("- {}", item.title.as_deref().unwrap_or("(no title)"));
         println!("  id:        {}", item.id.as_deref().unwrap_or("(none)"));
         println!("  link:      {}", item.link.as_deref().unwrap_or("(none)"));
-        println!(
-            "  published: {}",
-            item.published.as_deref().unwrap_or("(none)")
-        );
-        println!(
-            "  updated:   {}",
-            item.updated.as_deref().unwrap_or("(none)")
-        );
+        println!("  published: {}", item.published.as_deref().unwrap_or("(none)"));
+        println!("  updated:   {}", item.updated.as_deref().unwrap_or("(none)"));
         println!("  tags:      {}", item.tags.join(", "));
         if let Some(summary) = &item.summary {
-            println!(
-                "  summary:   {}",
-                tidings::collect::sanitize::shorten(summary, 300)
-            );
+            println!("  summary:   {}", tidings::collect::sanitize::shorten(summary, 300));
         }
     }
     Ok(Outcome::Success)
 }
 
-async fn rank_cmd(
-    app: &App,
-    audience_name: &str,
-    limit: usize,
-    explain: bool,
-) -> anyhow::Result<Outcome> {
+async fn rank_cmd(app: &App, audience_name: &str, limit: usize, explain: bool) -> anyhow::Result<Outcome> {
     let audience = app.config.audience(audience_name)?;
     let now = Utc::now();
     let window = app.audience_window_days(audience_name);
     let stories = app.candidate_stories(window, now).await?;
     let policy = RankPolicy::for_window_days(window, limit);
     let ranked = rank::rank(&stories, audience, &app.source_weights(), &policy, now);
-    println!(
-        "{} — {} stories over {window} days",
-        audience.title,
-        ranked.len()
-    );
+    println!("{} — {} stories over {window} days", audience.title, ranked.len());
     for (i, r) in ranked.iter().enumerate() {
         println!(
             "{:>3}. [{:>7.3}] #{} {} — {} ({})",
@@ -450,10 +422,7 @@ async fn rank_cmd(
         if explain {
             let p = &r.parts;
             for t in &p.tags {
-                println!(
-                    "        tag {:<20} weight {:>5.2}  via {}",
-                    t.tag, t.weight, t.origin
-                );
+                println!("        tag {:<20} weight {:>5.2}  via {}", t.tag, t.weight, t.origin);
             }
             println!(
                 "        = tags {:.2} × source {:.2} × decay {:.3} (age {:.1} h, half-life {:.1} h)",
@@ -484,9 +453,7 @@ async fn preview(
         FormatArg::Text => PreviewFormat::Text,
         FormatArg::Eml => PreviewFormat::Eml,
     };
-    let bytes = app
-        .preview(edition, format, to.as_ref(), Utc::now())
-        .await?;
+    let bytes = app.preview(edition, format, to.as_ref(), Utc::now()).await?;
     match out {
         Some(path) => {
             std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -528,18 +495,9 @@ fn print_send(edition: &str, report: &SendReport) -> Outcome {
             }
             Outcome::Success
         }
-        SendReport::Delivered {
-            issue,
-            composed,
-            run,
-        } => {
+        SendReport::Delivered { issue, composed, run } => {
             let c = &run.counts;
-            if !composed
-                && run.sent == 0
-                && run.retried == 0
-                && run.failed == 0
-                && c.pending + c.sending == 0
-            {
+            if !composed && run.sent == 0 && run.retried == 0 && run.failed == 0 && c.pending + c.sending == 0 {
                 println!(
                     "{edition}: the issue of {} was already sent ({} sent, {} failed); nothing new to send",
                     issue.slot_at.format("%Y-%m-%d %H:%M UTC"),
@@ -600,25 +558,14 @@ async fn run_once(app: &App) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(if ok {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    })
+    Ok(if ok { Outcome::Success } else { Outcome::Failure })
 }
 
 async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outcome> {
-    let all_editions = || {
-        app.config
-            .editions
-            .iter()
-            .map(|e| e.name.clone())
-            .collect::<Vec<_>>()
-    };
+    let all_editions = || app.config.editions.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
     match cmd {
         SubscribersCommand::Add(a) => {
-            let email =
-                EmailAddress::parse(&a.email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
+            let email = EmailAddress::parse(&a.email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
             let editions = if a.editions.is_empty() {
                 all_editions()
             } else {
@@ -628,13 +575,7 @@ async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outco
             let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
             match app
                 .store
-                .add_subscriber(
-                    &email,
-                    name,
-                    SubscriberStatus::Active,
-                    &editions,
-                    Utc::now(),
-                )
+                .add_subscriber(&email, name, SubscriberStatus::Active, &editions, Utc::now())
                 .await?
             {
                 AddOutcome::Added(_) => println!("added {email} ({})", editions.join(", ")),
@@ -657,8 +598,7 @@ async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outco
             }
         }
         SubscribersCommand::Remove { email } => {
-            let email =
-                EmailAddress::parse(&email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
+            let email = EmailAddress::parse(&email).map_err(|e| tidings::Error::Usage(e.to_string()))?;
             if app.store.remove_subscriber(&email).await? {
                 println!("removed {email}");
             } else {
@@ -682,13 +622,7 @@ async fn import(app: &App, file: &Path) -> anyhow::Result<Outcome> {
             Ok(r) => {
                 match app
                     .store
-                    .add_subscriber(
-                        &r.email,
-                        r.name.as_deref(),
-                        SubscriberStatus::Active,
-                        &r.editions,
-                        now,
-                    )
+                    .add_subscriber(&r.email, r.name.as_deref(), SubscriberStatus::Active, &r.editions, now)
                     .await?
                 {
                     AddOutcome::Added(_) => added += 1,
@@ -732,11 +666,7 @@ async fn sources(app: &App) -> anyhow::Result<Outcome> {
         } else {
             String::new()
         };
-        let error = r
-            .last_error
-            .as_deref()
-            .map(|e| format!(" — {e}"))
-            .unwrap_or_default();
+        let error = r.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
         println!(
             "{:<28} {:<13} last success {:<16} stories {:<5} errors {:<3} next fetch {}{moved}{error}",
             s.name,

@@ -258,10 +258,7 @@ impl DatabaseUrl {
     /// Parses `sqlite://PATH` (relative paths against `base`), `sqlite::memory:`
     /// is refused (every command would start empty), or `postgres://…`.
     pub fn parse(raw: &str, base: &Path) -> Result<Self, String> {
-        if let Some(rest) = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-        {
+        if let Some(rest) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
             let rest = rest.split('?').next().unwrap_or(rest);
             if rest.is_empty() || rest.starts_with(":memory:") {
                 return Err(format!(
@@ -315,10 +312,8 @@ impl Smtp {
             .trim_end_matches(']')
             .to_string();
         let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
-        let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| "user or password is not valid percent-encoding".to_string())
-        };
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| "user or password is not valid percent-encoding".to_string());
         let username = match url.username() {
             "" => None,
             u => Some(decode(u)?),
@@ -405,15 +400,11 @@ impl SourceLocation {
         }
         if raw.starts_with("file://") {
             let url = Url::parse(raw).map_err(|e| format!("not a valid file URL ({e})"))?;
-            let path = url
-                .to_file_path()
-                .map_err(|_| "not a local file URL".to_string())?;
+            let path = url.to_file_path().map_err(|_| "not a local file URL".to_string())?;
             return Ok(SourceLocation::File(path));
         }
         if raw.contains("://") {
-            return Err(
-                "only http://, https:// and file:// URLs or local paths are supported".into(),
-            );
+            return Err("only http://, https:// and file:// URLs or local paths are supported".into());
         }
         Ok(SourceLocation::File(resolve(base, raw)))
     }
@@ -466,24 +457,14 @@ impl Config {
     }
 
     /// Validates TOML text as if read from `path`.
-    pub fn parse(
-        text: &str,
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             problems: vec![describe_toml_error(&e)],
         })?;
         let base = path
             .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         Self::from_raw(raw, path, &base, env)
@@ -503,10 +484,7 @@ impl Config {
         match Url::parse(&base_url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             Ok(_) => bad("site.base_url", "must be an http:// or https:// URL".into()),
-            Err(e) => bad(
-                "site.base_url",
-                format!("\"{base_url}\" is not a URL ({e})"),
-            ),
+            Err(e) => bad("site.base_url", format!("\"{base_url}\" is not a URL ({e})")),
         }
         let from = match Mailbox::parse(&raw.site.from) {
             Ok(m) => Some(m),
@@ -546,10 +524,7 @@ impl Config {
             Some(v) => (ENV_DATABASE_URL.to_string(), v),
             None => (
                 "database.url".to_string(),
-                raw.database
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| "sqlite://tidings.db".into()),
+                raw.database.url.clone().unwrap_or_else(|| "sqlite://tidings.db".into()),
             ),
         };
         let database = match DatabaseUrl::parse(&db_raw, base) {
@@ -578,10 +553,7 @@ impl Config {
                         if let Some(ca) = &s.ca_file {
                             let ca = resolve(base, ca);
                             if !ca.is_file() {
-                                bad(
-                                    "smtp.ca_file",
-                                    format!("file {} does not exist", ca.display()),
-                                );
+                                bad("smtp.ca_file", format!("file {} does not exist", ca.display()));
                             }
                             smtp.ca_file = Some(ca);
                         }
@@ -611,44 +583,33 @@ impl Config {
 
         // [collect]
         let c = &raw.collect;
-        let mut duration =
-            |key: &str, value: &Option<String>, default: std::time::Duration| match value {
-                None => default,
-                Some(v) => match parse_duration(v) {
-                    Ok(d) if !d.is_zero() => d,
-                    Ok(_) => {
-                        bad(key, "must be longer than 0".into());
-                        default
-                    }
-                    Err(e) => {
-                        bad(key, e);
-                        default
-                    }
-                },
-            };
+        let mut duration = |key: &str, value: &Option<String>, default: std::time::Duration| match value {
+            None => default,
+            Some(v) => match parse_duration(v) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    bad(key, "must be longer than 0".into());
+                    default
+                }
+                Err(e) => {
+                    bad(key, e);
+                    default
+                }
+            },
+        };
         let defaults = crate::collect::FetchLimits::default();
         let total_timeout = duration("collect.timeout", &c.timeout, defaults.total_timeout);
-        let connect_timeout = duration(
-            "collect.connect_timeout",
-            &c.connect_timeout,
-            defaults.connect_timeout,
-        );
+        let connect_timeout = duration("collect.connect_timeout", &c.connect_timeout, defaults.connect_timeout);
         let max_backoff = duration(
             "collect.max_backoff",
             &c.max_backoff,
             std::time::Duration::from_secs(24 * 3600),
         );
-        let collect_schedule_raw = c
-            .schedule
-            .clone()
-            .unwrap_or_else(|| "0 */30 * * * *".to_string());
+        let collect_schedule_raw = c.schedule.clone().unwrap_or_else(|| "0 */30 * * * *".to_string());
         let collect_schedule = match Schedule::parse(&collect_schedule_raw, Tz::UTC) {
             Ok(s) => Some(s),
             Err(e) => {
-                bad(
-                    "collect.schedule",
-                    format!("\"{collect_schedule_raw}\": {e}"),
-                );
+                bad("collect.schedule", format!("\"{collect_schedule_raw}\": {e}"));
                 None
             }
         };
@@ -668,8 +629,7 @@ impl Config {
         if max_items == 0 {
             bad("collect.max_items", "must be at least 1".into());
         }
-        let chrono_max_backoff =
-            chrono::Duration::from_std(max_backoff).unwrap_or(chrono::Duration::hours(24));
+        let chrono_max_backoff = chrono::Duration::from_std(max_backoff).unwrap_or(chrono::Duration::hours(24));
 
         // [[sources]]
         let mut sources = Vec::new();
@@ -729,10 +689,7 @@ impl Config {
                     keywords.push(k);
                 }
             }
-            tag_rules.push(TagRule {
-                tag: norm,
-                keywords,
-            });
+            tag_rules.push(TagRule { tag: norm, keywords });
         }
 
         // [audiences.NAME]
@@ -742,19 +699,13 @@ impl Config {
             let mut weights = BTreeMap::new();
             for (tag, w) in a.weights {
                 if !w.is_finite() || w < 0.0 {
-                    bad(
-                        &format!("{key}.weights.{tag}"),
-                        "must be a number ≥ 0".into(),
-                    );
+                    bad(&format!("{key}.weights.{tag}"), "must be a number ≥ 0".into());
                 }
                 match crate::domain::normalise_tag(&tag) {
                     Some(t) => {
                         weights.insert(t, w);
                     }
-                    None => bad(
-                        &format!("{key}.weights.{tag}"),
-                        "is not a usable tag name".into(),
-                    ),
+                    None => bad(&format!("{key}.weights.{tag}"), "is not a usable tag name".into()),
                 }
             }
             if weights.values().all(|w| *w <= 0.0) {
@@ -781,10 +732,7 @@ impl Config {
             if !is_slug(&e.name) {
                 bad(
                     &format!("{key}.name"),
-                    format!(
-                        "\"{}\" must be lower-case letters, digits, '-' or '_'",
-                        e.name
-                    ),
+                    format!("\"{}\" must be lower-case letters, digits, '-' or '_'", e.name),
                 );
             } else if !seen.insert(e.name.clone()) {
                 bad(
@@ -812,48 +760,30 @@ impl Config {
                 (Ok(s), Some(_)) => Some(s),
                 (Ok(_), None) => None,
                 (Err(err), _) => {
-                    bad(
-                        &format!("{key}.schedule"),
-                        format!("\"{}\": {err}", e.schedule),
-                    );
+                    bad(&format!("{key}.schedule"), format!("\"{}\": {err}", e.schedule));
                     None
                 }
             };
             let window_days = e.window_days.unwrap_or(7);
             if !(1..=3660).contains(&window_days) {
-                bad(
-                    &format!("{key}.window_days"),
-                    "must be between 1 and 3660".into(),
-                );
+                bad(&format!("{key}.window_days"), "must be between 1 and 3660".into());
             }
             let max_stories = e.max_stories.unwrap_or(10);
             if !(1..=500).contains(&max_stories) {
-                bad(
-                    &format!("{key}.max_stories"),
-                    "must be between 1 and 500".into(),
-                );
+                bad(&format!("{key}.max_stories"), "must be between 1 and 500".into());
             }
             let min_stories = e.min_stories.unwrap_or(1);
             if min_stories > max_stories {
-                bad(
-                    &format!("{key}.min_stories"),
-                    "must not exceed max_stories".into(),
-                );
+                bad(&format!("{key}.min_stories"), "must not exceed max_stories".into());
             }
             let template = e.template.unwrap_or_else(|| e.name.clone());
             if !is_slug(&template) {
-                bad(
-                    &format!("{key}.template"),
-                    "must be a plain name, not a path".into(),
-                );
+                bad(&format!("{key}.template"), "must be a plain name, not a path".into());
             } else if templates_dir.is_dir() {
                 for ext in ["html.j2", "txt.j2"] {
                     let file = templates_dir.join(format!("{template}.{ext}"));
                     if !file.is_file() {
-                        bad(
-                            &format!("{key}.template"),
-                            format!("{} does not exist", file.display()),
-                        );
+                        bad(&format!("{key}.template"), format!("{} does not exist", file.display()));
                     }
                 }
             }
@@ -906,9 +836,7 @@ impl Config {
                 problems,
             });
         }
-        let (Some(from), Some(database), Some(collect_schedule)) =
-            (from, database, collect_schedule)
-        else {
+        let (Some(from), Some(database), Some(collect_schedule)) = (from, database, collect_schedule) else {
             unreachable!("a missing value always records a problem");
         };
         Ok(Config {
@@ -950,21 +878,18 @@ impl Config {
     }
 
     pub fn edition(&self, name: &str) -> crate::Result<&Edition> {
-        self.editions
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.editions.iter().map(|e| e.name.as_str()).collect();
-                crate::Error::Usage(format!(
-                    "no edition named \"{name}\" in {} (editions: {})",
-                    self.path.display(),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
-            })
+        self.editions.iter().find(|e| e.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.editions.iter().map(|e| e.name.as_str()).collect();
+            crate::Error::Usage(format!(
+                "no edition named \"{name}\" in {} (editions: {})",
+                self.path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
     }
 
     pub fn audience(&self, name: &str) -> crate::Result<&Audience> {
@@ -1018,11 +943,7 @@ fn is_slug(s: &str) -> bool {
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
 #[cfg(test)]
@@ -1079,10 +1000,7 @@ template = "weekly"
         let path = dir.path().join("tidings.toml");
         let cfg = Config::parse(GOOD, &path, &no_env).expect("valid");
         assert_eq!(cfg.site.base_url, "http://127.0.0.1:8080");
-        assert_eq!(
-            cfg.database,
-            DatabaseUrl::Sqlite(dir.path().join("tidings.db"))
-        );
+        assert_eq!(cfg.database, DatabaseUrl::Sqlite(dir.path().join("tidings.db")));
         assert_eq!(cfg.mailbox_dir, dir.path().join("outbox"));
         assert_eq!(
             cfg.sources[0].location,

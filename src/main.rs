@@ -13,10 +13,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse(); // clap exits with 2 on usage errors itself
     init_logging(args.verbose, args.log_format);
     tidings::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -28,9 +25,7 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::Failure) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let usage = e
-                .downcast_ref::<tidings::Error>()
-                .is_some_and(tidings::Error::is_usage);
+            let usage = e.downcast_ref::<tidings::Error>().is_some_and(tidings::Error::is_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -55,13 +55,13 @@ pub struct Ranked<'a> {
     pub story: &'a StoredStory,
     pub score: f64,
     pub parts: ScoreParts,
+    /// The same news from other sources (its cluster), shown as "also
+    /// covered by"; they take no place of their own in the digest.
+    pub also: Vec<&'a StoredStory>,
 }
 
 /// The audience's weight for each of the story's tags.
-pub fn tag_sum(
-    story: &StoredStory,
-    weights: &BTreeMap<String, f64>,
-) -> (f64, Vec<TagContribution>) {
+pub fn tag_sum(story: &StoredStory, weights: &BTreeMap<String, f64>) -> (f64, Vec<TagContribution>) {
     let mut sum = 0.0;
     let mut parts = Vec::new();
     for t in &story.tags {
@@ -121,6 +121,7 @@ pub fn rank<'a>(
                 story: s,
                 score,
                 parts,
+                also: Vec::new(),
             })
         })
         .collect();
@@ -131,15 +132,24 @@ pub fn rank<'a>(
             .then(b.story.published_at.cmp(&a.story.published_at))
             .then(a.story.id.cmp(&b.story.id))
     });
+    // One entry per cluster: the best-ranked story stands for it.
+    let mut seen_clusters = std::collections::HashSet::new();
+    ranked.retain(|r| r.story.cluster_id.is_none_or(|c| seen_clusters.insert(c)));
     ranked.truncate(policy.limit);
+    for r in &mut ranked {
+        if let Some(cluster) = r.story.cluster_id {
+            r.also = stories
+                .iter()
+                .filter(|s| s.cluster_id == Some(cluster) && s.id != r.story.id)
+                .collect();
+            r.also.sort_by_key(|s| s.id);
+        }
+    }
     ranked
 }
 
 /// "Who should care": the audiences for which the story's tags carry weight.
-pub fn audiences_for<'a>(
-    story: &StoredStory,
-    audiences: impl IntoIterator<Item = &'a Audience>,
-) -> Vec<&'a Audience> {
+pub fn audiences_for<'a>(story: &StoredStory, audiences: impl IntoIterator<Item = &'a Audience>) -> Vec<&'a Audience> {
     audiences
         .into_iter()
         .filter(|a| tag_sum(story, &a.weights).0 > 0.0)
@@ -153,9 +163,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
-            .single()
-            .expect("time")
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time")
     }
 
     fn story(id: i64, source: &str, hours_old: i64, tags: &[&str]) -> StoredStory {
@@ -192,8 +200,7 @@ mod tests {
         let policy = RankPolicy::for_window_days(6, 10); // half-life 2 days
         let weights = HashMap::from([("A".to_string(), 2.0)]);
         let s = story(1, "A", 48, &["security", "cloud", "other"]);
-        let (score, parts) =
-            super::score(&s, &audience(), &weights, &policy, now()).expect("scores");
+        let (score, parts) = super::score(&s, &audience(), &weights, &policy, now()).expect("scores");
         assert_eq!(parts.tag_sum, 5.0);
         assert!((parts.decay - 0.5).abs() < 1e-9);
         assert!((score - 5.0).abs() < 1e-9, "{score}");
@@ -222,6 +229,25 @@ mod tests {
             now(),
         );
         assert_eq!(limited.len(), 2);
+    }
+
+    #[test]
+    fn a_cluster_takes_one_place_and_lists_the_others() {
+        let policy = RankPolicy::for_window_days(7, 10);
+        let mut stories = vec![
+            story(1, "A", 10, &["security"]),
+            story(2, "B", 5, &["security"]),
+            story(3, "C", 5, &[]),
+            story(4, "D", 20, &["cloud"]),
+        ];
+        for s in &mut stories[..3] {
+            s.cluster_id = Some(1);
+        }
+        let ranked = rank(&stories, &audience(), &HashMap::new(), &policy, now());
+        let ids: Vec<i64> = ranked.iter().map(|r| r.story.id).collect();
+        assert_eq!(ids, [2, 4], "the fresher story of the cluster stands for it");
+        let also: Vec<i64> = ranked[0].also.iter().map(|s| s.id).collect();
+        assert_eq!(also, [1, 3], "even a zero-score member is listed");
     }
 
     #[test]

@@ -85,9 +85,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn utc(y: i32, m: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, mi, 0)
-            .single()
-            .expect("valid time")
+        Utc.with_ymd_and_hms(y, m, d, h, mi, 0).single().expect("valid time")
     }
 
     #[test]
@@ -108,10 +106,7 @@ mod tests {
             s.slot_at_or_before(utc(2026, 11, 30, 7, 59)),
             Some(utc(2026, 11, 23, 8, 0))
         );
-        assert_eq!(
-            s.next_after(utc(2026, 11, 30, 8, 0)),
-            Some(utc(2026, 12, 7, 8, 0))
-        );
+        assert_eq!(s.next_after(utc(2026, 11, 30, 8, 0)), Some(utc(2026, 12, 7, 8, 0)));
         // A slot names an issue: it must not carry the sub-seconds of `now`.
         let now = utc(2026, 11, 30, 9, 0) + chrono::Duration::nanoseconds(123_456_789);
         assert_eq!(s.slot_at_or_before(now), Some(utc(2026, 11, 30, 8, 0)));
@@ -122,22 +117,10 @@ mod tests {
     fn local_time_holds_across_daylight_saving_changes() {
         let s = Schedule::parse("0 0 8 * * *", chrono_tz::Europe::Berlin).expect("valid");
         // Summer time ends 2026-10-25: 08:00 CEST is 06:00 UTC, 08:00 CET is 07:00 UTC.
-        assert_eq!(
-            s.next_after(utc(2026, 10, 24, 12, 0)),
-            Some(utc(2026, 10, 25, 7, 0))
-        );
-        assert_eq!(
-            s.next_after(utc(2026, 10, 23, 12, 0)),
-            Some(utc(2026, 10, 24, 6, 0))
-        );
+        assert_eq!(s.next_after(utc(2026, 10, 24, 12, 0)), Some(utc(2026, 10, 25, 7, 0)));
+        assert_eq!(s.next_after(utc(2026, 10, 23, 12, 0)), Some(utc(2026, 10, 24, 6, 0)));
         // Summer time starts 2026-03-29.
-        assert_eq!(
-            s.next_after(utc(2026, 3, 28, 12, 0)),
-            Some(utc(2026, 3, 29, 6, 0))
-        );
-        assert_eq!(
-            s.next_after(utc(2026, 3, 27, 12, 0)),
-            Some(utc(2026, 3, 28, 7, 0))
-        );
+        assert_eq!(s.next_after(utc(2026, 3, 28, 12, 0)), Some(utc(2026, 3, 29, 6, 0)));
+        assert_eq!(s.next_after(utc(2026, 3, 27, 12, 0)), Some(utc(2026, 3, 28, 7, 0)));
     }
 }

@@ -55,9 +55,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &[u8]) -> Self {
-        Signer {
-            key: secret.to_vec(),
-        }
+        Signer { key: secret.to_vec() }
     }
 
     fn mac(&self, purpose: Purpose, id: i64, expires: i64) -> HmacSha256 {
@@ -72,26 +70,20 @@ impl Signer {
     pub fn sign(&self, purpose: Purpose, id: i64, expires: Option<i64>) -> String {
         let expires = expires.unwrap_or(0);
         let tag = self.mac(purpose, id, expires).finalize().into_bytes();
-        format!(
-            "{id}.{expires}.{}",
-            URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
-        )
+        format!("{id}.{expires}.{}", URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES]))
     }
 
     /// Returns the subscriber id the token was signed for.
     pub fn verify(&self, purpose: Purpose, token: &str, now_unix: i64) -> Result<i64, TokenError> {
         let mut parts = token.split('.');
-        let (Some(id), Some(expires), Some(tag), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(id), Some(expires), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
         // Canonical decimal only: "+1" or "01" would sign the same id twice.
         let id: i64 = parse_canonical(id).ok_or(TokenError::Malformed)?;
         let expires: i64 = parse_canonical(expires).ok_or(TokenError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| TokenError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
         if tag.len() != TAG_BYTES {
             return Err(TokenError::Malformed);
         }
@@ -120,28 +112,19 @@ mod tests {
         let t = s.sign(Purpose::Unsubscribe, 42, None);
         assert_eq!(s.verify(Purpose::Unsubscribe, &t, 0), Ok(42));
         // Another purpose, another id, another key, a flipped character.
-        assert_eq!(
-            s.verify(Purpose::Confirm, &t, 0),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(s.verify(Purpose::Confirm, &t, 0), Err(TokenError::BadSignature));
         let other_id = t.replacen("42.", "43.", 1);
         assert_eq!(
             s.verify(Purpose::Unsubscribe, &other_id, 0),
             Err(TokenError::BadSignature)
         );
         let other = Signer::new(b"another secret another secret ..");
-        assert_eq!(
-            other.verify(Purpose::Unsubscribe, &t, 0),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(other.verify(Purpose::Unsubscribe, &t, 0), Err(TokenError::BadSignature));
         let mut flipped = t.clone();
         let last = flipped.pop().expect("non-empty");
         flipped.push(if last == 'A' { 'B' } else { 'A' });
         assert!(s.verify(Purpose::Unsubscribe, &flipped, 0).is_err());
-        assert_eq!(
-            s.verify(Purpose::Unsubscribe, "42", 0),
-            Err(TokenError::Malformed)
-        );
+        assert_eq!(s.verify(Purpose::Unsubscribe, "42", 0), Err(TokenError::Malformed));
         assert_eq!(
             s.verify(Purpose::Unsubscribe, &t.replacen("42.", "042.", 1), 0),
             Err(TokenError::Malformed)
@@ -153,9 +136,6 @@ mod tests {
         let s = Signer::new(b"k");
         let t = s.sign(Purpose::Confirm, 7, Some(1000));
         assert_eq!(s.verify(Purpose::Confirm, &t, 1000), Ok(7));
-        assert_eq!(
-            s.verify(Purpose::Confirm, &t, 1001),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(s.verify(Purpose::Confirm, &t, 1001), Err(TokenError::Expired));
     }
 }

@@ -11,9 +11,8 @@ use std::collections::HashSet;
 
 /// Words too common to tell two titles apart.
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is",
-    "it", "its", "of", "on", "or", "the", "to", "was", "were", "will", "with", "after", "new",
-    "says", "say",
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on",
+    "or", "the", "to", "was", "were", "will", "with", "after", "new", "says", "say",
 ];
 
 /// The threshold above which two titles name the same story.
@@ -37,7 +36,7 @@ pub fn title_words(title: &str) -> HashSet<String> {
 fn stem(word: &str) -> &str {
     for suffix in ["ing", "es", "ed", "s"] {
         if let Some(stripped) = word.strip_suffix(suffix)
-            && stripped.chars().count() >= 4
+            && stripped.chars().count() >= 3
         {
             return stripped;
         }
@@ -125,48 +124,21 @@ mod tests {
         assert!(similar_titles(&a, &b));
         assert!(similar_titles(&a, &c));
         assert!(!similar_titles(&a, &d));
-        assert!(!similar_titles(
-            &title_words("AI news"),
-            &title_words("AI news today")
-        ));
+        assert!(!similar_titles(&title_words("AI news"), &title_words("AI news today")));
     }
 
     #[test]
     fn clusters_by_link_or_title_across_sources_only() {
-        let existing = vec![c(
-            1,
-            "A",
-            "https://x/1",
-            "Kubernetes breach disclosed by cloud vendor",
-        )];
+        let existing = vec![c(1, "A", "https://x/1", "Kubernetes breach disclosed by cloud vendor")];
         let new = vec![
-            c(
-                2,
-                "B",
-                "https://y/2",
-                "Cloud vendor discloses Kubernetes breach",
-            ),
+            c(2, "B", "https://y/2", "Cloud vendor discloses Kubernetes breach"),
             c(3, "C", "https://x/1", "Something else entirely"),
-            c(
-                5,
-                "D",
-                "https://z/5",
-                "Unrelated gardening tips for the office",
-            ),
+            c(5, "D", "https://z/5", "Unrelated gardening tips for the office"),
         ];
         let pairs = assign_clusters(&existing, &new);
-        assert_eq!(
-            pairs,
-            [(1, 1), (2, 1), (3, 1)],
-            "reworded headline and same link"
-        );
+        assert_eq!(pairs, [(1, 1), (2, 1), (3, 1)], "reworded headline and same link");
         // A source repeating itself is de-duplication's job, not clustering's.
-        let same_source = vec![c(
-            4,
-            "A",
-            "https://x/4",
-            "Kubernetes breach disclosed by cloud vendor",
-        )];
+        let same_source = vec![c(4, "A", "https://x/4", "Kubernetes breach disclosed by cloud vendor")];
         assert!(assign_clusters(&existing, &same_source).is_empty());
     }
 }

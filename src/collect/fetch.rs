@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{
-    CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, LOCATION, RETRY_AFTER,
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
+    RETRY_AFTER,
 };
 use url::Url;
 
@@ -142,21 +142,12 @@ impl Fetcher {
         &self.limits
     }
 
-    pub async fn fetch(
-        &self,
-        location: &SourceLocation,
-        validators: &Validators,
-    ) -> Result<FetchOutcome, FetchError> {
+    pub async fn fetch(&self, location: &SourceLocation, validators: &Validators) -> Result<FetchOutcome, FetchError> {
         match location {
             SourceLocation::Http(url) => {
                 // The total timeout covers the whole exchange, body included,
                 // so a server that trickles bytes cannot hold a worker forever.
-                match tokio::time::timeout(
-                    self.limits.total_timeout,
-                    self.fetch_http(url, validators),
-                )
-                .await
-                {
+                match tokio::time::timeout(self.limits.total_timeout, self.fetch_http(url, validators)).await {
                     Ok(result) => result,
                     Err(_) => Err(FetchError::Timeout),
                 }
@@ -167,9 +158,7 @@ impl Fetcher {
                     return Err(FetchError::TooLarge(self.limits.max_body_bytes));
                 }
                 let body = tokio::fs::read(path).await.map_err(FetchError::File)?;
-                let base = std::path::absolute(path)
-                    .ok()
-                    .and_then(|p| Url::from_file_path(p).ok());
+                let base = std::path::absolute(path).ok().and_then(|p| Url::from_file_path(p).ok());
                 Ok(FetchOutcome::Body(Fetched {
                     body,
                     http_charset: None,
@@ -182,11 +171,7 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_http(
-        &self,
-        start: &Url,
-        validators: &Validators,
-    ) -> Result<FetchOutcome, FetchError> {
+    async fn fetch_http(&self, start: &Url, validators: &Validators) -> Result<FetchOutcome, FetchError> {
         let mut url = start.clone();
         let mut visited = vec![url.clone()];
         let mut all_permanent = true;
@@ -216,10 +201,7 @@ impl Fetcher {
             if visited.contains(&next) {
                 return Err(FetchError::RedirectLoop(next.to_string()));
             }
-            all_permanent &= matches!(
-                status,
-                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
-            );
+            all_permanent &= matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT);
             visited.push(next.clone());
             url = next;
         };
@@ -234,16 +216,10 @@ impl Fetcher {
             return Err(FetchError::Gone);
         }
         if !status.is_success() {
-            let retry_after = matches!(
-                status,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            )
-            .then(|| retry_after(&headers, Utc::now()))
-            .flatten();
-            return Err(FetchError::Status {
-                status,
-                retry_after,
-            });
+            let retry_after = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+                .then(|| retry_after(&headers, Utc::now()))
+                .flatten();
+            return Err(FetchError::Status { status, retry_after });
         }
         let header = |name| {
             headers
@@ -298,8 +274,7 @@ fn map_reqwest(e: reqwest::Error) -> FetchError {
 pub fn charset_of(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (k, v) = param.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("charset"))
-            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+        (k.trim().eq_ignore_ascii_case("charset")).then(|| v.trim().trim_matches('"').to_ascii_lowercase())
     })
 }
 
@@ -358,23 +333,14 @@ mod tests {
             .expect("date")
             .with_timezone(&Utc);
         let mut h = HeaderMap::new();
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=600"),
-        );
-        h.insert(
-            EXPIRES,
-            HeaderValue::from_static("Sat, 28 Nov 2026 13:00:00 GMT"),
-        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=600"));
+        h.insert(EXPIRES, HeaderValue::from_static("Sat, 28 Nov 2026 13:00:00 GMT"));
         h.insert(RETRY_AFTER, HeaderValue::from_static("120"));
         let hints = cache_hints(&h, now);
         assert_eq!(hints.max_age, Some(chrono::Duration::minutes(10)));
         assert_eq!(hints.expires, Some(now + chrono::Duration::hours(1)));
         assert_eq!(retry_after(&h, now), Some(chrono::Duration::minutes(2)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Sat, 28 Nov 2026 12:30:00 GMT"),
-        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Sat, 28 Nov 2026 12:30:00 GMT"));
         assert_eq!(retry_after(&h, now), Some(chrono::Duration::minutes(30)));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         assert_eq!(cache_hints(&h, now).max_age, None);

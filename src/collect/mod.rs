@@ -66,17 +66,9 @@ impl CollectPolicy {
 
     /// When to try again after the `errors`-th consecutive failure: an
     /// exponential backoff, or the server's Retry-After when it is longer.
-    pub fn next_after_failure(
-        &self,
-        now: DateTime<Utc>,
-        errors: i64,
-        retry_after: Option<Duration>,
-    ) -> DateTime<Utc> {
+    pub fn next_after_failure(&self, now: DateTime<Utc>, errors: i64, retry_after: Option<Duration>) -> DateTime<Utc> {
         let exp = (errors - 1).clamp(0, 20) as u32;
-        let backoff = self
-            .backoff_initial
-            .num_seconds()
-            .saturating_mul(1i64 << exp);
+        let backoff = self.backoff_initial.num_seconds().saturating_mul(1i64 << exp);
         let backoff = Duration::seconds(backoff).min(self.backoff_max);
         let wait = retry_after.map_or(backoff, |r| r.max(backoff).min(self.backoff_max));
         now + wait
@@ -143,14 +135,7 @@ pub async fn collect_source(
     let cap = policy.max_items.saturating_mul(5).max(1000);
     let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
     let ttl_minutes = feed.ttl;
-    let batch = stories_from_feed(
-        feed,
-        source,
-        fetched.base.as_ref(),
-        rules,
-        policy.max_items,
-        now,
-    );
+    let batch = stories_from_feed(feed, source, fetched.base.as_ref(), rules, policy.max_items, now);
     Ok(SourceResult::Stories {
         stories: batch.stories,
         validators: fetched.validators,
@@ -233,8 +218,7 @@ impl<'a> Normaliser<'a> {
             .and_then(|l| sanitize::canonical_link(l, base))
             .and_then(|l| Url::parse(&l).ok())
             .or_else(|| base.cloned());
-        let sanitizer =
-            sanitize::Sanitizer::new(feed_base.clone().filter(|u| u.scheme() != "file"));
+        let sanitizer = sanitize::Sanitizer::new(feed_base.clone().filter(|u| u.scheme() != "file"));
         Normaliser {
             source,
             rules,
@@ -278,13 +262,7 @@ impl<'a> Normaliser<'a> {
             .filter(|p| *p <= now + Duration::hours(1))
             .map(|p| p.min(now).with_nanosecond_zero())
             .unwrap_or(now);
-        let tags = tag::tag_story(
-            &self.source.tags,
-            &item.categories,
-            self.rules,
-            &title,
-            &summary_text,
-        );
+        let tags = tag::tag_story(&self.source.tags, &item.categories, self.rules, &title, &summary_text);
         Some(NewStory {
             key,
             source: self.source.name.clone(),
@@ -305,11 +283,7 @@ fn content_hash(title: &str, summary: &str) -> String {
     h.update(title.to_lowercase().as_bytes());
     h.update([0]);
     h.update(summary.to_lowercase().as_bytes());
-    h.finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 fn truncate_bytes(s: &str, max: usize) -> &str {
@@ -348,12 +322,7 @@ mod tests {
         }
     }
 
-    fn item(
-        guid: Option<&str>,
-        title: &str,
-        link: Option<&str>,
-        published: Option<DateTime<Utc>>,
-    ) -> ParsedItem {
+    fn item(guid: Option<&str>, title: &str, link: Option<&str>, published: Option<DateTime<Utc>>) -> ParsedItem {
         ParsedItem {
             guid: guid.map(str::to_string),
             title: title.into(),
@@ -397,16 +366,9 @@ mod tests {
         assert_eq!(stories.len(), 2);
         assert_eq!(stories[0].key, StoryKey::from_guid("Example", "abc"));
         assert_eq!(stories[0].link, "https://news.example/a");
-        assert_eq!(
-            stories[0].published_at,
-            now(),
-            "future date falls back to now"
-        );
+        assert_eq!(stories[0].published_at, now(), "future date falls back to now");
         assert_eq!(stories[0].summary_text, "Hello world");
-        assert_eq!(
-            stories[1].key,
-            StoryKey::from_link("https://news.example/b")
-        );
+        assert_eq!(stories[1].key, StoryKey::from_link("https://news.example/b"));
     }
 
     #[test]
@@ -414,12 +376,7 @@ mod tests {
         let items = (0..10)
             .map(|i| {
                 let link = format!("https://x.example/{i}");
-                item(
-                    None,
-                    &format!("t{i}"),
-                    Some(&link),
-                    Some(now() - Duration::hours(i)),
-                )
+                item(None, &format!("t{i}"), Some(&link), Some(now() - Duration::hours(i)))
             })
             .collect();
         let feed = ParsedFeed {
@@ -446,26 +403,14 @@ mod tests {
             p.next_after_success(now(), &hints, Some(60)),
             now() + Duration::hours(1)
         );
-        assert_eq!(
-            p.next_after_success(now(), &CacheHints::default(), None),
-            now()
-        );
+        assert_eq!(p.next_after_success(now(), &CacheHints::default(), None), now());
         assert_eq!(
             p.next_after_success(now(), &CacheHints::default(), Some(60 * 48)),
             now() + Duration::hours(24)
         );
-        assert_eq!(
-            p.next_after_failure(now(), 1, None),
-            now() + Duration::minutes(5)
-        );
-        assert_eq!(
-            p.next_after_failure(now(), 3, None),
-            now() + Duration::minutes(20)
-        );
-        assert_eq!(
-            p.next_after_failure(now(), 30, None),
-            now() + Duration::hours(24)
-        );
+        assert_eq!(p.next_after_failure(now(), 1, None), now() + Duration::minutes(5));
+        assert_eq!(p.next_after_failure(now(), 3, None), now() + Duration::minutes(20));
+        assert_eq!(p.next_after_failure(now(), 30, None), now() + Duration::hours(24));
         assert_eq!(
             p.next_after_failure(now(), 1, Some(Duration::hours(2))),
             now() + Duration::hours(2)

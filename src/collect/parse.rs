@@ -51,11 +51,7 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
 /// As [`parse_feed`], reading at most `cap` items (in document order). A
 /// parsed item costs far more memory than its bytes, so a hostile feed with
 /// 100,000 items is cut before parsing, not after.
-pub fn parse_feed_capped(
-    body: &[u8],
-    http_charset: Option<&str>,
-    cap: usize,
-) -> Result<ParsedFeed, ParseError> {
+pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) -> Result<ParsedFeed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
@@ -228,10 +224,7 @@ fn cap_items(body: Cow<'_, [u8]>, cap: usize) -> (Cow<'_, [u8]>, Option<usize>) 
     if cap == usize::MAX || body.len() < 64 * 1024 {
         return (body, None);
     }
-    let first = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
+    let first = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
     if body.get(first) == Some(&b'{') {
         return cap_json_items(body, cap);
     }
@@ -360,8 +353,7 @@ mod tests {
     #[test]
     fn declared_encoding_is_found() {
         assert_eq!(
-            xml_declared_encoding(b"<?xml version=\"1.0\" encoding='ISO-8859-1'?><rss/>")
-                .as_deref(),
+            xml_declared_encoding(b"<?xml version=\"1.0\" encoding='ISO-8859-1'?><rss/>").as_deref(),
             Some("ISO-8859-1")
         );
         assert_eq!(xml_declared_encoding(b"<rss/>"), None);
@@ -410,9 +402,7 @@ mod tests {
 
         let mut atom = String::from("<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title>");
         for i in 0..5000 {
-            atom.push_str(&format!(
-                "<entry><title>E{i}</title><id>urn:{i}</id></entry>"
-            ));
+            atom.push_str(&format!("<entry><title>E{i}</title><id>urn:{i}</id></entry>"));
         }
         atom.push_str("</feed>");
         let feed = parse_feed_capped(atom.as_bytes(), None, 3).expect("parses");
@@ -431,8 +421,7 @@ mod tests {
 
     #[test]
     fn html_page_is_named() {
-        let err =
-            parse_feed(b"<!DOCTYPE html><html><body>hi</body></html>", None).expect_err("html");
+        let err = parse_feed(b"<!DOCTYPE html><html><body>hi</body></html>", None).expect_err("html");
         assert!(err.to_string().contains("HTML page"), "{err}");
     }
 }

@@ -104,8 +104,8 @@ impl Sanitizer {
             "ul",
         ]))
         .clean_content_tags(HashSet::from([
-            "script", "style", "iframe", "noscript", "template", "textarea", "select", "object",
-            "embed", "svg", "math", "title",
+            "script", "style", "iframe", "noscript", "template", "textarea", "select", "object", "embed", "svg",
+            "math", "title",
         ]))
         .tag_attributes(std::collections::HashMap::from([
             ("a", HashSet::from(["href", "title"])),
@@ -191,8 +191,8 @@ pub fn shorten(text: &str, max: usize) -> String {
 pub fn repair_mojibake(text: &str) -> Cow<'_, str> {
     // Mojibake of UTF-8 always contains one of these lead characters.
     const MARKERS: &[char] = &[
-        'Ã', 'Â', 'â', 'ð', 'Å', 'Ä', 'Ð', 'Ñ', 'Ø', 'Ù', 'à', 'ï', 'Î', 'Ï', 'ã', 'ä', 'å', '๐',
-        '๏', 'เ', 'โ', 'ใ', 'ไ',
+        'Ã', 'Â', 'â', 'ð', 'Å', 'Ä', 'Ð', 'Ñ', 'Ø', 'Ù', 'à', 'ï', 'Î', 'Ï', 'ã', 'ä', 'å', '๐', '๏', 'เ', 'โ', 'ใ',
+        'ไ',
     ];
     if text.is_ascii() || !text.contains(MARKERS) {
         return Cow::Borrowed(text);
@@ -302,10 +302,7 @@ mod tests {
         ] {
             assert!(!clean.contains(bad), "{bad} survived in {clean}");
         }
-        assert!(
-            clean.contains(r#"href="https://news.example/story""#),
-            "{clean}"
-        );
+        assert!(clean.contains(r#"href="https://news.example/story""#), "{clean}");
         assert!(clean.contains(r#"rel="noopener noreferrer""#), "{clean}");
     }
 
@@ -322,10 +319,7 @@ mod tests {
 
     #[test]
     fn text_is_flattened() {
-        assert_eq!(
-            html_to_text("<p>One &amp; two</p>\n<p>three</p>"),
-            "One & two three"
-        );
+        assert_eq!(html_to_text("<p>One &amp; two</p>\n<p>three</p>"), "One & two three");
         assert_eq!(clean_line("a\r\nb\u{0}c\t d"), "a b c d");
     }
 }

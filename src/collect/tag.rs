@@ -83,9 +83,6 @@ mod tests {
         let names: Vec<&str> = tags.iter().map(|t| t.tag.as_str()).collect();
         assert_eq!(names, ["enterprise", "cloud-computing", "ai", "security"]);
         assert_eq!(tags[3].origin, TagOrigin::Keyword("ransomware".into()));
-        assert_eq!(
-            tags[1].origin,
-            TagOrigin::Category("Cloud Computing".into())
-        );
+        assert_eq!(tags[1].origin, TagOrigin::Category("Cloud Computing".into()));
     }
 }

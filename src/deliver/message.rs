@@ -31,12 +31,9 @@ pub struct Addressed<'a> {
 }
 
 pub fn to_lettre_mailbox(name: Option<&str>, email: &str) -> Result<LettreMailbox, DeliverError> {
-    let address = lettre::Address::from_str(email)
-        .map_err(|e| DeliverError::Address(format!("{email}: {e}")))?;
+    let address = lettre::Address::from_str(email).map_err(|e| DeliverError::Address(format!("{email}: {e}")))?;
     // Names go in a header: no line breaks, ever.
-    let name = name
-        .map(crate::collect::sanitize::clean_line)
-        .filter(|n| !n.is_empty());
+    let name = name.map(crate::collect::sanitize::clean_line).filter(|n| !n.is_empty());
     Ok(LettreMailbox::new(name, address))
 }
 
@@ -52,9 +49,7 @@ pub fn build_message(
         "mailto:{}?subject=unsubscribe%20{}",
         ctx.unsubscribe_mailto, to.unsubscribe_token
     );
-    let header = |name: &'static str, value: String| {
-        HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
-    };
+    let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
     Message::builder()
         .from(from)
         .to(recipient)

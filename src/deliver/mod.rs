@@ -97,11 +97,7 @@ impl IssueDelivery {
     }
 
     /// The complete message for one row of the ledger.
-    pub fn message_for(
-        &self,
-        row: &DeliveryRow,
-        date: SystemTime,
-    ) -> Result<lettre::Message, DeliverError> {
+    pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
         let token = self.unsubscribe_token(row.subscriber_id);
         let url = self.unsubscribe_url(&token);
         let personal = personalize(
@@ -141,9 +137,7 @@ pub async fn run_issue(
     let batch = (policy.concurrency * 4).max(16) as i64;
     loop {
         let now = clock();
-        let rows = store
-            .claim_deliveries(issue_id, now, now + policy.lease, batch)
-            .await?;
+        let rows = store.claim_deliveries(issue_id, now, now + policy.lease, batch).await?;
         if rows.is_empty() {
             break;
         }
@@ -168,8 +162,7 @@ pub async fn run_issue(
             let Some(joined) = tasks.join_next().await else {
                 break;
             };
-            let (row, outcome) =
-                joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
+            let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
             let now = clock();
             match outcome {
                 SendOutcome::Sent(reply) => {
@@ -211,9 +204,7 @@ pub async fn run_issue(
             // Release what we claimed but never tried, then stop.
             let now = clock();
             for row in unsent {
-                store
-                    .mark_retry(row.id, "not attempted: run stopped", now)
-                    .await?;
+                store.mark_retry(row.id, "not attempted: run stopped", now).await?;
             }
             report_counts(store, issue_id, &mut report).await?;
             return Err(DeliverError::Unavailable(reason));
@@ -223,11 +214,7 @@ pub async fn run_issue(
     Ok(report)
 }
 
-async fn report_counts(
-    store: &Store,
-    issue_id: i64,
-    report: &mut RunReport,
-) -> Result<(), DeliverError> {
+async fn report_counts(store: &Store, issue_id: i64, report: &mut RunReport) -> Result<(), DeliverError> {
     report.counts = store.delivery_counts(issue_id).await?;
     report.next_due = store.next_delivery_due(issue_id).await?;
     report.failures = store.failed_deliveries(issue_id).await?;

@@ -46,8 +46,8 @@ impl Transport {
         crate::install_crypto_provider();
         let mut tls_builder = TlsParameters::builder(smtp.host.clone());
         if let Some(ca) = &smtp.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| DeliverError::Setup(format!("smtp.ca_file {}: {e}", ca.display())))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| DeliverError::Setup(format!("smtp.ca_file {}: {e}", ca.display())))?;
             let cert = Certificate::from_pem(&pem)
                 .map_err(|e| DeliverError::Setup(format!("smtp.ca_file {}: {e}", ca.display())))?;
             tls_builder = tls_builder.add_root_certificate(cert);
@@ -61,15 +61,13 @@ impl Transport {
             (false, StartTls::Opportunistic) => Tls::Opportunistic(params),
             (false, StartTls::Never) => Tls::None,
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-                .port(smtp.port)
-                .tls(tls)
-                .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-                .pool_config(PoolConfig::new().max_size(concurrency.max(1) as u32));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+            .port(smtp.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
+            .pool_config(PoolConfig::new().max_size(concurrency.max(1) as u32));
         if let (Some(user), Some(pass)) = (&smtp.username, &smtp.password) {
-            builder =
-                builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
+            builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
         let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
         let scheme = if smtp.implicit_tls { "smtps" } else { "smtp" };
@@ -92,17 +90,14 @@ impl Transport {
         match self {
             Transport::Smtp { transport, label } => match transport.test_connection().await {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(DeliverError::Unavailable(format!(
-                    "{label}: connection test failed"
-                ))),
+                Ok(false) => Err(DeliverError::Unavailable(format!("{label}: connection test failed"))),
                 Err(e) => Err(DeliverError::Unavailable(format!(
                     "{label}: {}",
                     describe_smtp_error(&e)
                 ))),
             },
-            Transport::Mailbox(dir) => std::fs::create_dir_all(dir).map_err(|e| {
-                DeliverError::Unavailable(format!("mailbox folder {}: {e}", dir.display()))
-            }),
+            Transport::Mailbox(dir) => std::fs::create_dir_all(dir)
+                .map_err(|e| DeliverError::Unavailable(format!("mailbox folder {}: {e}", dir.display()))),
         }
     }
 

@@ -113,10 +113,7 @@ mod tests {
             "Jane <jane@example.com>",
             "a,b@example.com",
         ] {
-            assert!(
-                EmailAddress::parse(bad).is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

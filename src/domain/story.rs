@@ -126,10 +126,7 @@ mod tests {
 
     #[test]
     fn tags_normalise() {
-        assert_eq!(
-            normalise_tag("Machine Learning").as_deref(),
-            Some("machine-learning")
-        );
+        assert_eq!(normalise_tag("Machine Learning").as_deref(), Some("machine-learning"));
         assert_eq!(normalise_tag("  AI/ML ").as_deref(), Some("ai-ml"));
         assert_eq!(normalise_tag("C++").as_deref(), Some("c++"));
         assert_eq!(normalise_tag("Zero-Day").as_deref(), Some("zero-day"));

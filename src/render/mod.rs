@@ -163,8 +163,7 @@ impl Renderer {
             return Err(RenderError::Template {
                 file: self.dir.join(&html_name).display().to_string(),
                 line: None,
-                message: "contains <script>: email clients strip it and spam filters punish it"
-                    .into(),
+                message: "contains <script>: email clients strip it and spam filters punish it".into(),
             });
         }
         let html = css_inline::CSSInliner::options()
@@ -176,18 +175,11 @@ impl Renderer {
                 reason: e.to_string(),
             })?;
         let subject = render_subject(subject_template, view)?;
-        Ok(RenderedVariant {
-            subject,
-            html,
-            text,
-        })
+        Ok(RenderedVariant { subject, html, text })
     }
 
     fn render_file(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
-        let tmpl = self
-            .env
-            .get_template(name)
-            .map_err(|e| template_error(&self.dir, &e))?;
+        let tmpl = self.env.get_template(name).map_err(|e| template_error(&self.dir, &e))?;
         tmpl.render(ctx).map_err(|e| template_error(&self.dir, &e))
     }
 }
@@ -235,10 +227,7 @@ fn render_subject(subject_template: Option<&str>, view: &IssueView) -> Result<St
     };
     let env = subject_env();
     let rendered = env
-        .render_str(
-            source,
-            minijinja::Value::from(minijinja::value::Serde(view)),
-        )
+        .render_str(source, minijinja::Value::from(minijinja::value::Serde(view)))
         .map_err(|e| RenderError::Template {
             file: "subject".into(),
             line: None,
@@ -255,10 +244,7 @@ pub fn personalize(issue: &RenderedIssue, who: &Recipient<'_>) -> Personal {
     } else {
         &issue.anonymous
     };
-    let name = who
-        .name
-        .map(crate::collect::sanitize::clean_line)
-        .unwrap_or_default();
+    let name = who.name.map(crate::collect::sanitize::clean_line).unwrap_or_default();
     let fill_text = |s: &str| {
         s.replace(NAME_SLOT, &name)
             .replace(EMAIL_SLOT, who.email)

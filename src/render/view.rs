@@ -74,6 +74,15 @@ pub struct StoryView {
     /// "Who should care": titles of the audiences this story ranks for.
     pub audiences: Vec<String>,
     pub score: f64,
+    /// "Also covered by": the same news from other sources.
+    pub also: Vec<AlsoView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlsoView {
+    pub source: String,
+    pub title: String,
+    pub link: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,12 +92,7 @@ pub struct SubscriberView {
 }
 
 /// Builds the view of an issue of `edition` for the slot `slot`.
-pub fn build_issue_view(
-    config: &Config,
-    edition: &Edition,
-    ranked: &[Ranked<'_>],
-    slot: DateTime<Utc>,
-) -> IssueView {
+pub fn build_issue_view(config: &Config, edition: &Edition, ranked: &[Ranked<'_>], slot: DateTime<Utc>) -> IssueView {
     let tz: Tz = edition.schedule.timezone();
     let audience = config.audiences.get(&edition.audience);
     let stories: Vec<StoryView> = ranked
@@ -96,25 +100,16 @@ pub fn build_issue_view(
         .enumerate()
         .map(|(i, r)| {
             let s = r.story;
-            let stale = s.collected_at - s.published_at
-                > chrono::Duration::hours(config.site.stale_after_hours);
+            let stale = s.collected_at - s.published_at > chrono::Duration::hours(config.site.stale_after_hours);
             StoryView {
                 id: s.id,
                 position: i + 1,
                 title: s.title.clone(),
                 link: s.link.clone(),
                 source: s.source.clone(),
-                published: s
-                    .published_at
-                    .with_timezone(&tz)
-                    .format("%-d %b %Y")
-                    .to_string(),
+                published: s.published_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
                 published_iso: s.published_at.to_rfc3339(),
-                collected: s
-                    .collected_at
-                    .with_timezone(&tz)
-                    .format("%-d %b %Y")
-                    .to_string(),
+                collected: s.collected_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
                 collected_iso: s.collected_at.to_rfc3339(),
                 stale,
                 summary: crate::collect::sanitize::shorten(&s.summary_text, SUMMARY_CHARS),
@@ -124,6 +119,15 @@ pub fn build_issue_view(
                     .map(|a| a.title.clone())
                     .collect(),
                 score: (r.score * 1000.0).round() / 1000.0,
+                also: r
+                    .also
+                    .iter()
+                    .map(|a| AlsoView {
+                        source: a.source.clone(),
+                        title: a.title.clone(),
+                        link: a.link.clone(),
+                    })
+                    .collect(),
             }
         })
         .collect();

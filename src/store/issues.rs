@@ -70,11 +70,7 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_un
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 impl Store {
-    pub async fn find_issue(
-        &self,
-        edition: &str,
-        slot_at: DateTime<Utc>,
-    ) -> StoreResult<Option<IssueRow>> {
+    pub async fn find_issue(&self, edition: &str, slot_at: DateTime<Utc>) -> StoreResult<Option<IssueRow>> {
         with_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT id, edition, slot_at, composed_at, subject, content FROM issues WHERE edition = $1 AND slot_at = $2",
@@ -151,9 +147,7 @@ impl Store {
         let row = self
             .find_issue(issue.edition, issue.slot_at)
             .await?
-            .ok_or_else(|| {
-                super::StoreError::Corrupt("issue vanished after being written".into())
-            })?;
+            .ok_or_else(|| super::StoreError::Corrupt("issue vanished after being written".into()))?;
         Ok((row, created))
     }
 
@@ -197,12 +191,7 @@ impl Store {
         })
     }
 
-    pub async fn mark_sent(
-        &self,
-        delivery_id: i64,
-        reply: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    pub async fn mark_sent(&self, delivery_id: i64, reply: &str, now: DateTime<Utc>) -> StoreResult<()> {
         with_pool!(self, pool => {
             sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
                 .bind(delivery_id)
@@ -215,12 +204,7 @@ impl Store {
     }
 
     /// Puts a delivery back in the queue for another attempt at `at`.
-    pub async fn mark_retry(
-        &self,
-        delivery_id: i64,
-        reply: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    pub async fn mark_retry(&self, delivery_id: i64, reply: &str, at: DateTime<Utc>) -> StoreResult<()> {
         with_pool!(self, pool => {
             sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
                 .bind(delivery_id)

@@ -101,11 +101,10 @@ impl Store {
                 Backend::Sqlite(pool)
             }
             DatabaseUrl::Postgres(secret) => {
-                let options =
-                    PgConnectOptions::from_str(secret.expose()).map_err(|e| StoreError::Open {
-                        path: url.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let options = PgConnectOptions::from_str(secret.expose()).map_err(|e| StoreError::Open {
+                    path: url.to_string(),
+                    reason: e.to_string(),
+                })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(15))

@@ -108,10 +108,7 @@ impl Store {
     }
 
     /// Stories published since `since`, as clustering sees them.
-    pub async fn cluster_candidates(
-        &self,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<ClusterCandidate>> {
+    pub async fn cluster_candidates(&self, since: DateTime<Utc>) -> StoreResult<Vec<ClusterCandidate>> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",

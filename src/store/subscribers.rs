@@ -107,23 +107,12 @@ impl Store {
         })
     }
 
-    pub async fn subscriber_by_email(
-        &self,
-        email: &EmailAddress,
-    ) -> StoreResult<Option<Subscriber>> {
-        Ok(self
-            .list_subscribers()
-            .await?
-            .into_iter()
-            .find(|s| &s.email == email))
+    pub async fn subscriber_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Subscriber>> {
+        Ok(self.list_subscribers().await?.into_iter().find(|s| &s.email == email))
     }
 
     pub async fn subscriber(&self, id: i64) -> StoreResult<Option<Subscriber>> {
-        Ok(self
-            .list_subscribers()
-            .await?
-            .into_iter()
-            .find(|s| s.id == id))
+        Ok(self.list_subscribers().await?.into_iter().find(|s| s.id == id))
     }
 
     /// Every subscriber, by address, with their editions.
@@ -175,6 +164,5 @@ impl Store {
 }
 
 fn parse_status(s: &str) -> StoreResult<SubscriberStatus> {
-    SubscriberStatus::parse(s)
-        .ok_or_else(|| StoreError::Corrupt(format!("subscriber status \"{s}\"")))
+    SubscriberStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("subscriber status \"{s}\"")))
 }

@@ -37,23 +37,14 @@ async fn bad_configuration_exits_2_naming_file_and_key() {
     let out = env.run(&["collect"]).await;
     assert_exit(&out, 2);
     let err = stderr(&out);
-    assert!(
-        err.contains("editions[0].schedule") && err.contains("6"),
-        "{err}"
-    );
+    assert!(err.contains("editions[0].schedule") && err.contains("6"), "{err}");
 
     env.write_config(&MINIMAL.replace("audience = \"security\"", "audience = \"nobody\""));
     let err = stderr(&env.run(&["config", "check"]).await);
-    assert!(
-        err.contains("editions[0].audience") && err.contains("nobody"),
-        "{err}"
-    );
+    assert!(err.contains("editions[0].audience") && err.contains("nobody"), "{err}");
 
     let out = env
-        .run_with_env(
-            &["--config", "/nonexistent/tidings.toml", "config", "check"],
-            &[],
-        )
+        .run_with_env(&["--config", "/nonexistent/tidings.toml", "config", "check"], &[])
         .await;
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("/nonexistent/tidings.toml"));
@@ -71,14 +62,8 @@ async fn a_short_secret_is_refused_before_anything_is_sent() {
         .await;
     assert_exit(&out, 2);
     let err = stderr(&out);
-    assert!(
-        err.contains("TIDINGS_SECRET") && err.contains("32"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("too-short-1234"),
-        "the secret is never echoed: {err}"
-    );
+    assert!(err.contains("TIDINGS_SECRET") && err.contains("32"), "{err}");
+    assert!(!err.contains("too-short-1234"), "the secret is never echoed: {err}");
     assert!(!env.path("outbox").exists(), "nothing was sent");
 }
 
@@ -124,14 +109,8 @@ async fn subscribers_add_list_remove_and_import() {
     let out = env.run(&["subscribers", "import", "subs.csv"]).await;
     assert_exit(&out, 1);
     let text = stdout(&out);
-    assert!(
-        text.contains("line 3") && text.contains("broken-address"),
-        "{text}"
-    );
-    assert!(
-        text.contains("line 5") && text.contains("unknown-edition"),
-        "{text}"
-    );
+    assert!(text.contains("line 3") && text.contains("broken-address"), "{text}");
+    assert!(text.contains("line 5") && text.contains("unknown-edition"), "{text}");
     assert!(text.contains("2 added"), "{text}");
 
     let list = stdout(&env.run(&["subscribers", "list"]).await);
@@ -141,14 +120,8 @@ async fn subscribers_add_list_remove_and_import() {
     assert_eq!(lines[1], "bea@example.com\tBea, B.\tactive\tweekly");
     assert_eq!(lines[2], "cy@example.com\t-\tactive\tweekly");
 
-    assert_exit(
-        &env.run(&["subscribers", "remove", "bea@example.com"]).await,
-        0,
-    );
-    assert_exit(
-        &env.run(&["subscribers", "remove", "bea@example.com"]).await,
-        1,
-    );
+    assert_exit(&env.run(&["subscribers", "remove", "bea@example.com"]).await, 0);
+    assert_exit(&env.run(&["subscribers", "remove", "bea@example.com"]).await, 1);
     let list = stdout(&env.run(&["subscribers", "list"]).await);
     assert!(!list.contains("bea@"), "{list}");
 }
@@ -180,10 +153,7 @@ async fn preview_and_dry_run_record_nothing() {
         assert_exit(&out, 0);
         let body = std::fs::read_to_string(env.path(&file)).expect("preview written");
         assert!(body.contains(needle), "{format}: {body}");
-        assert!(
-            body.contains("https://news.example.com/unsubscribe/"),
-            "{format}"
-        );
+        assert!(body.contains("https://news.example.com/unsubscribe/"), "{format}");
     }
     let html = std::fs::read_to_string(env.path("preview.html")).expect("html");
     assert!(html.contains("Hello Ann"), "previewed as the subscriber");
@@ -201,22 +171,14 @@ async fn preview_and_dry_run_record_nothing() {
     let out = env.run(&["send", "weekly"]).await;
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("composed"), "{}", stdout(&out));
-    assert_eq!(
-        std::fs::read_dir(env.path("outbox"))
-            .expect("outbox")
-            .count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(env.path("outbox")).expect("outbox").count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edition_with_no_matching_story_sends_nothing() {
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(MINIMAL);
-    assert_exit(
-        &env.run(&["subscribers", "add", "ann@example.com"]).await,
-        0,
-    );
+    assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
     let out = env.run(&["send", "weekly"]).await;
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("not sent"), "{}", stdout(&out));
@@ -238,10 +200,7 @@ async fn a_template_error_names_the_file_and_line() {
     .expect("write");
     env.write_config(MINIMAL);
     let config = std::fs::read_to_string(env.config_path()).expect("read");
-    let config = config.replace(
-        root.to_str().expect("utf-8"),
-        templates.to_str().expect("utf-8"),
-    );
+    let config = config.replace(root.to_str().expect("utf-8"), templates.to_str().expect("utf-8"));
     std::fs::write(env.config_path(), config).expect("write");
     let out = env.run(&["config", "check"]).await;
     assert_exit(&out, 2);
@@ -257,10 +216,7 @@ async fn a_template_error_names_the_file_and_line() {
         "<html>\n{{ unsubscribe_url }}\n{{ story.nosuch.field }}\n</html>\n",
     )
     .expect("write");
-    assert_exit(
-        &env.run(&["subscribers", "add", "ann@example.com"]).await,
-        0,
-    );
+    assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
     let out = env.run(&["preview", "weekly"]).await;
     assert_exit(&out, 1);
     let err = stderr(&out);
@@ -275,34 +231,17 @@ async fn without_tidings_secret_one_is_generated_once_and_kept_in_the_database()
         "[[sources]]\nname = \"Beta\"\nurl = \"{}\"\n{MINIMAL}",
         feeds.url("feeds/beta.atom")
     ));
-    assert_exit(
-        &env.run(&["subscribers", "add", "ann@example.com"]).await,
-        0,
-    );
+    assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
     assert_exit(&env.run(&["collect"]).await, 0);
-    let out = env
-        .run_without(&["send", "weekly"], &["TIDINGS_SECRET"])
-        .await;
+    let out = env.run_without(&["send", "weekly"], &["TIDINGS_SECRET"]).await;
     assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains("generated a random secret"),
-        "{}",
-        stderr(&out)
-    );
-    let out = env
-        .run_without(&["send", "weekly"], &["TIDINGS_SECRET"])
-        .await;
-    assert!(
-        !stderr(&out).contains("generated"),
-        "said once: {}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("generated a random secret"), "{}", stderr(&out));
+    let out = env.run_without(&["send", "weekly"], &["TIDINGS_SECRET"]).await;
+    assert!(!stderr(&out).contains("generated"), "said once: {}", stderr(&out));
 
-    let store = tidings::store::Store::open(&tidings::config::DatabaseUrl::Sqlite(
-        env.path("tidings.db"),
-    ))
-    .await
-    .expect("open");
+    let store = tidings::store::Store::open(&tidings::config::DatabaseUrl::Sqlite(env.path("tidings.db")))
+        .await
+        .expect("open");
     let secret = store
         .setting("link_secret")
         .await
@@ -319,9 +258,7 @@ async fn without_tidings_secret_one_is_generated_once_and_kept_in_the_database()
     let token: String = eml[at..].chars().take_while(|c| *c != '>').collect();
     let signer = tidings::token::Signer::new(secret.as_bytes());
     assert!(
-        signer
-            .verify(tidings::token::Purpose::Unsubscribe, &token, 0)
-            .is_ok(),
+        signer.verify(tidings::token::Purpose::Unsubscribe, &token, 0).is_ok(),
         "{token}"
     );
 }

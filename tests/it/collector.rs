@@ -14,8 +14,7 @@ fn fixture(name: &str) -> String {
 async fn inspect(env: &TestEnv, target: &str) -> Value {
     let out = env.run(&["inspect", "--json", target]).await;
     assert_exit(&out, 0);
-    serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {}", stdout(&out)))
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {}", stdout(&out)))
 }
 
 fn s(v: &Value) -> Option<&str> {
@@ -134,16 +133,10 @@ async fn the_fixture_corpus_parses_as_a_reader_would_expect() {
 
     // Entities and markup in summaries and categories become plain text.
     let v = inspect(&env, &fixture("entities-cdata.xml")).await;
-    assert_eq!(
-        s(&v["items"][1]["title"]),
-        Some("Rock & Roll — it’s ☃ time")
-    );
+    assert_eq!(s(&v["items"][1]["title"]), Some("Rock & Roll — it’s ☃ time"));
     let v = inspect(&env, &fixture("atom-xmlbase.xml")).await;
     assert_eq!(s(&v["items"][0]["summary"]), Some("See about — it’s fine."));
-    assert_eq!(
-        v["items"][0]["tags"],
-        serde_json::json!(["web-development"])
-    );
+    assert_eq!(v["items"][0]["tags"], serde_json::json!(["web-development"]));
     let v = inspect(&env, &fixture("jsonfeed10.json")).await;
     assert_eq!(
         s(&v["items"][0]["summary"]),
@@ -169,17 +162,12 @@ async fn inspect_over_http_resolves_relative_links_and_uses_the_http_charset() {
         "relative to the feed's URL, fragment dropped"
     );
     let v = inspect(&env, &feeds.url("feeds/delta-latin1.xml")).await;
-    assert_eq!(
-        s(&v["items"][0]["title"]),
-        Some("Café chain reports breach in Zürich")
-    );
+    assert_eq!(s(&v["items"][0]["title"]), Some("Café chain reports breach in Zürich"));
 
     let out = env.run(&["inspect", &feeds.url("feeds/page.html")]).await;
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("HTML page"), "{}", stderr(&out));
-    let out = env
-        .run(&["inspect", "--json", &feeds.url("status/404")])
-        .await;
+    let out = env.run(&["inspect", "--json", &feeds.url("status/404")]).await;
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
 }
@@ -262,21 +250,12 @@ max_stories = 50
     expect("Slow Headers", &["FAILED", "timed out"]);
     expect("Redirect Loop", &["FAILED", "redirect loop"]);
     expect("Redirect Chain", &["FAILED", "too many redirects"]);
-    expect(
-        "Moved",
-        &[" ok ", "moved permanently to", "/feeds/gamma.json"],
-    );
+    expect("Moved", &[" ok ", "moved permanently to", "/feeds/gamma.json"]);
     expect("Temporary", &[" ok "]);
-    assert!(
-        !line("Temporary").contains("moved"),
-        "a 302 does not move the source"
-    );
+    assert!(!line("Temporary").contains("moved"), "a 302 does not move the source");
     expect("Fifty MiB", &["FAILED", "larger than 10485760 bytes"]);
     expect("Gzip Bomb", &["FAILED", "larger than 10485760 bytes"]);
-    expect(
-        "Many Items",
-        &[" ok ", "500 new", "99500 over the item limit dropped"],
-    );
+    expect("Many Items", &[" ok ", "500 new", "99500 over the item limit dropped"]);
     expect("Not Found", &["FAILED", "HTTP 404 Not Found"]);
     expect("Server Error", &["FAILED", "HTTP 500"]);
     expect("Rate Limited", &["FAILED", "HTTP 429"]);
@@ -303,8 +282,7 @@ max_stories = 50
         .next()
         .unwrap_or_default()
         .trim_end_matches(" UTC");
-    let next_try =
-        chrono::NaiveDateTime::parse_from_str(next_try, "%Y-%m-%d %H:%M").expect("next try time");
+    let next_try = chrono::NaiveDateTime::parse_from_str(next_try, "%Y-%m-%d %H:%M").expect("next try time");
     let wait = next_try.and_utc() - chrono::Utc::now();
     assert!(
         wait > chrono::Duration::minutes(115) && wait <= chrono::Duration::minutes(121),
@@ -316,54 +294,36 @@ max_stories = 50
     let out = env.run(&["collect"]).await;
     let text = stdout(&out);
     for name in ["Rate Limited", "Not Found", "Slow Body"] {
-        let l = text
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_default();
+        let l = text.lines().find(|l| l.starts_with(name)).unwrap_or_default();
         assert!(l.contains("backing off"), "{name}: {l}");
     }
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("Gone") && l.contains("DISABLED")),
+        text.lines().any(|l| l.starts_with("Gone") && l.contains("DISABLED")),
         "{text}"
     );
     let sources = stdout(&env.run(&["sources"]).await);
-    let moved = sources
-        .lines()
-        .find(|l| l.starts_with("Moved"))
-        .unwrap_or_default();
+    let moved = sources.lines().find(|l| l.starts_with("Moved")).unwrap_or_default();
     assert!(
         moved.contains(&format!("moved to {}", feeds.url("feeds/gamma.json"))),
         "{sources}"
     );
-    let gone = sources
-        .lines()
-        .find(|l| l.starts_with("Gone"))
-        .unwrap_or_default();
+    let gone = sources.lines().find(|l| l.starts_with("Gone")).unwrap_or_default();
     assert!(
         gone.contains("disabled") && gone.contains("next fetch never"),
         "{sources}"
     );
 
     // Hostile markup and control characters never reach a subscriber.
-    assert_exit(
-        &env.run(&["subscribers", "add", "ann@example.com"]).await,
-        0,
-    );
+    assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
     let out = env
         .run(&["preview", "weekly", "--format", "eml", "--out", "x.eml"])
         .await;
     assert_exit(&out, 0);
     let eml = std::fs::read(env.path("x.eml")).expect("eml");
-    let msg = mail_parser::MessageParser::default()
-        .parse(&eml)
-        .expect("MIME");
+    let msg = mail_parser::MessageParser::default().parse(&eml).expect("MIME");
     let html = msg.body_html(0).expect("html").to_lowercase();
     let plain = msg.body_text(0).expect("text").to_string();
-    assert!(
-        html.contains("harmless title"),
-        "the XSS story is in the issue"
-    );
+    assert!(html.contains("harmless title"), "the XSS story is in the issue");
     for bad in [
         "<script",
         "javascript:",
@@ -388,13 +348,8 @@ max_stories = 50
         plain.contains("Line one Bcc: victim@example.com tab"),
         "CRLF folded into one line"
     );
-    let headers = String::from_utf8_lossy(
-        &eml[..eml
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(eml.len())],
-    )
-    .to_string();
+    let headers =
+        String::from_utf8_lossy(&eml[..eml.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(eml.len())]).to_string();
     assert!(
         !headers.lines().any(|l| l.starts_with("Bcc:")),
         "no header injection:\n{headers}"
@@ -423,10 +378,59 @@ async fn cache_hints_defer_the_next_fetch_unless_forced() {
     assert_eq!(feeds.request_count(), before, "no request while not due");
     let out = env.run(&["collect", "--force"]).await;
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("0 new, 1 unchanged"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("0 new, 1 unchanged"), "{}", stdout(&out));
     assert_eq!(feeds.request_count(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_news_from_two_sources_is_one_entry_with_also_covered_by() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[[sources]]
+name = "Alpha Security"
+url = "{}"
+
+[[sources]]
+name = "Echo Wire"
+url = "{}"
+
+[tags.security]
+keywords = ["ransomware"]
+
+[tags.cloud]
+keywords = ["cloud"]
+
+[audiences.security]
+title = "Security"
+weights = {{ security = 3.0, cloud = 1.0 }}
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+"#,
+        feeds.url("feeds/alpha.xml"),
+        feeds.url("feeds/echo.xml")
+    ));
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let out = env.run(&["preview", "weekly", "--format", "text"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    let entries = |a: &str, b: &str| usize::from(text.contains(a)) + usize::from(text.contains(b));
+    assert_eq!(
+        entries("Ransomware hits port operator", "Port operator hit by ransomware"),
+        1,
+        "the reworded headline is not a second entry:\n{text}"
+    );
+    assert_eq!(
+        entries("Quarterly cloud pricing update", "Cloud prices: the quarterly round-up"),
+        1,
+        "the same link is one entry:\n{text}"
+    );
+    assert_eq!(text.matches("Also covered by").count(), 2, "{text}");
+    assert!(text.contains("https://echo.example.com/port-operator-ransomware"), "{text}");
+    assert!(text.contains("https://alpha.example.com/news/port-ransomware?id=7"), "{text}");
 }

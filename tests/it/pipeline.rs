@@ -102,10 +102,7 @@ async fn end_to_end(db: Db) {
     std::fs::write(env.path("ca.pem"), &ca.ca_pem).expect("write ca");
     // A local-file source too, relative to the config file.
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/examples/cloud-notes.atom"
-        ),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/cloud-notes.atom"),
         env.path("local.atom"),
     )
     .expect("copy");
@@ -131,20 +128,11 @@ ca_file = "ca.pem"
 
     assert_exit(&env.run(&["config", "check"]).await, 0);
     assert_exit(
-        &env.run(&[
-            "subscribers",
-            "add",
-            "ada@example.com",
-            "--name",
-            "Ada Ω Lovelace",
-        ])
-        .await,
+        &env.run(&["subscribers", "add", "ada@example.com", "--name", "Ada Ω Lovelace"])
+            .await,
         0,
     );
-    assert_exit(
-        &env.run(&["subscribers", "add", "bob@example.org"]).await,
-        0,
-    );
+    assert_exit(&env.run(&["subscribers", "add", "bob@example.org"]).await, 0);
 
     // One broken source is reported; the others are collected; exit 1.
     let out = env.run(&["collect"]).await;
@@ -173,25 +161,16 @@ ca_file = "ca.pem"
         4,
         "one request per healthy HTTP source"
     );
-    let broken = again
-        .lines()
-        .find(|l| l.starts_with("Broken"))
-        .unwrap_or_default();
+    let broken = again.lines().find(|l| l.starts_with("Broken")).unwrap_or_default();
     assert!(
         broken.contains("backing off") && broken.contains("after 1 failures"),
         "{again}"
     );
     for http in ["Alpha Security", "Beta Cloud", "Gamma Wire", "Delta Latin1"] {
-        let line = again
-            .lines()
-            .find(|l| l.starts_with(http))
-            .unwrap_or_default();
+        let line = again.lines().find(|l| l.starts_with(http)).unwrap_or_default();
         assert!(line.contains("not modified"), "{http}: {again}");
     }
-    let local = again
-        .lines()
-        .find(|l| l.starts_with("Local Notes"))
-        .unwrap_or_default();
+    let local = again.lines().find(|l| l.starts_with("Local Notes")).unwrap_or_default();
     assert!(local.contains("0 new, 3 unchanged"), "{again}");
 
     // Ranking order, with explanation.
@@ -206,14 +185,8 @@ ca_file = "ca.pem"
                 .unwrap_or_else(|| panic!("{t} missing from rank output:\n{ranked}"))
         })
         .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "wrong order:\n{ranked}"
-    );
-    assert!(
-        !ranked.contains("Gardening"),
-        "zero-score story ranked:\n{ranked}"
-    );
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "wrong order:\n{ranked}");
+    assert!(!ranked.contains("Gardening"), "zero-score story ranked:\n{ranked}");
     assert!(
         !ranked.contains("Old ransomware"),
         "story outside the window ranked:\n{ranked}"
@@ -232,27 +205,18 @@ ca_file = "ca.pem"
         assert!(r.tls, "STARTTLS was required");
         assert_eq!(r.auth_user.as_deref(), Some("mailer"));
         assert_eq!(r.mail_from, "recap@example.com");
-        let msg = MessageParser::default()
-            .parse(&r.data)
-            .expect("parses as MIME");
+        let msg = MessageParser::default().parse(&r.data).expect("parses as MIME");
         let to = msg.to().and_then(|a| a.first()).expect("To");
         let to_addr = to.address().unwrap_or_default().to_string();
         assert_eq!(r.rcpt_to, vec![to_addr.clone()]);
         if to_addr == "ada@example.com" {
-            assert_eq!(
-                to.name(),
-                Some("Ada Ω Lovelace"),
-                "name arrives exactly as written"
-            );
+            assert_eq!(to.name(), Some("Ada Ω Lovelace"), "name arrives exactly as written");
         } else {
             assert_eq!(to.name(), None);
         }
         // Emoji and non-Latin text arrive exactly as written.
         let subject = msg.subject().expect("subject");
-        assert!(
-            subject.starts_with("🖥️ Weekly AI Recap · 東京 — "),
-            "{subject}"
-        );
+        assert!(subject.starts_with("🖥️ Weekly AI Recap · 東京 — "), "{subject}");
         assert!(msg.date().is_some(), "Date header");
         let from = msg.from().and_then(|a| a.first()).expect("From");
         assert_eq!(from.address(), Some("recap@example.com"));
@@ -268,18 +232,10 @@ ca_file = "ca.pem"
             .chars()
             .take_while(|c| *c != '>' && *c != ',' && !c.is_whitespace())
             .collect();
-        let subscriber_id = signer
-            .verify(Purpose::Unsubscribe, &token, 0)
-            .expect("token verifies");
+        let subscriber_id = signer.verify(Purpose::Unsubscribe, &token, 0).expect("token verifies");
         assert!(subscriber_id > 0);
-        assert!(
-            lu.contains("mailto:recap@example.com?subject=unsubscribe%20"),
-            "{lu}"
-        );
-        assert_eq!(
-            header_text(&msg, "List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click"
-        );
+        assert!(lu.contains("mailto:recap@example.com?subject=unsubscribe%20"), "{lu}");
+        assert_eq!(header_text(&msg, "List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
 
         // Both parts, both with the unsubscribe link and the stories in order.
         let text = msg.body_text(0).expect("text part").to_string();
@@ -289,23 +245,15 @@ ca_file = "ca.pem"
             "{text}"
         );
         assert!(
-            html.contains(&format!(
-                "href=\"https://news.example.com/unsubscribe/{token}\""
-            )),
+            html.contains(&format!("href=\"https://news.example.com/unsubscribe/{token}\"")),
             "{html}"
         );
         for body in [&text, &html] {
             let positions: Vec<usize> = EXPECTED_ORDER
                 .iter()
-                .map(|t| {
-                    body.find(t)
-                        .unwrap_or_else(|| panic!("{t} missing from\n{body}"))
-                })
+                .map(|t| body.find(t).unwrap_or_else(|| panic!("{t} missing from\n{body}")))
                 .collect();
-            assert!(
-                positions.windows(2).all(|w| w[0] < w[1]),
-                "story order in\n{body}"
-            );
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "story order in\n{body}");
             assert!(!body.contains("Gardening"));
             assert!(
                 body.contains("Alpha Security") && body.contains("Enterprise &"),
@@ -335,14 +283,8 @@ ca_file = "ca.pem"
             let at = text.find(title).expect("title in text");
             text[at..].lines().nth(1).unwrap_or_default().to_string()
         };
-        assert!(
-            meta_line("Kubernetes breach disclosed").contains("stale"),
-            "{text}"
-        );
-        assert!(
-            !meta_line("Ransomware hits port operator").contains("stale"),
-            "{text}"
-        );
+        assert!(meta_line("Kubernetes breach disclosed").contains("stale"), "{text}");
+        assert!(!meta_line("Ransomware hits port operator").contains("stale"), "{text}");
     }
     message_ids.sort();
     message_ids.dedup();
@@ -421,10 +363,7 @@ async fn wrong_smtp_password_stops_the_send_and_loses_no_recipient() {
     let out = env.run(&["send", "weekly"]).await;
     assert_exit(&out, 1);
     let err = crate::support::stderr(&out);
-    assert!(
-        err.contains("535") || err.contains("authentication"),
-        "{err}"
-    );
+    assert!(err.contains("535") || err.contains("authentication"), "{err}");
     assert!(!err.contains("wrong-and-secret"), "password leaked: {err}");
     assert!(smtp.messages().is_empty());
     // Fixed password: the same issue goes out, to the same subscriber.
@@ -458,20 +397,13 @@ async fn the_bundled_example_runs_into_the_mailbox_folder() {
     let out = run(&["run", "--once"]).await;
     assert_exit(&out, 0);
     let outbox = env.path("outbox");
-    let files: Vec<_> = std::fs::read_dir(&outbox)
-        .expect("outbox exists")
-        .flatten()
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(&outbox).expect("outbox exists").flatten().collect();
     assert_eq!(files.len(), 3, "one .eml per subscriber");
     for f in &files {
         let bytes = std::fs::read(f.path()).expect("read eml");
         let msg = MessageParser::default().parse(&bytes).expect("valid MIME");
         assert!(msg.body_html(0).is_some() && msg.body_text(0).is_some());
-        assert!(
-            msg.subject()
-                .unwrap_or_default()
-                .starts_with("Weekly AI Recap — ")
-        );
+        assert!(msg.subject().unwrap_or_default().starts_with("Weekly AI Recap — "));
     }
     // Running again sends nothing new.
     let out = run(&["run", "--once"]).await;

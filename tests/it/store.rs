@@ -21,10 +21,7 @@ async fn open(db: &Db, dir: &tempfile::TempDir) -> Store {
 }
 
 fn story(key: &str, hours_ago: i64) -> NewStory {
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
-        .single()
-        .expect("time");
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
     NewStory {
         key: StoryKey(key.into()),
         source: "S".into(),
@@ -54,33 +51,18 @@ async fn stories_are_stored_once_with_their_tags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
-        assert_eq!(
-            store.insert_stories(&batch).await.expect("insert").len(),
-            3,
-            "{db:?}"
-        );
+        assert_eq!(store.insert_stories(&batch).await.expect("insert").len(), 3, "{db:?}");
         assert!(
-            store
-                .insert_stories(&batch)
-                .await
-                .expect("insert again")
-                .is_empty(),
+            store.insert_stories(&batch).await.expect("insert again").is_empty(),
             "{db:?}"
         );
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
-            .single()
-            .expect("time");
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
         let recent = store
             .stories_published_between(now - Duration::days(7), now)
             .await
             .expect("query");
         let titles: Vec<&str> = recent.iter().map(|s| s.title.as_str()).collect();
-        assert_eq!(
-            titles,
-            ["Title a — ünïcode 🖥️", "Title b — ünïcode 🖥️"],
-            "{db:?}"
-        );
+        assert_eq!(titles, ["Title a — ünïcode 🖥️", "Title b — ünïcode 🖥️"], "{db:?}");
         assert_eq!(recent[0].published_at, now - Duration::hours(1));
         let tags: Vec<(&str, TagOrigin)> = recent[0]
             .tags
@@ -105,23 +87,14 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
     for db in databases().await {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
-            .single()
-            .expect("time");
-        store
-            .insert_stories(&[story("a", 1)])
-            .await
-            .expect("insert");
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        store.insert_stories(&[story("a", 1)]).await.expect("insert");
         let story_id = store
             .stories_published_between(now - Duration::days(7), now)
             .await
             .expect("stories")[0]
             .id;
-        for (i, email) in ["a@example.com", "b@example.com", "c@example.com"]
-            .iter()
-            .enumerate()
-        {
+        for (i, email) in ["a@example.com", "b@example.com", "c@example.com"].iter().enumerate() {
             let email = EmailAddress::parse(email).expect("valid");
             let status = if i == 2 {
                 SubscriberStatus::Unsubscribed
@@ -156,20 +129,12 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         );
 
         let lease = now + Duration::minutes(5);
-        let first = store
-            .claim_deliveries(row.id, now, lease, 1)
-            .await
-            .expect("claim");
-        let second = store
-            .claim_deliveries(row.id, now, lease, 10)
-            .await
-            .expect("claim");
+        let first = store.claim_deliveries(row.id, now, lease, 1).await.expect("claim");
+        let second = store.claim_deliveries(row.id, now, lease, 10).await.expect("claim");
         assert_eq!((first.len(), second.len()), (1, 1), "{db:?}");
         assert_ne!(first[0].id, second[0].id);
         assert!(
-            first[0]
-                .message_id
-                .starts_with(&format!("<tidings.{}.n0nce.", row.id)),
+            first[0].message_id.starts_with(&format!("<tidings.{}.n0nce.", row.id)),
             "{}",
             first[0].message_id
         );
@@ -182,10 +147,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
             "{db:?}"
         );
 
-        store
-            .mark_sent(first[0].id, "250 ok", now)
-            .await
-            .expect("sent");
+        store.mark_sent(first[0].id, "250 ok", now).await.expect("sent");
         store
             .mark_retry(second[0].id, "451 later", now + Duration::seconds(30))
             .await
@@ -218,11 +180,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
             .await
             .expect("failed");
         let counts = store.delivery_counts(row.id).await.expect("counts");
-        assert_eq!(
-            (counts.sent, counts.failed, counts.pending),
-            (1, 1, 0),
-            "{db:?}"
-        );
+        assert_eq!((counts.sent, counts.failed, counts.pending), (1, 1, 0), "{db:?}");
         let failed = store.failed_deliveries(row.id).await.expect("failures");
         assert_eq!(failed[0].1, "550 no such user");
         let bounced = store

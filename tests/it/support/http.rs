@@ -47,14 +47,8 @@ impl FeedServer {
             .route("/status/{code}", get(status))
             .route("/hostile/slow-body", get(slow_body))
             .route("/hostile/slow-headers", get(slow_headers))
-            .route(
-                "/hostile/loop-a",
-                get(|| async { redirect(302, "/hostile/loop-b") }),
-            )
-            .route(
-                "/hostile/loop-b",
-                get(|| async { redirect(302, "/hostile/loop-a") }),
-            )
+            .route("/hostile/loop-a", get(|| async { redirect(302, "/hostile/loop-b") }))
+            .route("/hostile/loop-b", get(|| async { redirect(302, "/hostile/loop-a") }))
             .route("/hostile/chain/{n}", get(chain))
             .route(
                 "/hostile/moved",
@@ -73,9 +67,7 @@ impl FeedServer {
             .route("/hostile/many", get(many_items))
             .route("/hostile/cached", get(cached))
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind http");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -102,8 +94,7 @@ async fn status(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
-    let mut resp = Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut resp = Response::builder().status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     if let Some(after) = q.get("retry_after") {
         resp = resp.header(header::RETRY_AFTER, after.as_str());
     }
@@ -134,10 +125,7 @@ async fn slow_body() -> Response {
             return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        Some((
-            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")),
-            i + 1,
-        ))
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), i + 1))
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/rss+xml")
@@ -153,8 +141,7 @@ async fn slow_headers() -> Response {
 /// 50 MiB, streamed without a Content-Length.
 async fn big_body() -> Response {
     let chunk = bytes::Bytes::from(vec![b' '; 1024 * 1024]);
-    let stream =
-        futures_util::stream::iter((0..50).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let stream = futures_util::stream::iter((0..50).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     Response::builder()
         .header(header::CONTENT_TYPE, "application/rss+xml")
         .body(Body::from_stream(stream))
@@ -183,9 +170,7 @@ async fn gzip_bomb() -> Response {
 /// An RSS feed with 100,000 items (about 7 MB, under the body limit).
 async fn many_items() -> Response {
     let mut body = String::with_capacity(8 * 1024 * 1024);
-    body.push_str(
-        "<rss version=\"2.0\"><channel><title>Many</title><link>https://many.example/</link>",
-    );
+    body.push_str("<rss version=\"2.0\"><channel><title>Many</title><link>https://many.example/</link>");
     for i in 0..100_000 {
         body.push_str(&format!(
             "<item><title>Item {i}</title><link>https://many.example/{i}</link></item>"

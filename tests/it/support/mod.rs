@@ -38,10 +38,7 @@ pub async fn fresh_postgres_database() -> Option<String> {
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("TIDINGS_TEST_POSTGRES_URL is set but unreachable: {e}"));
-    let name = format!(
-        "tidings_test_{}",
-        tidings::app::random_hex(6).expect("random")
-    );
+    let name = format!("tidings_test_{}", tidings::app::random_hex(6).expect("random"));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -58,11 +55,7 @@ pub async fn finish(db: Db) {
     let Ok(base) = std::env::var("TIDINGS_TEST_POSTGRES_URL") else {
         return;
     };
-    let Some(name) = url
-        .rsplit('/')
-        .next()
-        .filter(|n| n.starts_with("tidings_test_"))
-    else {
+    let Some(name) = url.rsplit('/').next().filter(|n| n.starts_with("tidings_test_")) else {
         return;
     };
     use sqlx::Connection;

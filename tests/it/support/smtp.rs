@@ -87,11 +87,8 @@ pub fn test_ca() -> TestCa {
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
     let leaf_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("leaf params");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf cert");
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("leaf params");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
