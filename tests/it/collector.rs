@@ -431,6 +431,32 @@ schedule = "0 0 8 * * Mon"
         "the same link is one entry:\n{text}"
     );
     assert_eq!(text.matches("Also covered by").count(), 2, "{text}");
-    assert!(text.contains("https://echo.example.com/port-operator-ransomware"), "{text}");
-    assert!(text.contains("https://alpha.example.com/news/port-ransomware?id=7"), "{text}");
+    assert!(
+        text.contains("https://echo.example.com/port-operator-ransomware"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://alpha.example.com/news/port-ransomware?id=7"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_are_fetched_in_parallel_but_politely_per_host() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let mut config = String::from("[collect]\nconcurrency = 16\nper_host = 2\n");
+    for n in 0..6 {
+        config.push_str(&format!(
+            "\n[[sources]]\nname = \"Paced {n}\"\nurl = \"{}\"\n",
+            feeds.url(&format!("paced/{n}"))
+        ));
+    }
+    env.write_config(&config);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_eq!(
+        feeds.max_in_flight.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "at most per_host connections to one host, and more than one"
+    );
 }

@@ -24,18 +24,25 @@ struct Shared {
     requests: Arc<AtomicUsize>,
     /// Fixed at start, so every fetch of a fixture gives the same bytes.
     now: DateTime<Utc>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
 }
 
 pub struct FeedServer {
     pub base: String,
     pub requests: Arc<AtomicUsize>,
+    /// Most `/paced/…` requests ever in flight at once.
+    pub max_in_flight: Arc<AtomicUsize>,
 }
 
 impl FeedServer {
     pub async fn start() -> FeedServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds");
         let requests = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
         let shared = Shared {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::clone(&max_in_flight),
             dir,
             requests: Arc::clone(&requests),
             now: Utc::now()
@@ -66,6 +73,7 @@ impl FeedServer {
             .route("/hostile/bomb", get(gzip_bomb))
             .route("/hostile/many", get(many_items))
             .route("/hostile/cached", get(cached))
+            .route("/paced/{n}", get(paced))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let addr = listener.local_addr().expect("addr");
@@ -75,6 +83,7 @@ impl FeedServer {
         FeedServer {
             base: format!("http://{addr}"),
             requests,
+            max_in_flight,
         }
     }
 
@@ -180,6 +189,20 @@ async fn many_items() -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "application/rss+xml")
         .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// A small feed answered after 300 ms, counting requests in flight.
+async fn paced(State(s): State<Shared>, Path(n): Path<u32>) -> Response {
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .body(Body::from(format!(
+            "<rss version=\"2.0\"><channel><title>Paced {n}</title><item><title>Paced item {n}</title><link>https://paced.example/{n}</link></item></channel></rss>"
+        )))
         .unwrap_or_default()
 }
 

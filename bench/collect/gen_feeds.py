@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Writes N RSS 2.0 feeds of M items each for the collect benchmark.
+
+Usage: gen_feeds.py OUT_DIR N M
+Every item has a guid, a link, a date in the last week, two categories and
+a ~600-byte HTML description, about what a news site publishes.
+"""
+import datetime
+import os
+import random
+import sys
+
+WORDS = ("cloud security breach ransomware model training inference policy vendor "
+         "patch kernel network storage cluster latency budget release audit compliance "
+         "open source regulation privacy identity token zero-day supply chain").split()
+
+
+def sentence(rng, n):
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def main():
+    out, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    os.makedirs(out, exist_ok=True)
+    rng = random.Random(42)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for f in range(n):
+        items = []
+        for i in range(m):
+            when = now - datetime.timedelta(minutes=rng.randint(0, 7 * 24 * 60))
+            desc = " ".join(sentence(rng, 12) for _ in range(6))
+            items.append(
+                f"<item><title>{sentence(rng, 8)} ({f}-{i})</title>"
+                f"<link>https://feed{f}.example.com/story/{i}?utm_source=rss</link>"
+                f"<guid isPermaLink=\"false\">feed{f}-item{i}</guid>"
+                f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
+                f"<category>{rng.choice(WORDS)}</category><category>{rng.choice(WORDS)}</category>"
+                f"<description><![CDATA[<p>{desc}</p>]]></description></item>"
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>Feed {f}</title><link>https://feed{f}.example.com/</link>"
+            f"<description>Benchmark feed {f}</description>{''.join(items)}</channel></rss>\n"
+        )
+        with open(os.path.join(out, f"feed{f}.xml"), "w", encoding="utf-8") as fh:
+            fh.write(body)
+
+
+if __name__ == "__main__":
+    main()
