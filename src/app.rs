@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
 use crate::collect::{self, Fetcher, SourceResult};
 use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
@@ -157,6 +158,7 @@ impl App {
         let mut reports: Vec<Option<SourceReport>> = vec![None; self.config.sources.len()];
         let mut states = Vec::with_capacity(self.config.sources.len());
         let mut tasks = JoinSet::new();
+        let mut clusters: Option<ClusterIndex> = None;
         for (index, source) in self.config.sources.iter().enumerate() {
             let config_url = source.location.to_string();
             let state = self
@@ -212,23 +214,29 @@ impl App {
                 Arc::clone(&permits),
             );
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let _host_permit = match host_permits {
+                // The permit travels with the result and is released only
+                // once the result is stored: finished fetches cannot pile up
+                // in memory while the database catches up.
+                let permit = permits.acquire_owned().await;
+                let host_permit = match host_permits {
                     Some(p) => Some(p.acquire_owned().await),
                     None => None,
                 };
                 let result =
                     collect::collect_source(&fetcher, &source, &location, &validators, &rules, &policy, now).await;
-                (index, location, result)
+                drop(host_permit);
+                (index, location, result, permit)
             });
             states.push(state);
         }
         while let Some(joined) = tasks.join_next().await {
-            let (index, location, result) = joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
+            let (index, location, result, permit) =
+                joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
             let source = &self.config.sources[index];
             let report = self
-                .record_source(source, &states[index], &location, result, now)
+                .record_source(&mut clusters, source, &states[index], &location, result, now)
                 .await?;
+            drop(permit);
             match &report.status {
                 SourceStatus::Failed { reason, .. } => {
                     tracing::warn!(source = %source.name, "failed: {reason}")
@@ -246,6 +254,7 @@ impl App {
 
     async fn record_source(
         &self,
+        clusters: &mut Option<ClusterIndex>,
         source: &Source,
         state: &SourceState,
         fetched_from: &SourceLocation,
@@ -282,8 +291,22 @@ impl App {
                 skipped,
                 dropped,
             }) => {
-                let new_ids = self.store.insert_stories(&stories).await?;
-                self.cluster(&new_ids, now).await?;
+                let ids = self.store.insert_stories(&stories).await?;
+                let new: Vec<ClusterCandidate> = stories
+                    .iter()
+                    .zip(&ids)
+                    .filter_map(|(s, id)| {
+                        id.map(|id| ClusterCandidate {
+                            id,
+                            source: s.source.clone(),
+                            link: s.link.clone(),
+                            words: collect::cluster::title_words(&s.title),
+                            cluster_id: None,
+                        })
+                    })
+                    .collect();
+                let new_count = new.len();
+                self.cluster(clusters, new, now).await?;
                 let url = moved_to.as_ref().map_or(from.clone(), |u| u.to_string());
                 moved = moved_to.map(|u| u.to_string());
                 let next = policy.next_after_success(now, &cache, ttl_minutes);
@@ -298,8 +321,8 @@ impl App {
                     )
                     .await?;
                 SourceStatus::Collected {
-                    new: new_ids.len(),
-                    unchanged: stories.len() - new_ids.len(),
+                    new: new_count,
+                    unchanged: stories.len() - new_count,
                     skipped,
                     dropped,
                 }
@@ -343,17 +366,26 @@ impl App {
     }
 
     /// Puts new stories into clusters with the recent ones they duplicate.
-    async fn cluster(&self, new_ids: &[i64], now: DateTime<Utc>) -> Result<()> {
-        if new_ids.is_empty() {
+    /// The index of recent stories is loaded once per collect run.
+    async fn cluster(
+        &self,
+        index: &mut Option<ClusterIndex>,
+        new: Vec<ClusterCandidate>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if new.is_empty() {
             return Ok(());
         }
-        let candidates = self
-            .store
-            .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
-            .await?;
-        let (new, existing): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| new_ids.contains(&c.id));
-        let pairs = collect::cluster::assign_clusters(&existing, &new);
-        self.store.set_clusters(&pairs).await?;
+        if index.is_none() {
+            let new_ids: std::collections::HashSet<i64> = new.iter().map(|c| c.id).collect();
+            let mut existing = self.store.cluster_candidates(now - Duration::days(CLUSTER_DAYS)).await?;
+            existing.retain(|c| !new_ids.contains(&c.id));
+            *index = Some(ClusterIndex::new(existing));
+        }
+        if let Some(index) = index {
+            let pairs = index.add(new);
+            self.store.set_clusters(&pairs).await?;
+        }
         Ok(())
     }
 

@@ -10,9 +10,21 @@ import os
 import random
 import sys
 
-WORDS = ("cloud security breach ransomware model training inference policy vendor "
-         "patch kernel network storage cluster latency budget release audit compliance "
-         "open source regulation privacy identity token zero-day supply chain").split()
+TOPICS = ("cloud security breach ransomware model training inference policy vendor "
+          "patch kernel network storage cluster latency budget release audit compliance "
+          "open source regulation privacy identity token zero-day supply chain").split()
+
+
+def vocabulary(rng, n):
+    """Pseudo-words, so titles have a news-like spread of vocabulary."""
+    syllables = "ka lo mi ten ra vu sel dor pin ex tra gon bel ul fa zen qua ris mo dak".split()
+    words = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+WORDS = TOPICS + vocabulary(random.Random(7), 5000)
 
 
 def sentence(rng, n):
@@ -34,7 +46,7 @@ def main():
                 f"<link>https://feed{f}.example.com/story/{i}?utm_source=rss</link>"
                 f"<guid isPermaLink=\"false\">feed{f}-item{i}</guid>"
                 f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
-                f"<category>{rng.choice(WORDS)}</category><category>{rng.choice(WORDS)}</category>"
+                f"<category>{rng.choice(TOPICS)}</category><category>{rng.choice(TOPICS)}</category>"
                 f"<description><![CDATA[<p>{desc}</p>]]></description></item>"
             )
         body = (

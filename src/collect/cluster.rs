@@ -19,6 +19,8 @@ const STOP_WORDS: &[&str] = &[
 const SIMILARITY: f64 = 0.75;
 /// Titles with fewer distinct words only match when identical.
 const MIN_WORDS: usize = 4;
+/// Most stories looked at per indexed word when probing.
+const MAX_POSTINGS: usize = 256;
 
 /// Lower-cased words of a title, without punctuation and stop words, with
 /// common English endings cut ("discloses", "disclosed" → "disclos") so a
@@ -70,35 +72,169 @@ pub struct ClusterCandidate {
     pub cluster_id: Option<i64>,
 }
 
-/// For each story in `new` (ascending id), the cluster it joins: that of
-/// the first earlier story from another source with the same link or a
-/// similar title. Returns (story id, cluster id) pairs; a story that matches
-/// nothing is not listed. A cluster is named by its first story's id.
-pub fn assign_clusters(existing: &[ClusterCandidate], new: &[ClusterCandidate]) -> Vec<(i64, i64)> {
-    let mut known: Vec<ClusterCandidate> = existing.to_vec();
-    let mut out = Vec::new();
-    for story in new {
-        let matched = known.iter().position(|k| {
-            k.id < story.id
-                && k.source != story.source
-                && (k.link == story.link || similar_titles(&k.words, &story.words))
-        });
-        let mut story = story.clone();
-        if let Some(at) = matched {
-            let m = &mut known[at];
-            let cluster = m.cluster_id.unwrap_or(m.id);
-            out.push((story.id, cluster));
-            if m.cluster_id.is_none() {
-                out.push((m.id, cluster));
-                m.cluster_id = Some(cluster);
-            }
-            story.cluster_id = Some(cluster);
-        }
-        known.push(story);
+/// An index over recent stories that finds a new story's match without
+/// comparing it to every story: by link through a map, by title through
+/// prefix filtering — with the words of each title in one fixed order, two
+/// sets whose Jaccard similarity reaches the threshold always share one of
+/// their first `n − ⌈0.75·n⌉ + 1` words, so only those are indexed and
+/// probed — and a length filter. Words are hashed once and compared as
+/// sorted lists.
+#[derive(Debug, Default)]
+pub struct ClusterIndex {
+    entries: Vec<Entry>,
+    by_link: std::collections::HashMap<String, Vec<usize>>,
+    by_word: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: i64,
+    source: String,
+    cluster_id: Option<i64>,
+    /// Hashes of the title's words, sorted.
+    words: Vec<u64>,
+}
+
+/// A word as a number whose order is the order prefix filtering uses. Any
+/// fixed order is correct; putting long words first (they are the rare
+/// ones: names, products, places) keeps the probed lists short, where short
+/// words and numbers ("ai", "2026") would match half the index.
+fn word_key(w: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    w.hash(&mut h);
+    let rarity = 255 - w.chars().count().min(255) as u64;
+    (rarity << 56) | (h.finish() >> 8)
+}
+
+fn keys(words: &HashSet<String>) -> Vec<u64> {
+    let mut keys: Vec<u64> = words.iter().map(|w| word_key(w)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The leading keys that must be indexed and probed.
+fn prefix(keys: &[u64]) -> &[u64] {
+    let n = keys.len();
+    let p = if n < MIN_WORDS { 1 } else { n - (SIMILARITY * n as f64).ceil() as usize + 1 };
+    &keys[..p.min(n)]
+}
+
+/// [`similar_titles`] on sorted key lists.
+fn similar_keys(a: &[u64], b: &[u64]) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
     }
-    out.sort_unstable();
-    out.dedup();
-    out
+    if a == b {
+        return true;
+    }
+    if a.len() < MIN_WORDS || b.len() < MIN_WORDS {
+        return false;
+    }
+    let (small, large) = if a.len() <= b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
+    // Length filter: |A∩B| ≤ |small| and |A∪B| ≥ |large|.
+    if (small as f64) < SIMILARITY * large as f64 {
+        return false;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - common;
+    common as f64 / union as f64 >= SIMILARITY
+}
+
+impl ClusterIndex {
+    pub fn new(existing: Vec<ClusterCandidate>) -> Self {
+        let mut index = ClusterIndex::default();
+        for c in existing {
+            index.insert(c.id, c.source, c.link, keys(&c.words), c.cluster_id);
+        }
+        index
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, id: i64, source: String, link: String, words: Vec<u64>, cluster_id: Option<i64>) {
+        let at = self.entries.len();
+        self.by_link.entry(link).or_default().push(at);
+        for key in prefix(&words) {
+            self.by_word.entry(*key).or_default().push(at);
+        }
+        self.entries.push(Entry {
+            id,
+            source,
+            cluster_id,
+            words,
+        });
+    }
+
+    /// The earliest indexed story from another source with the same link
+    /// or a similar title.
+    fn find(&self, id: i64, source: &str, link: &str, words: &[u64]) -> Option<usize> {
+        let same_link: &[usize] = self.by_link.get(link).map_or(&[], Vec::as_slice);
+        let mut candidates: Vec<usize> = same_link.to_vec();
+        for key in prefix(words) {
+            if let Some(list) = self.by_word.get(key) {
+                // A word in thousands of titles is noise, not news: look at
+                // its most recent stories only, so one probe stays cheap.
+                candidates.extend(&list[list.len().saturating_sub(MAX_POSTINGS)..]);
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.into_iter().find(|&at| {
+            let e = &self.entries[at];
+            // Cheapest tests first: most candidates fail the length filter.
+            e.id < id && (same_link.contains(&at) || similar_keys(&e.words, words)) && e.source != source
+        })
+    }
+
+    /// Adds new stories (ascending id) and returns the (story id, cluster
+    /// id) pairs to store: each new story that matches joins the match's
+    /// cluster, named by its first story's id (which joins it too).
+    pub fn add(&mut self, new: Vec<ClusterCandidate>) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        for story in new {
+            let words = keys(&story.words);
+            let mut cluster_id = None;
+            if let Some(at) = self.find(story.id, &story.source, &story.link, &words) {
+                let m = &mut self.entries[at];
+                let cluster = m.cluster_id.unwrap_or(m.id);
+                if m.cluster_id.is_none() {
+                    m.cluster_id = Some(cluster);
+                    out.push((m.id, cluster));
+                }
+                cluster_id = Some(cluster);
+                out.push((story.id, cluster));
+            }
+            self.insert(story.id, story.source, story.link, words, cluster_id);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// For each story in `new` (ascending id), the cluster it joins; see
+/// [`ClusterIndex::add`].
+pub fn assign_clusters(existing: &[ClusterCandidate], new: &[ClusterCandidate]) -> Vec<(i64, i64)> {
+    ClusterIndex::new(existing.to_vec()).add(new.to_vec())
 }
 
 #[cfg(test)]
@@ -125,6 +261,33 @@ mod tests {
         assert!(similar_titles(&a, &c));
         assert!(!similar_titles(&a, &d));
         assert!(!similar_titles(&title_words("AI news"), &title_words("AI news today")));
+    }
+
+    #[test]
+    fn prefix_filtering_finds_every_similar_pair() {
+        // Brute force and the index agree on a few hundred titles with a
+        // small vocabulary (many near-duplicates).
+        let vocab = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"];
+        let mut rng = 7u64;
+        let mut next = || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) as usize
+        };
+        let stories: Vec<ClusterCandidate> = (0..300)
+            .map(|i| {
+                let n = 4 + next() % 4;
+                let title: Vec<&str> = (0..n).map(|_| vocab[next() % vocab.len()]).collect();
+                c(i, &format!("S{}", i % 7), &format!("https://x/{i}"), &title.join(" "))
+            })
+            .collect();
+        for (i, s) in stories.iter().enumerate() {
+            let brute = stories[..i]
+                .iter()
+                .position(|e| e.source != s.source && similar_titles(&e.words, &s.words));
+            let index = ClusterIndex::new(stories[..i].to_vec());
+            let found = index.find(s.id, &s.source, &s.link, &keys(&s.words));
+            assert_eq!(found.is_some(), brute.is_some(), "story {i}");
+        }
     }
 
     #[test]

@@ -11,43 +11,57 @@ use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
 impl Store {
     /// Stores the stories not seen before (by key) with their tags, in one
-    /// transaction. Returns the ids of the new ones.
-    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<Vec<i64>> {
+    /// transaction, a few multi-row statements per batch. Returns, for each
+    /// story given, its new id, or `None` when it was already stored.
+    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<Vec<Option<i64>>> {
+        // Well under SQLite's 32766 bound parameters per statement.
+        const ROWS: usize = 200;
+        let mut ids: HashMap<&str, i64> = HashMap::new();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut new = Vec::new();
-            for s in stories {
-                let id: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (story_key) DO NOTHING
-                     RETURNING id",
-                )
-                .bind(&s.key.0)
-                .bind(&s.source)
-                .bind(s.guid.as_deref())
-                .bind(&s.title)
-                .bind(&s.link)
-                .bind(&s.summary_html)
-                .bind(&s.summary_text)
-                .bind(s.published_at)
-                .bind(s.collected_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(id) = id else { continue };
-                new.push(id);
-                for t in &s.tags {
-                    sqlx::query("INSERT INTO story_tags (story_id, tag, origin) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(&t.tag)
-                        .bind(t.origin.encode())
-                        .execute(&mut *tx)
-                        .await?;
+            for chunk in stories.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at) ",
+                );
+                insert.push_values(chunk, |mut row, s| {
+                    row.push_bind(&s.key.0)
+                        .push_bind(&s.source)
+                        .push_bind(s.guid.as_deref())
+                        .push_bind(&s.title)
+                        .push_bind(&s.link)
+                        .push_bind(&s.summary_html)
+                        .push_bind(&s.summary_text)
+                        .push_bind(s.published_at)
+                        .push_bind(s.collected_at);
+                });
+                insert.push(" ON CONFLICT (story_key) DO NOTHING RETURNING id, story_key");
+                let rows = insert.build().fetch_all(&mut *tx).await?;
+                let mut new_in_chunk = Vec::new();
+                for r in &rows {
+                    let key: String = r.try_get("story_key")?;
+                    let id: i64 = r.try_get("id")?;
+                    if let Some(s) = chunk.iter().find(|s| s.key.0 == key) {
+                        ids.insert(s.key.0.as_str(), id);
+                        new_in_chunk.push((id, s));
+                    }
+                }
+                let tags: Vec<(i64, &TaggedTag)> = new_in_chunk
+                    .iter()
+                    .flat_map(|(id, s)| s.tags.iter().map(move |t| (*id, t)))
+                    .collect();
+                for tag_chunk in tags.chunks(ROWS * 2) {
+                    let mut insert = sqlx::QueryBuilder::new("INSERT INTO story_tags (story_id, tag, origin) ");
+                    insert.push_values(tag_chunk, |mut row, (id, t)| {
+                        row.push_bind(*id).push_bind(&t.tag).push_bind(t.origin.encode());
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
-            Ok(new)
-        })
+            Ok::<(), super::StoreError>(())
+        })?;
+        Ok(stories.iter().map(|s| ids.get(s.key.0.as_str()).copied()).collect())
     }
 
     /// Stories published in `[from, to]`, newest first, with their tags.
