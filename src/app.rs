@@ -125,6 +125,32 @@ pub enum SendReport {
     },
 }
 
+/// How `send` runs.
+pub struct SendOptions<'a> {
+    /// Show what would be sent; send and record nothing.
+    pub dry_run: bool,
+    /// Keep going while retries are due within this long.
+    pub wait: std::time::Duration,
+    /// Turns true to stop: no new claims, in-flight messages finish, the
+    /// rest is released for the next run.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    pub progress: deliver::DeliveryProgress<'a>,
+}
+
+impl SendOptions<'_> {
+    /// Wait 10 minutes for retries; never stopped; no progress display.
+    pub fn standard() -> SendOptions<'static> {
+        static NO_STOP: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+            std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+        SendOptions {
+            dry_run: false,
+            wait: std::time::Duration::from_secs(600),
+            stop: NO_STOP.subscribe(),
+            progress: &|_| {},
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreviewFormat {
     Html,
@@ -378,7 +404,10 @@ impl App {
         }
         if index.is_none() {
             let new_ids: std::collections::HashSet<i64> = new.iter().map(|c| c.id).collect();
-            let mut existing = self.store.cluster_candidates(now - Duration::days(CLUSTER_DAYS)).await?;
+            let mut existing = self
+                .store
+                .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
+                .await?;
             existing.retain(|c| !new_ids.contains(&c.id));
             *index = Some(ClusterIndex::new(existing));
         }
@@ -481,6 +510,7 @@ impl App {
         MessageContext {
             list_id: format!("\"{title}\" <{}.{}>", edition.name, from.email.domain()),
             unsubscribe_mailto: self.config.site.unsubscribe_mailto.clone(),
+            feedback_id: self.config.delivery.feedback_id.clone(),
             from,
         }
     }
@@ -494,10 +524,22 @@ impl App {
 
     /// Composes the issue for the edition's current slot (once) and delivers
     /// whatever of it is due.
-    pub async fn send(&self, edition_name: &str, dry_run: bool, now: DateTime<Utc>) -> Result<SendReport> {
+    pub fn dkim(&self) -> Result<Option<deliver::dkim::DkimSigner>> {
+        self.config
+            .delivery
+            .dkim
+            .as_ref()
+            .map(|d| deliver::dkim::load(d).map_err(|e| Error::Deliver(deliver::DeliverError::Setup(e.to_string()))))
+            .transpose()
+    }
+
+    /// Composes the issue for the edition's current slot (once) and delivers
+    /// it: everything due now, then, while deliveries wait for a retry due
+    /// within `options.wait`, those too.
+    pub async fn send(&self, edition_name: &str, options: &SendOptions<'_>, now: DateTime<Utc>) -> Result<SendReport> {
         let edition = self.config.edition(edition_name)?;
         let slot = self.slot(edition, now)?;
-        if dry_run {
+        if options.dry_run {
             return self.dry_run(edition, slot, now).await;
         }
         // The secret first: a bad or missing key stops us before anything is sent.
@@ -549,13 +591,59 @@ impl App {
                 context: self.message_context(edition),
                 signer,
                 base_url: self.config.site.base_url.clone(),
+                dkim: self.dkim()?,
             });
-            let policy = DeliveryPolicy::new(self.config.delivery.concurrency);
-            let result = deliver::run_issue(&self.store, &transport, job, &policy, &Utc::now).await;
+            let result = self.deliver_until_done(&transport, job, options).await;
             transport.shutdown().await;
             result?
         };
         Ok(SendReport::Delivered { issue, composed, run })
+    }
+
+    /// Runs the issue's deliveries, sleeping for retries due within
+    /// `options.wait`, until nothing is left that soon or a stop is asked.
+    async fn deliver_until_done(
+        &self,
+        transport: &Transport,
+        job: Arc<IssueDelivery>,
+        options: &SendOptions<'_>,
+    ) -> Result<RunReport> {
+        let policy = DeliveryPolicy::from_config(&self.config.delivery);
+        let wait = Duration::from_std(options.wait).unwrap_or(Duration::MAX);
+        let mut stop = options.stop.clone();
+        let mut total = RunReport::default();
+        loop {
+            let run = deliver::run_issue(
+                &self.store,
+                transport,
+                Arc::clone(&job),
+                &policy,
+                &Utc::now,
+                &stop,
+                options.progress,
+            )
+            .await?;
+            total.sent += run.sent;
+            total.retried += run.retried;
+            total.failed += run.failed;
+            total.stopped = run.stopped;
+            total.counts = run.counts;
+            total.next_due = run.next_due;
+            total.failures = run.failures;
+            if total.stopped || total.counts.pending + total.counts.sending == 0 {
+                return Ok(total);
+            }
+            let now = Utc::now();
+            let Some(next) = total.next_due.filter(|n| *n <= now + wait) else {
+                return Ok(total);
+            };
+            let pause = (next - now).to_std().unwrap_or_default() + std::time::Duration::from_millis(50);
+            tracing::info!(retry_at = %next, "waiting for deliveries to retry");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
     }
 
     async fn dry_run(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<SendReport> {
@@ -627,6 +715,7 @@ impl App {
             context: self.message_context(edition),
             signer: self.signer_read_only().await?,
             base_url: self.config.site.base_url.clone(),
+            dkim: self.dkim()?,
         };
         let token = job.unsubscribe_token(id);
         let url = job.unsubscribe_url(&token);

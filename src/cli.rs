@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use tidings::app::{App, CollectReport, PreviewFormat, SendReport, SourceStatus};
+use tidings::app::{App, CollectReport, PreviewFormat, SendOptions, SendReport, SourceStatus};
 use tidings::config::{self, Config};
 use tidings::domain::{EmailAddress, SubscriberStatus};
 use tidings::rank::{self, RankPolicy};
@@ -94,6 +94,17 @@ pub enum Command {
         /// Show what would be sent; send and record nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Pick up what an earlier run left (a plain re-run does the same).
+        #[arg(long)]
+        resume: bool,
+        /// Keep going while retries are due within this long ("10m", "1h"; "0s" to return at once).
+        #[arg(long, default_value = "10m", value_parser = parse_wait)]
+        wait: std::time::Duration,
+    },
+    /// Delivery counts by status, failures with the server's replies, and the rate.
+    Deliveries {
+        /// An issue id (default: a summary of the latest issues).
+        issue: Option<i64>,
     },
     /// Collect, then send every edition.
     Run {
@@ -182,7 +193,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             out,
             to,
         } => preview(&app, &edition, format, out, to).await?,
-        Command::Send { edition, dry_run } => send(&app, &edition, dry_run).await?,
+        Command::Send {
+            edition,
+            dry_run,
+            resume: _,
+            wait,
+        } => send(&app, &edition, dry_run, wait).await?,
+        Command::Deliveries { issue } => deliveries(&app, issue).await?,
         Command::Run { once: _ } => run_once(&app).await?,
         Command::Subscribers(cmd) => subscribers(&app, cmd).await?,
         Command::Sources => sources(&app).await?,
@@ -524,7 +541,18 @@ fn print_send(edition: &str, report: &SendReport) -> Outcome {
             for (email, reply) in &run.failures {
                 println!("  refused: {email}: {reply}");
             }
-            if c.pending + c.sending > 0 {
+            let exhausted = run
+                .failures
+                .iter()
+                .filter(|(_, r)| r.starts_with("gave up after"))
+                .count();
+            if run.stopped {
+                println!(
+                    "  stopped by a signal; {} deliveries left for the next run (`tidings send {edition}`)",
+                    c.pending + c.sending
+                );
+                Outcome::Failure
+            } else if c.pending + c.sending > 0 {
                 println!(
                     "  {} deliveries still waiting{}; run `tidings send {edition}` again later or keep `tidings serve` running",
                     c.pending + c.sending,
@@ -533,6 +561,9 @@ fn print_send(edition: &str, report: &SendReport) -> Outcome {
                         .unwrap_or_default()
                 );
                 Outcome::Failure
+            } else if exhausted > 0 {
+                println!("  {exhausted} deliveries ran out of attempts");
+                Outcome::Failure
             } else {
                 Outcome::Success
             }
@@ -540,9 +571,118 @@ fn print_send(edition: &str, report: &SendReport) -> Outcome {
     }
 }
 
-async fn send(app: &App, edition: &str, dry_run: bool) -> anyhow::Result<Outcome> {
-    let report = app.send(edition, dry_run, Utc::now()).await?;
-    Ok(print_send(edition, &report))
+fn parse_wait(raw: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration(raw)
+}
+
+/// A stop signal for `send`: SIGINT or SIGTERM turn it true.
+fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("stopping: finishing messages in flight, releasing the rest");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn send(app: &App, edition: &str, dry_run: bool, wait: std::time::Duration) -> anyhow::Result<Outcome> {
+    use std::io::IsTerminal;
+    let stop = stop_on_signals();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    });
+    let started = std::time::Instant::now();
+    let progress = |r: &tidings::deliver::RunReport| {
+        if let Some(bar) = &bar {
+            let rate = r.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "sent {}, retrying {}, failed {} — {rate:.0}/s",
+                r.sent, r.retried, r.failed
+            ));
+        }
+    };
+    let options = SendOptions {
+        dry_run,
+        wait,
+        stop,
+        progress: &progress,
+    };
+    let report = app.send(edition, &options, Utc::now()).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    Ok(print_send(edition, &report?))
+}
+
+async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<Outcome> {
+    let issues = app.store.list_issues(if issue.is_some() { 10_000 } else { 20 }).await?;
+    let chosen: Vec<_> = match issue {
+        Some(id) => {
+            let found: Vec<_> = issues.into_iter().filter(|i| i.id == id).collect();
+            if found.is_empty() {
+                return Err(tidings::Error::Usage(format!("no issue #{id}")).into());
+            }
+            found
+        }
+        None => issues,
+    };
+    if chosen.is_empty() {
+        println!("no issue has been composed yet");
+    }
+    for i in &chosen {
+        let c = app.store.delivery_counts(i.id).await?;
+        println!(
+            "issue #{} {} {} \"{}\": {} sent, {} pending, {} sending, {} failed of {}",
+            i.id,
+            i.edition,
+            i.slot_at.format("%Y-%m-%d %H:%M UTC"),
+            i.subject,
+            c.sent,
+            c.pending,
+            c.sending,
+            c.failed,
+            c.total()
+        );
+        if issue.is_some() {
+            if let Some((first, last)) = app.store.send_window(i.id).await? {
+                let secs = (last - first).num_milliseconds() as f64 / 1000.0;
+                let rate = if secs > 0.0 {
+                    c.sent as f64 / secs
+                } else {
+                    c.sent as f64
+                };
+                println!(
+                    "  sent from {} to {} ({rate:.1} messages/s)",
+                    first.format("%H:%M:%S"),
+                    last.format("%H:%M:%S UTC")
+                );
+            }
+            if let Some(next) = app.store.next_delivery_due(i.id).await? {
+                println!("  next retry: {}", next.format("%Y-%m-%d %H:%M:%S UTC"));
+            }
+            for (email, reply) in app.store.failed_deliveries(i.id).await? {
+                println!("  failed: {email}: {reply}");
+            }
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 async fn run_once(app: &App) -> anyhow::Result<Outcome> {
@@ -550,7 +690,7 @@ async fn run_once(app: &App) -> anyhow::Result<Outcome> {
     print_collect(&report);
     let mut ok = report.failed() == 0;
     for edition in &app.config.editions {
-        match app.send(&edition.name, false, Utc::now()).await {
+        match app.send(&edition.name, &SendOptions::standard(), Utc::now()).await {
             Ok(report) => ok &= matches!(print_send(&edition.name, &report), Outcome::Success),
             Err(e) => {
                 println!("{}: FAILED: {e}", edition.name);

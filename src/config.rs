@@ -80,6 +80,7 @@ struct RawConfig {
     mailbox: RawMailbox,
     #[serde(default)]
     delivery: RawDelivery,
+    dkim: Option<RawDkim>,
     #[serde(default)]
     collect: RawCollect,
     #[serde(default)]
@@ -129,6 +130,20 @@ struct RawMailbox {
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
     concurrency: Option<usize>,
+    rate_per_second: Option<u32>,
+    max_attempts: Option<i64>,
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+    lease: Option<String>,
+    feedback_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: String,
+    selector: String,
+    private_key_file: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -353,6 +368,25 @@ fn percent_decode(s: &str) -> Option<String> {
 pub struct Delivery {
     /// Messages in flight at once.
     pub concurrency: usize,
+    /// Messages per second at most; 0 = unlimited.
+    pub rate_per_second: u32,
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
+    pub retry_initial: std::time::Duration,
+    pub retry_max: std::time::Duration,
+    /// How long a claimed delivery stays with the process that claimed it.
+    pub lease: std::time::Duration,
+    /// `Feedback-ID` header (for providers' complaint loops), if set.
+    pub feedback_id: Option<String>,
+    pub dkim: Option<Dkim>,
+}
+
+/// `[dkim]`: sign every message.
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub private_key_file: PathBuf,
 }
 
 /// `[collect]`: how sources are fetched.
@@ -580,6 +614,40 @@ impl Config {
         if concurrency == 0 || concurrency > 256 {
             bad("delivery.concurrency", "must be between 1 and 256".into());
         }
+        let max_attempts = raw.delivery.max_attempts.unwrap_or(6);
+        if !(1..=100).contains(&max_attempts) {
+            bad("delivery.max_attempts", "must be between 1 and 100".into());
+        }
+        if let Some(id) = &raw.delivery.feedback_id
+            && (id.is_empty() || !id.chars().all(|c| c.is_ascii_graphic()))
+        {
+            bad("delivery.feedback_id", "must be printable ASCII without spaces".into());
+        }
+        let dkim = match &raw.dkim {
+            None => None,
+            Some(d) => {
+                let file = resolve(base, &d.private_key_file);
+                if !file.is_file() {
+                    bad(
+                        "dkim.private_key_file",
+                        format!("file {} does not exist", file.display()),
+                    );
+                } else if let Err(e) = crate::deliver::dkim::check(&file) {
+                    bad("dkim.private_key_file", format!("{}: {e}", file.display()));
+                }
+                if d.domain.trim().is_empty() || d.domain.contains(char::is_whitespace) {
+                    bad("dkim.domain", "must be a domain name".into());
+                }
+                if d.selector.trim().is_empty() || d.selector.contains(char::is_whitespace) {
+                    bad("dkim.selector", "must be a DNS label".into());
+                }
+                Some(Dkim {
+                    domain: d.domain.trim().to_lowercase(),
+                    selector: d.selector.trim().to_string(),
+                    private_key_file: file,
+                })
+            }
+        };
 
         // [collect]
         let c = &raw.collect;
@@ -605,6 +673,20 @@ impl Config {
             &c.max_backoff,
             std::time::Duration::from_secs(24 * 3600),
         );
+        let d = &raw.delivery;
+        let retry_initial = duration(
+            "delivery.retry_initial",
+            &d.retry_initial,
+            std::time::Duration::from_secs(30),
+        );
+        let retry_max = duration("delivery.retry_max", &d.retry_max, std::time::Duration::from_secs(3600));
+        let lease = duration("delivery.lease", &d.lease, std::time::Duration::from_secs(60));
+        if retry_max < retry_initial {
+            bad(
+                "delivery.retry_max",
+                "must not be shorter than delivery.retry_initial".into(),
+            );
+        }
         let collect_schedule_raw = c.schedule.clone().unwrap_or_else(|| "0 */30 * * * *".to_string());
         let collect_schedule = match Schedule::parse(&collect_schedule_raw, Tz::UTC) {
             Ok(s) => Some(s),
@@ -852,7 +934,16 @@ impl Config {
             database,
             smtp,
             mailbox_dir,
-            delivery: Delivery { concurrency },
+            delivery: Delivery {
+                concurrency,
+                rate_per_second: raw.delivery.rate_per_second.unwrap_or(0),
+                max_attempts,
+                retry_initial,
+                retry_max,
+                lease,
+                feedback_id: raw.delivery.feedback_id.clone(),
+                dkim,
+            },
             collect: Collect {
                 schedule: collect_schedule,
                 concurrency: collect_concurrency,

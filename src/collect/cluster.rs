@@ -117,7 +117,11 @@ fn keys(words: &HashSet<String>) -> Vec<u64> {
 /// The leading keys that must be indexed and probed.
 fn prefix(keys: &[u64]) -> &[u64] {
     let n = keys.len();
-    let p = if n < MIN_WORDS { 1 } else { n - (SIMILARITY * n as f64).ceil() as usize + 1 };
+    let p = if n < MIN_WORDS {
+        1
+    } else {
+        n - (SIMILARITY * n as f64).ceil() as usize + 1
+    };
     &keys[..p.min(n)]
 }
 
@@ -132,7 +136,11 @@ fn similar_keys(a: &[u64], b: &[u64]) -> bool {
     if a.len() < MIN_WORDS || b.len() < MIN_WORDS {
         return false;
     }
-    let (small, large) = if a.len() <= b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
+    let (small, large) = if a.len() <= b.len() {
+        (a.len(), b.len())
+    } else {
+        (b.len(), a.len())
+    };
     // Length filter: |A∩B| ≤ |small| and |A∪B| ≥ |large|.
     if (small as f64) < SIMILARITY * large as f64 {
         return false;
@@ -267,7 +275,9 @@ mod tests {
     fn prefix_filtering_finds_every_similar_pair() {
         // Brute force and the index agree on a few hundred titles with a
         // small vocabulary (many near-duplicates).
-        let vocab = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"];
+        let vocab = [
+            "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        ];
         let mut rng = 7u64;
         let mut next = || {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -20,6 +20,8 @@ pub struct MessageContext {
     pub list_id: String,
     /// Address for the mailto form of `List-Unsubscribe`.
     pub unsubscribe_mailto: String,
+    /// `Feedback-ID`, if configured.
+    pub feedback_id: Option<String>,
 }
 
 pub struct Addressed<'a> {
@@ -50,7 +52,7 @@ pub fn build_message(
         ctx.unsubscribe_mailto, to.unsubscribe_token
     );
     let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from)
         .to(recipient)
         .subject(crate::collect::sanitize::clean_line(&content.subject))
@@ -66,7 +68,11 @@ pub fn build_message(
             "List-Unsubscribe=One-Click".to_string(),
         ))
         .raw_header(header("Precedence", "bulk".to_string()))
-        .raw_header(header("Auto-Submitted", "auto-generated".to_string()))
+        .raw_header(header("Auto-Submitted", "auto-generated".to_string()));
+    if let Some(id) = &ctx.feedback_id {
+        builder = builder.raw_header(header("Feedback-ID", id.clone()));
+    }
+    builder
         .multipart(MultiPart::alternative_plain_html(
             content.text.clone(),
             content.html.clone(),

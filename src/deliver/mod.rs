@@ -3,6 +3,7 @@
 //! with the server's reply; a crash leaves rows leased, and the lease
 //! running out hands them to the next run.
 
+pub mod dkim;
 pub mod message;
 pub mod transport;
 
@@ -43,25 +44,62 @@ pub struct DeliveryPolicy {
     pub max_attempts: i64,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Messages per second at most; 0 = unlimited.
+    pub rate_per_second: u32,
 }
 
 impl DeliveryPolicy {
     pub fn new(concurrency: usize) -> Self {
         DeliveryPolicy {
             concurrency,
-            lease: Duration::minutes(5),
+            lease: Duration::seconds(60),
             max_attempts: 6,
             retry_initial: Duration::seconds(30),
             retry_max: Duration::hours(1),
+            rate_per_second: 0,
         }
     }
 
-    /// Backoff before attempt `attempts + 1`: doubling from `retry_initial`,
-    /// capped at `retry_max`.
-    pub fn backoff(&self, attempts: i64) -> Duration {
-        let exp = (attempts - 1).clamp(0, 20) as u32;
-        let secs = self.retry_initial.num_seconds().saturating_mul(1i64 << exp);
-        Duration::seconds(secs.min(self.retry_max.num_seconds()))
+    pub fn from_config(d: &crate::config::Delivery) -> Self {
+        let chrono = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
+        DeliveryPolicy {
+            concurrency: d.concurrency,
+            lease: chrono(d.lease),
+            max_attempts: d.max_attempts,
+            retry_initial: chrono(d.retry_initial),
+            retry_max: chrono(d.retry_max),
+            rate_per_second: d.rate_per_second,
+        }
+    }
+
+    /// Delay before attempt `attempts + 1`: doubling from `retry_initial`,
+    /// capped at `retry_max`, then spread by `jitter` (0.8–1.2) so retries
+    /// of a large issue do not all land on the server at the same second.
+    pub fn backoff(&self, attempts: i64, jitter: f64) -> Duration {
+        let exp = (attempts - 1).clamp(0, 30) as u32;
+        let millis = self.retry_initial.num_milliseconds().saturating_mul(1i64 << exp);
+        let capped = millis.min(self.retry_max.num_milliseconds()) as f64;
+        Duration::milliseconds((capped * jitter.clamp(0.8, 1.2)) as i64)
+    }
+
+    /// Rows claimed at once: enough to keep every connection busy, few
+    /// enough that all are sent well within the lease.
+    fn batch(&self) -> i64 {
+        let by_concurrency = (self.concurrency * 4).max(8) as i64;
+        if self.rate_per_second == 0 {
+            return by_concurrency;
+        }
+        let by_rate = (i64::from(self.rate_per_second) * self.lease.num_seconds() / 2).max(1);
+        by_concurrency.min(by_rate)
+    }
+}
+
+/// A jitter factor in 0.8–1.2 from the OS's randomness (1.0 if it has none).
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    match getrandom::fill(&mut b) {
+        Ok(()) => 0.8 + 0.4 * f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX),
+        Err(_) => 1.0,
     }
 }
 
@@ -72,6 +110,7 @@ pub struct IssueDelivery {
     pub context: MessageContext,
     pub signer: Signer,
     pub base_url: String,
+    pub dkim: Option<dkim::DkimSigner>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,6 +118,8 @@ pub struct RunReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// The run stopped early on a signal; unsent rows were released.
+    pub stopped: bool,
     /// Counts over the whole issue after this run.
     pub counts: DeliveryCounts,
     /// When the earliest delivery still waiting is due.
@@ -96,7 +137,8 @@ impl IssueDelivery {
         format!("{}/unsubscribe/{token}", self.base_url)
     }
 
-    /// The complete message for one row of the ledger.
+    /// The complete message for one row of the ledger, signed when DKIM is
+    /// configured.
     pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
         let token = self.unsubscribe_token(row.subscriber_id);
         let url = self.unsubscribe_url(&token);
@@ -108,7 +150,7 @@ impl IssueDelivery {
                 unsubscribe_url: &url,
             },
         );
-        build_message(
+        let mut message = build_message(
             &self.context,
             &message::Addressed {
                 to_email: &row.email,
@@ -119,35 +161,51 @@ impl IssueDelivery {
             },
             &personal,
             date,
-        )
+        )?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(&dkim.config);
+        }
+        Ok(message)
     }
 }
 
+/// Progress of a run, for a progress display.
+pub type DeliveryProgress<'a> = &'a (dyn Fn(&RunReport) + Sync);
+
 /// Sends every delivery of the issue that is due now, until none is left
-/// due. Deliveries waiting for a later retry are left for the next run.
+/// due or `stop` turns true. Deliveries waiting for a later retry are left
+/// for the next run.
 pub async fn run_issue(
     store: &Store,
     transport: &Transport,
     job: Arc<IssueDelivery>,
     policy: &DeliveryPolicy,
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    stop: &tokio::sync::watch::Receiver<bool>,
+    progress: DeliveryProgress<'_>,
 ) -> Result<RunReport, DeliverError> {
     let mut report = RunReport::default();
     let issue_id = job.issue.id;
-    let batch = (policy.concurrency * 4).max(16) as i64;
-    loop {
+    let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
+        .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
+    let stopped = || *stop.borrow();
+    while !stopped() {
         let now = clock();
-        let rows = store.claim_deliveries(issue_id, now, now + policy.lease, batch).await?;
+        let rows = store
+            .claim_deliveries(issue_id, now, now + policy.lease, policy.batch())
+            .await?;
         if rows.is_empty() {
             break;
         }
         let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
         let mut queue = rows.into_iter();
         let mut fatal: Option<String> = None;
-        let mut unsent: Vec<DeliveryRow> = Vec::new();
         loop {
-            while tasks.len() < policy.concurrency && fatal.is_none() {
+            while tasks.len() < policy.concurrency && fatal.is_none() && !stopped() {
                 let Some(row) = queue.next() else { break };
+                if let Some(limiter) = &limiter {
+                    limiter.until_ready().await;
+                }
                 let job = Arc::clone(&job);
                 let transport = transport.clone();
                 tasks.spawn(async move {
@@ -159,9 +217,7 @@ pub async fn run_issue(
                     (row, outcome)
                 });
             }
-            let Some(joined) = tasks.join_next().await else {
-                break;
-            };
+            let Some(joined) = tasks.join_next().await else { break };
             let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
             let now = clock();
             match outcome {
@@ -170,21 +226,15 @@ pub async fn run_issue(
                     report.sent += 1;
                 }
                 SendOutcome::Transient(reply) if row.attempts < policy.max_attempts => {
-                    let at = now + policy.backoff(row.attempts);
+                    let at = now + policy.backoff(row.attempts, jitter());
                     tracing::warn!(to = %row.email, attempt = row.attempts, retry_at = %at, "temporary failure: {reply}");
                     store.mark_retry(row.id, &reply, at).await?;
                     report.retried += 1;
                 }
                 SendOutcome::Transient(reply) => {
                     tracing::warn!(to = %row.email, "giving up after {} attempts: {reply}", row.attempts);
-                    store
-                        .mark_failed(
-                            &row,
-                            &format!("gave up after {} attempts: {reply}", row.attempts),
-                            false,
-                            now,
-                        )
-                        .await?;
+                    let reply = format!("gave up after {} attempts: {reply}", row.attempts);
+                    store.mark_failed(&row, &reply, false, now).await?;
                     report.failed += 1;
                 }
                 SendOutcome::Permanent(reply) => {
@@ -193,23 +243,22 @@ pub async fn run_issue(
                     report.failed += 1;
                 }
                 SendOutcome::Fatal(reply) => {
-                    // Not this subscriber's fault: put the row back as it was.
-                    store.mark_retry(row.id, &reply, now).await?;
+                    // Not this subscriber's fault: give the row back untouched.
+                    store.release_deliveries(&[row.id]).await?;
                     fatal.get_or_insert(reply);
                 }
             }
+            progress(&report);
         }
-        unsent.extend(queue);
+        // Claimed but never tried (stop or fatal error): give them back.
+        let unsent: Vec<i64> = queue.map(|r| r.id).collect();
+        store.release_deliveries(&unsent).await?;
         if let Some(reason) = fatal {
-            // Release what we claimed but never tried, then stop.
-            let now = clock();
-            for row in unsent {
-                store.mark_retry(row.id, "not attempted: run stopped", now).await?;
-            }
             report_counts(store, issue_id, &mut report).await?;
             return Err(DeliverError::Unavailable(reason));
         }
     }
+    report.stopped = stopped();
     report_counts(store, issue_id, &mut report).await?;
     Ok(report)
 }
@@ -219,4 +268,31 @@ async fn report_counts(store: &Store, issue_id: i64, report: &mut RunReport) -> 
     report.next_due = store.next_delivery_due(issue_id).await?;
     report.failures = store.failed_deliveries(issue_id).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let p = DeliveryPolicy::new(8);
+        assert_eq!(p.backoff(1, 1.0), Duration::seconds(30));
+        assert_eq!(p.backoff(3, 1.0), Duration::seconds(120));
+        assert_eq!(p.backoff(30, 1.0), Duration::hours(1));
+        assert_eq!(p.backoff(1, 0.8), Duration::seconds(24));
+        assert_eq!(p.backoff(1, 5.0), Duration::seconds(36), "jitter is bounded");
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.8..=1.2).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn batches_fit_in_the_lease_under_a_rate_limit() {
+        let mut p = DeliveryPolicy::new(8);
+        assert_eq!(p.batch(), 32);
+        p.rate_per_second = 1;
+        assert_eq!(p.batch(), 30, "a minute's lease at 1/s: half of it");
+    }
 }

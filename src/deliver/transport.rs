@@ -150,14 +150,23 @@ fn file_stem(message_id: &str) -> String {
         .collect()
 }
 
+/// The server's reply as an operator reads it ("550 5.1.1 no such user"),
+/// or the error chain for failures without a reply.
 fn describe_smtp_error(e: &lettre::transport::smtp::Error) -> String {
-    let mut msg = e.to_string();
+    let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        msg = format!("{msg}: {s}");
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
         source = s.source();
     }
-    msg
+    match (e.status(), parts.is_empty()) {
+        (Some(code), false) => format!("{code} {}", parts.join(": ")),
+        (_, true) => e.to_string(),
+        (None, false) => format!("{e}: {}", parts.join(": ")),
+    }
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {

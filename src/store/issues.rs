@@ -191,6 +191,28 @@ impl Store {
         })
     }
 
+    /// Gives claimed rows back, as if never claimed (the attempt is not
+    /// counted): used when a run stops before trying them.
+    pub async fn release_deliveries(&self, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for id in ids {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', lease_until = NULL, attempts = attempts - 1
+                     WHERE id = $1 AND status = 'sending'",
+                )
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     pub async fn mark_sent(&self, delivery_id: i64, reply: &str, now: DateTime<Utc>) -> StoreResult<()> {
         with_pool!(self, pool => {
             sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
@@ -276,6 +298,49 @@ impl Store {
             rows.iter()
                 .map(|r| Ok((r.try_get("email")?, r.try_get::<Option<String>, _>("last_reply")?.unwrap_or_default())))
                 .collect()
+        })
+    }
+
+    /// The most recent issues, newest first.
+    pub async fn list_issues(&self, limit: i64) -> StoreResult<Vec<IssueRow>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, edition, slot_at, composed_at, subject, '' AS content FROM issues ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(IssueRow {
+                        id: r.try_get("id")?,
+                        edition: r.try_get("edition")?,
+                        slot_at: r.try_get("slot_at")?,
+                        composed_at: r.try_get("composed_at")?,
+                        subject: r.try_get("subject")?,
+                        content: r.try_get("content")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// First and last time a message of the issue was accepted.
+    pub async fn send_window(&self, issue_id: i64) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        with_pool!(self, pool => {
+            let first: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT sent_at FROM deliveries WHERE issue_id = $1 AND sent_at IS NOT NULL ORDER BY sent_at LIMIT 1",
+            )
+            .bind(issue_id)
+            .fetch_optional(pool)
+            .await?;
+            let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT sent_at FROM deliveries WHERE issue_id = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1",
+            )
+            .bind(issue_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(first.zip(last))
         })
     }
 

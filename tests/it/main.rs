@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod collector;
+mod delivery;
 mod pipeline;
 mod store;

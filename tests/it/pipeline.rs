@@ -95,7 +95,7 @@ async fn end_to_end(db: Db) {
     let smtp = SmtpServer::start(SmtpOptions {
         tls: Some(ca.acceptor.clone()),
         auth: Some(("mailer".into(), "p@ss word".into())),
-        refusals: vec![],
+        ..SmtpOptions::default()
     })
     .await;
     let env = TestEnv::new(db.clone());
@@ -304,6 +304,7 @@ async fn a_refused_recipient_is_suppressed_and_reported_while_others_are_deliver
         refusals: vec![Refusal {
             pattern: "gone@".into(),
             reply: "550 5.1.1 no such mailbox".into(),
+            times: None,
         }],
         ..SmtpOptions::default()
     })

@@ -51,9 +51,24 @@ async fn stories_are_stored_once_with_their_tags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
-        assert_eq!(store.insert_stories(&batch).await.expect("insert").iter().flatten().count(), 3, "{db:?}");
+        assert_eq!(
+            store
+                .insert_stories(&batch)
+                .await
+                .expect("insert")
+                .iter()
+                .flatten()
+                .count(),
+            3,
+            "{db:?}"
+        );
         assert!(
-            store.insert_stories(&batch).await.expect("insert again").iter().all(Option::is_none),
+            store
+                .insert_stories(&batch)
+                .await
+                .expect("insert again")
+                .iter()
+                .all(Option::is_none),
             "{db:?}"
         );
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");

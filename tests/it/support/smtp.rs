@@ -25,6 +25,8 @@ pub struct Received {
 pub struct Refusal {
     pub pattern: String,
     pub reply: String,
+    /// Refuse only the first N attempts per recipient (greylisting); `None`: always.
+    pub times: Option<usize>,
 }
 
 #[derive(Default, Clone)]
@@ -33,6 +35,20 @@ pub struct SmtpOptions {
     /// Require AUTH with these credentials before MAIL.
     pub auth: Option<(String, String)>,
     pub refusals: Vec<Refusal>,
+    /// Every Nth message (counted over all connections), after its data:
+    /// answer with this reply instead of 250 and close the connection.
+    pub fail_every: Option<(usize, String)>,
+    /// Every Nth message: close the connection in the middle of its data.
+    pub drop_mid_data_every: Option<usize>,
+    /// Wait this long before accepting each message (a slow server).
+    pub data_delay: Option<std::time::Duration>,
+}
+
+/// State shared by all connections of one server.
+#[derive(Default)]
+struct Shared {
+    messages_seen: std::sync::atomic::AtomicUsize,
+    attempts: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 pub struct SmtpServer {
@@ -46,14 +62,15 @@ impl SmtpServer {
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = Arc::clone(&received);
+        let shared = Arc::new(Shared::default());
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (options, store) = (options.clone(), Arc::clone(&store));
+                let (options, store, shared) = (options.clone(), Arc::clone(&store), Arc::clone(&shared));
                 tokio::spawn(async move {
-                    let _ = session(socket, options, store).await;
+                    let _ = session(socket, options, store, shared).await;
                 });
             }
         });
@@ -62,6 +79,17 @@ impl SmtpServer {
 
     pub fn messages(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
+    }
+
+    /// How many messages each recipient received.
+    pub fn per_recipient(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for m in self.messages() {
+            for r in m.rcpt_to {
+                *counts.entry(r).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 }
 
@@ -107,6 +135,7 @@ async fn session(
     socket: tokio::net::TcpStream,
     options: SmtpOptions,
     store: Arc<Mutex<Vec<Received>>>,
+    shared: Arc<Shared>,
 ) -> std::io::Result<()> {
     let mut stream: BufReader<Box<dyn Io>> = BufReader::new(Box::new(socket));
     let mut tls = false;
@@ -184,8 +213,16 @@ async fn session(
         } else if upper.starts_with("RCPT TO:") {
             let to = addr(&line[8..]);
             if let Some(r) = options.refusals.iter().find(|r| to.contains(&r.pattern)) {
-                write(&mut stream, &format!("{}\r\n", r.reply)).await?;
-                continue;
+                let attempt = {
+                    let mut attempts = shared.attempts.lock().expect("lock");
+                    let n = attempts.entry(to.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if r.times.is_none_or(|t| attempt <= t) {
+                    write(&mut stream, &format!("{}\r\n", r.reply)).await?;
+                    continue;
+                }
             }
             rcpt_to.push(to);
             write(&mut stream, "250 2.1.5 ok\r\n").await?;
@@ -195,6 +232,13 @@ async fn session(
                 continue;
             }
             write(&mut stream, "354 end with <CRLF>.<CRLF>\r\n").await?;
+            let nth = shared.messages_seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if options.drop_mid_data_every.is_some_and(|n| nth % n == 0) {
+                // Read a little of the message, then hang up without a reply.
+                let mut first = Vec::new();
+                let _ = stream.read_until(b'\n', &mut first).await;
+                return Ok(());
+            }
             let mut data = Vec::new();
             loop {
                 let mut raw = Vec::new();
@@ -207,6 +251,13 @@ async fn session(
                 // Dot-unstuffing (RFC 5321 4.5.2).
                 let start = usize::from(raw.starts_with(b".."));
                 data.extend_from_slice(&raw[start..]);
+            }
+            if let Some(delay) = options.data_delay {
+                tokio::time::sleep(delay).await;
+            }
+            if let Some((_, reply)) = options.fail_every.as_ref().filter(|(n, _)| nth % n == 0) {
+                write(&mut stream, &format!("{reply}\r\n")).await?;
+                return Ok(());
             }
             store.lock().expect("lock").push(Received {
                 mail_from: mail_from.take().unwrap_or_default(),

@@ -1,0 +1,307 @@
+//! The delivery engine against a misbehaving SMTP server, a killed process
+//! and a stopped one: every subscriber gets the issue, nobody twice (except,
+//! after a SIGKILL, a message that was in flight at that moment).
+
+use std::time::Duration;
+
+use crate::support::http::FeedServer;
+use crate::support::smtp::{Refusal, SmtpOptions, SmtpServer};
+use crate::support::{Db, TestEnv, assert_exit, stdout};
+
+/// An env with one feed collected and `n` subscribers (`user{i}@example.com`,
+/// plus any `extra` addresses), sending to `smtp` with `delivery` settings.
+async fn setup(feeds: &FeedServer, smtp: &SmtpServer, delivery: &str, n: usize, extra: &[&str]) -> TestEnv {
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[delivery]
+{delivery}
+
+[[sources]]
+name = "Alpha"
+url = "{feed}"
+
+[tags.security]
+keywords = ["ransomware"]
+
+[audiences.security]
+title = "Security"
+weights = {{ security = 1.0 }}
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+"#,
+        port = smtp.port,
+        feed = feeds.url("feeds/alpha.xml"),
+    ));
+    let mut csv = String::from("email,name,editions\n");
+    for i in 0..n {
+        csv.push_str(&format!("user{i}@example.com,User {i},weekly\n"));
+    }
+    for e in extra {
+        csv.push_str(&format!("{e},,weekly\n"));
+    }
+    std::fs::write(env.path("subs.csv"), csv).expect("csv");
+    assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    env
+}
+
+fn expected(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("user{i}@example.com")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_faults_are_retried_and_permanent_ones_suppressed() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        refusals: vec![
+            Refusal {
+                pattern: "grey".into(),
+                reply: "450 4.2.0 greylisted, try again later".into(),
+                times: Some(2),
+            },
+            Refusal {
+                pattern: "busy".into(),
+                reply: "421 4.3.2 too busy".into(),
+                times: Some(1),
+            },
+            Refusal {
+                pattern: "gone".into(),
+                reply: "550 5.1.1 no such user".into(),
+                times: None,
+            },
+        ],
+        fail_every: Some((7, "451 4.3.0 temporary local problem".into())),
+        drop_mid_data_every: Some(11),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let extra = [
+        "grey1@example.com",
+        "grey2@example.com",
+        "busy@example.com",
+        "gone1@example.com",
+        "gone2@example.com",
+    ];
+    let env = setup(
+        &feeds,
+        &smtp,
+        "concurrency = 4\nretry_initial = \"200ms\"\nretry_max = \"1s\"\nmax_attempts = 8",
+        40,
+        &extra,
+    )
+    .await;
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("refused: gone1@example.com: 550"), "{text}");
+    assert!(text.contains("refused: gone2@example.com: 550"), "{text}");
+
+    let got = smtp.per_recipient();
+    let mut want = expected(40);
+    want.extend(["grey1@example.com", "grey2@example.com", "busy@example.com"].map(String::from));
+    for who in &want {
+        assert_eq!(got.get(who), Some(&1), "{who} gets the issue exactly once: {got:?}");
+    }
+    assert!(!got.contains_key("gone1@example.com") && !got.contains_key("gone2@example.com"));
+    assert_eq!(got.len(), want.len(), "nobody else was mailed");
+
+    // The permanently refused are suppressed from later issues.
+    let list = stdout(&env.run(&["subscribers", "list"]).await);
+    for gone in ["gone1@example.com", "gone2@example.com"] {
+        assert!(
+            list.lines().any(|l| l.starts_with(gone) && l.contains("bounced")),
+            "{list}"
+        );
+    }
+    // The report names the failures with the server's replies.
+    let report = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(
+        report.contains("43 sent") && report.contains("2 failed of 45"),
+        "{report}"
+    );
+    assert!(
+        report.contains("failed: gone1@example.com: 550 5.1.1 no such user"),
+        "{report}"
+    );
+    assert!(report.contains("messages/s"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_beyond_the_wait_is_left_for_the_next_run() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        refusals: vec![Refusal {
+            pattern: "grey".into(),
+            reply: "450 4.2.0 greylisted".into(),
+            times: Some(1),
+        }],
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = setup(&feeds, &smtp, "retry_initial = \"1s\"", 3, &["grey@example.com"]).await;
+    let out = env.run(&["send", "weekly", "--wait", "0s"]).await;
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("1 deliveries still waiting"), "{}", stdout(&out));
+    assert_eq!(smtp.messages().len(), 3);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let out = env.run(&["send", "weekly", "--resume"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(smtp.per_recipient().get("grey@example.com"), Some(&1));
+    assert_eq!(smtp.messages().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_attempts_is_a_failure_not_a_bounce() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        refusals: vec![Refusal {
+            pattern: "always".into(),
+            reply: "452 4.2.2 mailbox full".into(),
+            times: None,
+        }],
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = setup(
+        &feeds,
+        &smtp,
+        "retry_initial = \"100ms\"\nmax_attempts = 3",
+        1,
+        &["always@example.com"],
+    )
+    .await;
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("gave up after 3 attempts") && text.contains("452"),
+        "{text}"
+    );
+    let list = stdout(&env.run(&["subscribers", "list"]).await);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("always@example.com") && l.contains("active")),
+        "{list}"
+    );
+}
+
+/// Starts `tidings send`, waits until the server has `at` messages, sends
+/// `signal`, and returns the process's output.
+async fn interrupt(env: &TestEnv, smtp: &SmtpServer, at: usize, signal: &str) -> std::process::Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["send", "weekly"])
+        .current_dir(env.dir.path())
+        .env("TIDINGS_CONFIG", env.config_path())
+        .env("TIDINGS_SECRET", crate::support::SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn send");
+    let pid = child.id().expect("pid").to_string();
+    for _ in 0..600 {
+        if smtp.messages().len() >= at {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(smtp.messages().len() >= at, "the send started");
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait_with_output().await.expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_send_loses_nobody_when_restarted() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(15)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let n = 150;
+    let env = setup(&feeds, &smtp, "concurrency = 4\nlease = \"1s\"", n, &[]).await;
+    let out = interrupt(&env, &smtp, 40, "-KILL").await;
+    assert!(out.status.code().is_none(), "killed by the signal");
+    let before = smtp.messages().len();
+    assert!(before < n, "killed mid-run ({before} of {n})");
+
+    // Restarted: rows leased by the dead process are taken over once the
+    // lease runs out; `send` waits for that.
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    let got = smtp.per_recipient();
+    for who in expected(n) {
+        assert!(got.get(&who).is_some_and(|c| *c >= 1), "{who} lost");
+    }
+    let duplicates: usize = got.values().map(|c| c - 1).sum();
+    eprintln!("SIGKILL drill: {before} sent before the kill, {duplicates} duplicates");
+    assert!(
+        duplicates <= 4,
+        "only messages in flight at the kill may be doubled: {duplicates}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_the_next_run_finishes_without_duplicates() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(15)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let n = 150;
+    let env = setup(&feeds, &smtp, "concurrency = 4", n, &[]).await;
+    let out = interrupt(&env, &smtp, 40, "-TERM").await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stopped with work left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped by a signal"));
+    let before = smtp.messages().len();
+    assert!(before < n, "stopped mid-run");
+    let report = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(report.contains(" 0 sending"), "nothing left leased: {report}");
+    assert!(
+        report.contains(&format!("{before} sent")),
+        "the ledger matches the server: {report}"
+    );
+
+    // The next run picks up at once (nothing leased) and doubles nothing.
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    let got = smtp.per_recipient();
+    for who in expected(n) {
+        assert_eq!(got.get(&who), Some(&1), "{who}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_paces_the_send() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = setup(&feeds, &smtp, "rate_per_second = 20\nconcurrency = 8", 40, &[]).await;
+    let started = std::time::Instant::now();
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    // 40 messages at 20/s with a burst of 20 cannot take less than a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(smtp.messages().len(), 40);
+}
