@@ -233,7 +233,7 @@ async fn session(
             }
             write(&mut stream, "354 end with <CRLF>.<CRLF>\r\n").await?;
             let nth = shared.messages_seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if options.drop_mid_data_every.is_some_and(|n| nth % n == 0) {
+            if options.drop_mid_data_every.is_some_and(|n| nth.is_multiple_of(n)) {
                 // Read a little of the message, then hang up without a reply.
                 let mut first = Vec::new();
                 let _ = stream.read_until(b'\n', &mut first).await;
@@ -255,7 +255,7 @@ async fn session(
             if let Some(delay) = options.data_delay {
                 tokio::time::sleep(delay).await;
             }
-            if let Some((_, reply)) = options.fail_every.as_ref().filter(|(n, _)| nth % n == 0) {
+            if let Some((_, reply)) = options.fail_every.as_ref().filter(|(n, _)| nth.is_multiple_of(*n)) {
                 write(&mut stream, &format!("{reply}\r\n")).await?;
                 return Ok(());
             }
