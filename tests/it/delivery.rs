@@ -305,3 +305,69 @@ async fn the_rate_limit_paces_the_send() {
     );
     assert_eq!(smtp.messages().len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_signatures_verify_with_an_independent_verifier() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| format!("{root}/target/test-venv/bin/python"));
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run the tests with scripts/test, which installs dkimpy"
+    );
+    for (key, public, algorithm) in [
+        ("ed25519.pem", "ed25519.pub.pem", "a=ed25519-sha256"),
+        ("rsa2048.pem", "rsa2048.pub.pem", "a=rsa-sha256"),
+    ] {
+        let feeds = FeedServer::start().await;
+        let smtp = SmtpServer::start(SmtpOptions::default()).await;
+        let delivery = format!(
+            "feedback_id = \"weekly:tidings\"\n\n[dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"{root}/tests/fixtures/dkim/{key}\"\n"
+        );
+        let env = setup(&feeds, &smtp, &delivery, 1, &["ünïcode.name@example.com"]).await;
+        assert_exit(&env.run(&["send", "weekly"]).await, 0);
+        for (i, message) in smtp.messages().iter().enumerate() {
+            let file = env.path(&format!("signed-{i}.eml"));
+            std::fs::write(&file, &message.data).expect("write eml");
+            let text = String::from_utf8_lossy(&message.data);
+            assert!(text.contains(algorithm), "{key}: {algorithm} in\n{text}");
+            assert!(text.contains("Feedback-ID: weekly:tidings"), "{text}");
+            let out = std::process::Command::new(&python)
+                .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
+                .arg(&file)
+                .arg(format!("{root}/tests/fixtures/dkim/{public}"))
+                .output()
+                .expect("run dkimpy");
+            let report = String::from_utf8_lossy(&out.stdout).to_lowercase();
+            assert!(
+                out.status.success(),
+                "{key}: dkimpy says {report} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for header in [
+                "from",
+                "subject",
+                "date",
+                "message-id",
+                "list-unsubscribe",
+                "list-unsubscribe-post",
+            ] {
+                assert!(
+                    report.contains(&format!(" {header}")),
+                    "{key}: {header} not signed: {report}"
+                );
+            }
+        }
+        // A message altered on the way no longer verifies.
+        let file = env.path("signed-0.eml");
+        let tampered =
+            String::from_utf8_lossy(&std::fs::read(&file).expect("read")).replacen("Subject: ", "Subject: Re: ", 1);
+        std::fs::write(&file, tampered).expect("write");
+        let out = std::process::Command::new(&python)
+            .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
+            .arg(&file)
+            .arg(format!("{root}/tests/fixtures/dkim/{public}"))
+            .output()
+            .expect("run dkimpy");
+        assert!(!out.status.success(), "{key}: a tampered subject must fail");
+    }
+}
