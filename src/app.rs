@@ -272,10 +272,13 @@ impl App {
             progress(&report);
             reports[index] = Some(report);
         }
-        Ok(CollectReport {
+        let report = CollectReport {
             sources: reports.into_iter().flatten().collect(),
             elapsed: started.elapsed(),
-        })
+        };
+        metrics::counter!("tidings_stories_collected_total").increment(report.new_stories() as u64);
+        metrics::gauge!("tidings_sources_failing").set(report.failed() as f64);
+        Ok(report)
     }
 
     async fn record_source(
@@ -490,7 +493,11 @@ impl App {
     /// Ranks and renders what an issue of `edition` would hold at `now`.
     async fn draft(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Draft> {
         let audience = self.config.audience(&edition.audience)?;
-        let stories = self.candidate_stories(edition.window_days, now).await?;
+        let mut stories = self.candidate_stories(edition.window_days, now).await?;
+        // A story already sent in an earlier issue of this edition is not repeated.
+        let sent: std::collections::HashSet<i64> =
+            self.store.stories_sent_in(&edition.name).await?.into_iter().collect();
+        stories.retain(|s| !sent.contains(&s.id));
         let policy = RankPolicy::for_window_days(edition.window_days, edition.max_stories);
         let weights = self.source_weights();
         let ranked: Vec<Ranked<'_>> = rank::rank(&stories, audience, &weights, &policy, now);
@@ -539,6 +546,19 @@ impl App {
     pub async fn send(&self, edition_name: &str, options: &SendOptions<'_>, now: DateTime<Utc>) -> Result<SendReport> {
         let edition = self.config.edition(edition_name)?;
         let slot = self.slot(edition, now)?;
+        self.send_slot(edition_name, slot, options, now).await
+    }
+
+    /// As [`App::send`], for a given slot of the edition's schedule (the
+    /// daemon names the slot it fired for).
+    pub async fn send_slot(
+        &self,
+        edition_name: &str,
+        slot: DateTime<Utc>,
+        options: &SendOptions<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<SendReport> {
+        let edition = self.config.edition(edition_name)?;
         if options.dry_run {
             return self.dry_run(edition, slot, now).await;
         }
@@ -581,23 +601,36 @@ impl App {
                 ..RunReport::default()
             }
         } else {
-            let rendered: RenderedIssue = serde_json::from_str(&issue.content)
-                .map_err(|e| deliver::DeliverError::Content(format!("issue {}: {e}", issue.id)))?;
-            let transport = self.transport()?;
-            transport.check().await?;
-            let job = Arc::new(IssueDelivery {
-                issue: issue.clone(),
-                rendered,
-                context: self.message_context(edition),
-                signer,
-                base_url: self.config.site.base_url.clone(),
-                dkim: self.dkim()?,
-            });
-            let result = self.deliver_until_done(&transport, job, options).await;
-            transport.shutdown().await;
-            result?
+            drop(signer);
+            self.deliver_issue(&issue, options).await?
         };
         Ok(SendReport::Delivered { issue, composed, run })
+    }
+
+    /// What sending one stored issue needs: its rendered parts, headers,
+    /// link signer and DKIM key.
+    pub async fn issue_delivery(&self, issue: &IssueRow) -> Result<Arc<IssueDelivery>> {
+        let edition = self.config.edition(&issue.edition)?;
+        let rendered: RenderedIssue = serde_json::from_str(&issue.content)
+            .map_err(|e| deliver::DeliverError::Content(format!("issue {}: {e}", issue.id)))?;
+        Ok(Arc::new(IssueDelivery {
+            issue: issue.clone(),
+            rendered,
+            context: self.message_context(edition),
+            signer: self.signer().await?,
+            base_url: self.config.site.base_url.clone(),
+            dkim: self.dkim()?,
+        }))
+    }
+
+    /// Delivers what is due of a stored issue (see [`App::send`] for `options`).
+    pub async fn deliver_issue(&self, issue: &IssueRow, options: &SendOptions<'_>) -> Result<RunReport> {
+        let job = self.issue_delivery(issue).await?;
+        let transport = self.transport()?;
+        transport.check().await?;
+        let result = self.deliver_until_done(&transport, job, options).await;
+        transport.shutdown().await;
+        result
     }
 
     /// Runs the issue's deliveries, sleeping for retries due within

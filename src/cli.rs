@@ -119,6 +119,10 @@ pub enum Command {
     Sources,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the daemon: schedules, delivery workers, /healthz and /metrics.
+    Serve,
+    /// Every scheduled job with its next five fire times, in its time zone and in UTC.
+    Schedule,
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -203,6 +207,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run { once: _ } => run_once(&app).await?,
         Command::Subscribers(cmd) => subscribers(&app, cmd).await?,
         Command::Sources => sources(&app).await?,
+        Command::Serve => return serve(app, cli.config.clone()).await,
+        Command::Schedule => schedule(&app.config),
         Command::Migrate => {
             println!("migrations applied to {}", app.config.database);
             Outcome::Success
@@ -569,6 +575,54 @@ fn print_send(edition: &str, report: &SendReport) -> Outcome {
             }
         }
     }
+}
+
+async fn serve(app: App, config_path: PathBuf) -> anyhow::Result<Outcome> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listener = tokio::net::TcpListener::bind(app.config.web_listen)
+        .await
+        .with_context(|| format!("web.listen {}", app.config.web_listen))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = tokio::signal::ctrl_c() => tidings::daemon::Control::Stop,
+                _ = term.recv() => tidings::daemon::Control::Stop,
+                _ = hup.recv() => tidings::daemon::Control::Reload,
+            };
+            if tx.send(control).await.is_err() {
+                return;
+            }
+        }
+    });
+    let reload = move || load_config(&config_path);
+    tidings::daemon::serve(app, listener, rx, reload).await?;
+    Ok(Outcome::Success)
+}
+
+fn schedule(config: &Config) -> Outcome {
+    let now = Utc::now();
+    let mut jobs: Vec<(String, &tidings::schedule::Schedule)> = vec![("collect".into(), &config.collect.schedule)];
+    for e in &config.editions {
+        jobs.push((format!("edition {}", e.name), &e.schedule));
+    }
+    for (name, schedule) in jobs {
+        let tz = schedule.timezone();
+        println!("{name}: \"{}\" in {tz}", schedule.expr());
+        let mut at = now;
+        for _ in 0..5 {
+            let Some(next) = schedule.next_after(at) else { break };
+            println!(
+                "  {}   {}",
+                next.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"),
+                next.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            at = next;
+        }
+    }
+    Outcome::Success
 }
 
 fn parse_wait(raw: &str) -> Result<std::time::Duration, String> {

@@ -84,6 +84,8 @@ struct RawConfig {
     #[serde(default)]
     collect: RawCollect,
     #[serde(default)]
+    web: RawWeb,
+    #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
     tags: BTreeMap<String, RawTagRule>,
@@ -148,6 +150,12 @@ struct RawDkim {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawCollect {
     schedule: Option<String>,
     concurrency: Option<usize>,
@@ -198,6 +206,7 @@ struct RawEdition {
     min_stories: Option<usize>,
     template: Option<String>,
     subject: Option<String>,
+    grace: Option<String>,
 }
 
 fn default_timezone() -> String {
@@ -218,6 +227,8 @@ pub struct Config {
     pub mailbox_dir: PathBuf,
     pub delivery: Delivery,
     pub collect: Collect,
+    /// `[web] listen`: where `serve` answers /healthz and /metrics.
+    pub web_listen: std::net::SocketAddr,
     pub sources: Vec<Source>,
     pub tag_rules: Vec<TagRule>,
     pub audiences: BTreeMap<String, Audience>,
@@ -477,6 +488,9 @@ pub struct Edition {
     pub min_stories: usize,
     pub template: String,
     pub subject: Option<String>,
+    /// A slot missed while the daemon was down is caught up when it is at
+    /// most this old; older ones are skipped.
+    pub grace: chrono::Duration,
 }
 
 impl Config {
@@ -858,6 +872,20 @@ impl Config {
             if min_stories > max_stories {
                 bad(&format!("{key}.min_stories"), "must not exceed max_stories".into());
             }
+            let grace = match &e.grace {
+                None => chrono::Duration::hours(6),
+                Some(g) => match parse_duration(g).map(chrono::Duration::from_std) {
+                    Ok(Ok(d)) => d,
+                    Ok(Err(_)) => {
+                        bad(&format!("{key}.grace"), "is too long".into());
+                        chrono::Duration::hours(6)
+                    }
+                    Err(err) => {
+                        bad(&format!("{key}.grace"), err);
+                        chrono::Duration::hours(6)
+                    }
+                },
+            };
             let template = e.template.unwrap_or_else(|| e.name.clone());
             if !is_slug(&template) {
                 bad(&format!("{key}.template"), "must be a plain name, not a path".into());
@@ -885,9 +913,22 @@ impl Config {
                     min_stories,
                     template,
                     subject: e.subject,
+                    grace,
                 });
             }
         }
+
+        let web_listen_raw = raw.web.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let web_listen = match web_listen_raw.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                bad(
+                    "web.listen",
+                    format!("\"{web_listen_raw}\" is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        };
 
         // Template syntax errors are configuration errors: found now, with
         // the file and line, not halfway through a send.
@@ -918,7 +959,9 @@ impl Config {
                 problems,
             });
         }
-        let (Some(from), Some(database), Some(collect_schedule)) = (from, database, collect_schedule) else {
+        let (Some(from), Some(database), Some(collect_schedule), Some(web_listen)) =
+            (from, database, collect_schedule, web_listen)
+        else {
             unreachable!("a missing value always records a problem");
         };
         Ok(Config {
@@ -944,6 +987,7 @@ impl Config {
                 feedback_id: raw.delivery.feedback_id.clone(),
                 dkim,
             },
+            web_listen,
             collect: Collect {
                 schedule: collect_schedule,
                 concurrency: collect_concurrency,

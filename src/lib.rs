@@ -9,6 +9,7 @@
 pub mod app;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod domain;
 pub mod rank;
@@ -16,6 +17,7 @@ pub mod render;
 pub mod schedule;
 pub mod store;
 pub mod token;
+pub mod web;
 
 mod error;
 

@@ -186,6 +186,7 @@ pub async fn run_issue(
 ) -> Result<RunReport, DeliverError> {
     let mut report = RunReport::default();
     let issue_id = job.issue.id;
+    let started = std::time::Instant::now();
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
     let stopped = || *stop.borrow();
@@ -224,23 +225,27 @@ pub async fn run_issue(
                 SendOutcome::Sent(reply) => {
                     store.mark_sent(row.id, &reply, now).await?;
                     report.sent += 1;
+                    metrics::counter!("tidings_deliveries_total", "status" => "sent").increment(1);
                 }
                 SendOutcome::Transient(reply) if row.attempts < policy.max_attempts => {
                     let at = now + policy.backoff(row.attempts, jitter());
                     tracing::warn!(to = %row.email, attempt = row.attempts, retry_at = %at, "temporary failure: {reply}");
                     store.mark_retry(row.id, &reply, at).await?;
                     report.retried += 1;
+                    metrics::counter!("tidings_deliveries_total", "status" => "retry").increment(1);
                 }
                 SendOutcome::Transient(reply) => {
                     tracing::warn!(to = %row.email, "giving up after {} attempts: {reply}", row.attempts);
                     let reply = format!("gave up after {} attempts: {reply}", row.attempts);
                     store.mark_failed(&row, &reply, false, now).await?;
                     report.failed += 1;
+                    metrics::counter!("tidings_deliveries_total", "status" => "failed").increment(1);
                 }
                 SendOutcome::Permanent(reply) => {
                     tracing::warn!(to = %row.email, "refused permanently: {reply}");
                     store.mark_failed(&row, &reply, true, now).await?;
                     report.failed += 1;
+                    metrics::counter!("tidings_deliveries_total", "status" => "bounced").increment(1);
                 }
                 SendOutcome::Fatal(reply) => {
                     // Not this subscriber's fault: give the row back untouched.
@@ -260,6 +265,9 @@ pub async fn run_issue(
     }
     report.stopped = stopped();
     report_counts(store, issue_id, &mut report).await?;
+    if report.sent > 0 {
+        metrics::gauge!("tidings_send_rate").set(report.sent as f64 / started.elapsed().as_secs_f64().max(0.001));
+    }
     Ok(report)
 }
 

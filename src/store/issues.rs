@@ -93,6 +93,26 @@ impl Store {
         })
     }
 
+    pub async fn issue_by_id(&self, id: i64) -> StoreResult<Option<IssueRow>> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, edition, slot_at, composed_at, subject, content FROM issues WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| {
+                Ok(IssueRow {
+                    id: r.try_get("id")?,
+                    edition: r.try_get("edition")?,
+                    slot_at: r.try_get("slot_at")?,
+                    composed_at: r.try_get("composed_at")?,
+                    subject: r.try_get("subject")?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
     /// Writes the issue, its stories and one pending delivery per active
     /// subscriber of the edition, in one transaction. If the slot was
     /// already composed (by an earlier run or another replica) nothing is

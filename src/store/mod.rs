@@ -9,6 +9,7 @@
 //! [`with_pool!`]. Rows become domain types here and nowhere else.
 
 mod issues;
+mod jobs;
 mod sources;
 mod stories;
 mod subscribers;

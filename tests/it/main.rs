@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod collector;
+mod daemon;
 mod delivery;
 mod pipeline;
 mod store;

@@ -1,0 +1,296 @@
+//! `tidings serve`: slots fire once, missed slots are caught up within the
+//! grace window, replicas share the work, signals are honoured.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::http::FeedServer;
+use crate::support::smtp::{SmtpOptions, SmtpServer};
+use crate::support::{Db, SECRET, TestEnv, assert_exit, databases, finish, stdout};
+
+fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
+    format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[collect]
+schedule = "0 0 0 1 1 *"
+
+[delivery]
+retry_initial = "1s"
+
+[[sources]]
+name = "Alpha"
+url = "{feed}"
+
+[tags.security]
+keywords = ["ransomware"]
+
+[audiences.security]
+title = "Security"
+weights = {{ security = 1.0 }}
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "{schedule}"
+grace = "{grace}"
+"#,
+        port = smtp.port,
+        feed = feeds.url("feeds/alpha.xml"),
+    )
+}
+
+async fn add_subscribers(env: &TestEnv, n: usize) {
+    let mut csv = String::from("email,name,editions\n");
+    for i in 0..n {
+        csv.push_str(&format!("reader{i}@example.com,,weekly\n"));
+    }
+    std::fs::write(env.path("subs.csv"), csv).expect("csv");
+    assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
+}
+
+/// A running `tidings serve` with its JSON log lines.
+struct Served {
+    child: tokio::process::Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    async fn start(env: &TestEnv) -> Served {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--log-format", "json", "serve"])
+            .current_dir(env.dir.path())
+            .env("TIDINGS_CONFIG", env.config_path())
+            .env("TIDINGS_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn serve");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&logs);
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        Served { child, logs }
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.logs.lock().expect("lock").iter().any(|l| l.contains(needle))
+    }
+
+    fn all_logs(&self) -> String {
+        self.logs.lock().expect("lock").join("\n")
+    }
+
+    async fn address(&self) -> String {
+        for _ in 0..200 {
+            let found = self.logs.lock().expect("lock").iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["fields"]["message"] == "listening").then(|| v["fields"]["address"].as_str().map(str::to_string))?
+            });
+            if let Some(a) = found {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve did not listen:\n{}", self.all_logs());
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM").await;
+        tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+            .await
+            .expect("serve stops on SIGTERM")
+            .expect("wait")
+    }
+}
+
+async fn http_get(url: String) -> reqwest::Result<reqwest::Response> {
+    tidings::install_crypto_provider();
+    reqwest::get(url).await
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sends_each_slot_once_and_answers_health_and_metrics() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(&feeds, &smtp, "*/2 * * * * *", "6h"));
+    add_subscribers(&env, 3).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+
+    let served = Served::start(&env).await;
+    let address = served.address().await;
+    wait_for("the first slot's issue", || smtp.messages().len() >= 3).await;
+    // Later slots find no story that was not sent already: skipped, not resent.
+    wait_for("a later slot", || served.logged("slot skipped: too few stories")).await;
+    assert_eq!(smtp.messages().len(), 3, "each subscriber got the issue once");
+
+    let health = http_get(format!("http://{address}/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok\n");
+    let metrics = http_get(format!("http://{address}/metrics")).await.expect("metrics");
+    let metrics = metrics.text().await.expect("body");
+    assert!(
+        metrics.contains("tidings_deliveries_total{status=\"sent\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tidings_schedule_lag_seconds"), "{metrics}");
+
+    let status = served.stop().await;
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    let issues = stdout(&env.run(&["deliveries"]).await);
+    assert_eq!(
+        issues.lines().filter(|l| l.starts_with("issue #")).count(),
+        1,
+        "{issues}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_slot_is_caught_up_once_within_the_grace_window_and_skipped_beyond_it() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+
+    // Hourly: the last slot passed within the hour, inside a 2 h grace window.
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(&feeds, &smtp, "0 0 * * * *", "2h"));
+    add_subscribers(&env, 2).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let served = Served::start(&env).await;
+    wait_for("the caught-up issue", || smtp.messages().len() >= 2).await;
+    assert!(served.logged("catching up the slot missed while stopped"));
+    assert_eq!(served.stop().await.code(), Some(0));
+    // A restart does not send the slot again.
+    let served = Served::start(&env).await;
+    served.address().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.messages().len(), 2, "caught up once");
+    assert_eq!(served.stop().await.code(), Some(0));
+
+    // With a grace window shorter than the time since the slot: skipped.
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(&feeds, &smtp, "0 0 0 1 1 *", "1s"));
+    add_subscribers(&env, 2).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let served = Served::start(&env).await;
+    served.address().await;
+    wait_for("the skip to be logged", || {
+        served.logged("skipping a missed slot older than the grace window")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(smtp.messages().is_empty());
+    assert_eq!(served.stop().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_one_issue_to_every_subscriber_exactly_once() {
+    for db in databases().await {
+        let feeds = FeedServer::start().await;
+        let smtp = SmtpServer::start(SmtpOptions {
+            data_delay: Some(Duration::from_millis(5)),
+            ..SmtpOptions::default()
+        })
+        .await;
+        let env = TestEnv::new(db.clone());
+        env.write_config(&config(&feeds, &smtp, "*/3 * * * * *", "6h"));
+        add_subscribers(&env, 60).await;
+        assert_exit(&env.run(&["collect"]).await, 0);
+        let first = Served::start(&env).await;
+        let second = Served::start(&env).await;
+        wait_for("every subscriber", || smtp.per_recipient().len() >= 60).await;
+        // Let a few more slots pass: nothing is sent twice.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let got = smtp.per_recipient();
+        assert_eq!(got.len(), 60, "{db:?}");
+        assert!(got.values().all(|c| *c == 1), "{db:?}: duplicates {got:?}");
+        assert_eq!(first.stop().await.code(), Some(0));
+        assert_eq!(second.stop().await.code(), Some(0));
+        finish(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_when_bad() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    let good = config(&feeds, &smtp, "0 0 0 1 1 *", "1s");
+    env.write_config(&good);
+    let served = Served::start(&env).await;
+    let address = served.address().await;
+    std::fs::write(env.config_path(), "this is = not [valid toml").expect("write");
+    served.signal("-HUP").await;
+    wait_for("the refusal", || served.logged("configuration not reloaded")).await;
+    let health = http_get(format!("http://{address}/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200, "still serving with the old configuration");
+    env.write_config(&good);
+    served.signal("-HUP").await;
+    wait_for("the reload", || served.logged("configuration reloaded")).await;
+    assert_eq!(served.stop().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_lists_the_next_fire_times_in_local_time_and_utc() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    let text = config(&feeds, &smtp, "0 0 8 * * *", "6h").replace(
+        "schedule = \"0 0 8 * * *\"",
+        "schedule = \"0 0 8 * * *\"\ntimezone = \"Europe/Berlin\"",
+    );
+    env.write_config(&text);
+    let out = env.run(&["schedule"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    let edition: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("edition weekly"))
+        .skip(1)
+        .take(5)
+        .collect();
+    assert_eq!(edition.len(), 5, "{text}");
+    for line in edition {
+        assert!(line.contains(" 08:00:00 CE"), "08:00 local: {line}");
+        assert!(
+            line.contains(" 07:00:00 UTC") || line.contains(" 06:00:00 UTC"),
+            "{line}"
+        );
+    }
+}
