@@ -17,7 +17,7 @@ pub use message::{MessageContext, build_message};
 pub use transport::{SendOutcome, Transport};
 
 use crate::render::{Recipient, RenderedIssue, personalize};
-use crate::store::{DeliveryCounts, DeliveryRow, IssueRow, Store};
+use crate::store::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, Store};
 use crate::token::{Purpose, Signer};
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,7 @@ pub async fn run_issue(
             break;
         }
         let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
+        let mut outcomes: Vec<DeliveryOutcome> = Vec::with_capacity(policy.concurrency);
         let mut queue = rows.into_iter();
         let mut fatal: Option<String> = None;
         loop {
@@ -221,40 +222,67 @@ pub async fn run_issue(
             let Some(joined) = tasks.join_next().await else { break };
             let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
             let now = clock();
-            match outcome {
+            let recorded = match outcome {
                 SendOutcome::Sent(reply) => {
-                    store.mark_sent(row.id, &reply, now).await?;
                     report.sent += 1;
                     metrics::counter!("tidings_deliveries_total", "status" => "sent").increment(1);
+                    DeliveryOutcome::Sent {
+                        id: row.id,
+                        reply,
+                        at: now,
+                    }
                 }
                 SendOutcome::Transient(reply) if row.attempts < policy.max_attempts => {
                     let at = now + policy.backoff(row.attempts, jitter());
                     tracing::warn!(to = %row.email, attempt = row.attempts, retry_at = %at, "temporary failure: {reply}");
-                    store.mark_retry(row.id, &reply, at).await?;
                     report.retried += 1;
                     metrics::counter!("tidings_deliveries_total", "status" => "retry").increment(1);
+                    DeliveryOutcome::Retry { id: row.id, reply, at }
                 }
                 SendOutcome::Transient(reply) => {
                     tracing::warn!(to = %row.email, "giving up after {} attempts: {reply}", row.attempts);
-                    let reply = format!("gave up after {} attempts: {reply}", row.attempts);
-                    store.mark_failed(&row, &reply, false, now).await?;
                     report.failed += 1;
                     metrics::counter!("tidings_deliveries_total", "status" => "failed").increment(1);
+                    DeliveryOutcome::Failed {
+                        id: row.id,
+                        subscriber_id: row.subscriber_id,
+                        reply: format!("gave up after {} attempts: {reply}", row.attempts),
+                        bounce: false,
+                        at: now,
+                    }
                 }
                 SendOutcome::Permanent(reply) => {
                     tracing::warn!(to = %row.email, "refused permanently: {reply}");
-                    store.mark_failed(&row, &reply, true, now).await?;
                     report.failed += 1;
                     metrics::counter!("tidings_deliveries_total", "status" => "bounced").increment(1);
+                    DeliveryOutcome::Failed {
+                        id: row.id,
+                        subscriber_id: row.subscriber_id,
+                        reply,
+                        bounce: true,
+                        at: now,
+                    }
                 }
                 SendOutcome::Fatal(reply) => {
                     // Not this subscriber's fault: give the row back untouched.
                     store.release_deliveries(&[row.id]).await?;
                     fatal.get_or_insert(reply);
+                    continue;
                 }
+            };
+            outcomes.push(recorded);
+            // One commit per few messages: a crash can lose at most these
+            // records (their messages are then sent again) — no more than
+            // the messages in flight plus `concurrency` already accepted.
+            if outcomes.len() >= policy.concurrency {
+                store.record_outcomes(&outcomes).await?;
+                outcomes.clear();
+                progress(&report);
             }
-            progress(&report);
         }
+        store.record_outcomes(&outcomes).await?;
+        outcomes.clear();
+        progress(&report);
         // Claimed but never tried (stop or fatal error): give them back.
         let unsent: Vec<i64> = queue.map(|r| r.id).collect();
         store.release_deliveries(&unsent).await?;

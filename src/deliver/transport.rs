@@ -2,11 +2,13 @@
 //! AUTH) or, when none is configured, a mailbox folder of `.eml` files.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::DeliverError;
@@ -14,11 +16,19 @@ use crate::config::{Smtp, StartTls};
 
 #[derive(Clone)]
 pub enum Transport {
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        label: String,
-    },
+    Smtp { smtp: SmtpKind, label: String },
     Mailbox(PathBuf),
+}
+
+/// `smtp://` goes through tidings' own pool of connections, which turns
+/// Nagle's algorithm off: lettre writes a message and its final `.` line
+/// separately, and with Nagle on (lettre's own pool does not turn it off)
+/// every message waits for the server's delayed ACK, about 40 ms — a ceiling
+/// of ~25 messages per second per connection. `smtps://` uses lettre's pool.
+#[derive(Clone)]
+pub enum SmtpKind {
+    Direct(Arc<SmtpPool>),
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl std::fmt::Debug for Transport {
@@ -41,6 +51,119 @@ pub enum SendOutcome {
     Fatal(String),
 }
 
+/// Idle SMTP connections (plain TCP, then STARTTLS and AUTH as configured),
+/// reused message after message.
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    starttls: StartTls,
+    tls: TlsParameters,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    hello: ClientId,
+    idle: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
+}
+
+impl SmtpPool {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, PoolError> {
+        let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
+        let tcp = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| io_error(std::io::ErrorKind::TimedOut, "connect timed out"))?
+            .map_err(lettre_network)?;
+        tcp.set_nodelay(true).map_err(lettre_network)?;
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
+        match self.starttls {
+            StartTls::Never => {}
+            StartTls::Opportunistic if !conn.can_starttls() => {}
+            StartTls::Opportunistic | StartTls::Required => conn.starttls(self.tls.clone(), &self.hello).await?,
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
+        }
+        Ok(conn)
+    }
+
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, PoolError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect().await,
+        }
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        if !conn.has_broken()
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push(conn);
+        }
+    }
+
+    async fn send(&self, message: &Message) -> Result<lettre::transport::smtp::response::Response, PoolError> {
+        let mut conn = self.checkout().await?;
+        let bytes = message.formatted();
+        let sent = tokio::time::timeout(self.timeout, conn.send(message.envelope(), &bytes)).await;
+        match sent {
+            Ok(Ok(response)) => {
+                self.checkin(conn);
+                Ok(response)
+            }
+            Ok(Err(e)) => {
+                // After a refusal the connection is still good (RSET); after
+                // a network error it is dropped.
+                if !conn.has_broken() && conn.command(lettre::transport::smtp::commands::Rset).await.is_ok() {
+                    self.checkin(conn);
+                }
+                Err(PoolError::Smtp(e))
+            }
+            Err(_) => Err(io_error(std::io::ErrorKind::TimedOut, "SMTP command timed out")),
+        }
+    }
+
+    async fn close(&self) {
+        let conns: Vec<AsyncSmtpConnection> = self
+            .idle
+            .lock()
+            .map(|mut idle| idle.drain(..).collect())
+            .unwrap_or_default();
+        for mut conn in conns {
+            let _ = conn.quit().await;
+        }
+    }
+}
+
+/// A failure of the pool: an SMTP exchange (with or without a reply), or a
+/// connection that could not be made or timed out.
+#[derive(Debug)]
+enum PoolError {
+    Smtp(lettre::transport::smtp::Error),
+    Network(String),
+}
+
+impl From<lettre::transport::smtp::Error> for PoolError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        PoolError::Smtp(e)
+    }
+}
+
+impl PoolError {
+    fn describe(&self) -> String {
+        match self {
+            PoolError::Smtp(e) => describe_smtp_error(e),
+            PoolError::Network(e) => e.clone(),
+        }
+    }
+}
+
+fn io_error(_kind: std::io::ErrorKind, msg: &str) -> PoolError {
+    PoolError::Network(msg.to_string())
+}
+
+fn lettre_network(e: std::io::Error) -> PoolError {
+    PoolError::Network(e.to_string())
+}
+
 impl Transport {
     pub fn smtp(smtp: &Smtp, concurrency: usize) -> Result<Self, DeliverError> {
         crate::install_crypto_provider();
@@ -55,25 +178,40 @@ impl Transport {
         let params = tls_builder
             .build_rustls()
             .map_err(|e| DeliverError::Setup(format!("TLS settings: {e}")))?;
-        let tls = match (smtp.implicit_tls, smtp.starttls) {
-            (true, _) => Tls::Wrapper(params),
-            (false, StartTls::Required) => Tls::Required(params),
-            (false, StartTls::Opportunistic) => Tls::Opportunistic(params),
-            (false, StartTls::Never) => Tls::None,
+        let credentials = match (&smtp.username, &smtp.password) {
+            (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.expose().to_string())),
+            _ => None,
         };
+        let scheme = if smtp.implicit_tls { "smtps" } else { "smtp" };
+        let label = format!("{scheme}://{}:{}", smtp.host, smtp.port);
+        if !smtp.implicit_tls {
+            let pool = SmtpPool {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                starttls: smtp.starttls,
+                tls: params,
+                credentials,
+                timeout: Duration::from_secs(smtp.timeout_secs),
+                hello: ClientId::default(),
+                idle: std::sync::Mutex::new(Vec::new()),
+            };
+            return Ok(Transport::Smtp {
+                smtp: SmtpKind::Direct(Arc::new(pool)),
+                label,
+            });
+        }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
             .port(smtp.port)
-            .tls(tls)
+            .tls(Tls::Wrapper(params))
             .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
             .pool_config(PoolConfig::new().max_size(concurrency.max(1) as u32));
-        if let (Some(user), Some(pass)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
+        if let Some(credentials) = credentials {
+            builder = builder.credentials(credentials);
         }
         let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
-        let scheme = if smtp.implicit_tls { "smtps" } else { "smtp" };
         Ok(Transport::Smtp {
-            transport,
-            label: format!("{scheme}://{}:{}", smtp.host, smtp.port),
+            smtp: SmtpKind::Lettre(transport),
+            label,
         })
     }
 
@@ -88,7 +226,20 @@ impl Transport {
     /// unreachable server stops the run before any delivery is touched.
     pub async fn check(&self) -> Result<(), DeliverError> {
         match self {
-            Transport::Smtp { transport, label } => match transport.test_connection().await {
+            Transport::Smtp {
+                smtp: SmtpKind::Direct(pool),
+                label,
+            } => match pool.checkout().await {
+                Ok(conn) => {
+                    pool.checkin(conn);
+                    Ok(())
+                }
+                Err(e) => Err(DeliverError::Unavailable(format!("{label}: {}", e.describe()))),
+            },
+            Transport::Smtp {
+                smtp: SmtpKind::Lettre(transport),
+                label,
+            } => match transport.test_connection().await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(DeliverError::Unavailable(format!("{label}: connection test failed"))),
                 Err(e) => Err(DeliverError::Unavailable(format!(
@@ -102,37 +253,56 @@ impl Transport {
     }
 
     pub async fn send(&self, message: &Message, message_id: &str) -> SendOutcome {
-        match self {
-            Transport::Smtp { transport, .. } => match transport.send(message.clone()).await {
-                Ok(resp) => SendOutcome::Sent(format!(
-                    "{} {}",
-                    resp.code(),
-                    resp.message().collect::<Vec<_>>().join(" ")
-                )),
-                Err(e) => classify(&e),
-            },
-            Transport::Mailbox(dir) => {
-                let file = dir.join(format!("{}.eml", file_stem(message_id)));
-                let tmp = dir.join(format!(".{}.eml.tmp", file_stem(message_id)));
-                let bytes = message.formatted();
-                // Write then rename: a reader never sees half a message.
-                let result = tokio::fs::write(&tmp, &bytes).await;
-                let result = match result {
-                    Ok(()) => tokio::fs::rename(&tmp, &file).await,
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(()) => SendOutcome::Sent(format!("written to {}", file.display())),
-                    Err(e) => SendOutcome::Transient(format!("{}: {e}", file.display())),
-                }
-            }
+        let result = match self {
+            Transport::Smtp {
+                smtp: SmtpKind::Direct(pool),
+                ..
+            } => pool.send(message).await,
+            Transport::Smtp {
+                smtp: SmtpKind::Lettre(transport),
+                ..
+            } => transport.send(message.clone()).await.map_err(PoolError::Smtp),
+            Transport::Mailbox(dir) => return write_to_mailbox(dir, message, message_id).await,
+        };
+        match result {
+            Ok(resp) => SendOutcome::Sent(format!(
+                "{} {}",
+                resp.code(),
+                resp.message().collect::<Vec<_>>().join(" ")
+            )),
+            Err(PoolError::Smtp(e)) => classify(&e),
+            // Could not connect, or timed out: try again later.
+            Err(PoolError::Network(e)) => SendOutcome::Transient(e),
         }
     }
 
     pub async fn shutdown(&self) {
-        if let Transport::Smtp { transport, .. } = self {
-            transport.shutdown().await;
+        match self {
+            Transport::Smtp {
+                smtp: SmtpKind::Direct(pool),
+                ..
+            } => pool.close().await,
+            Transport::Smtp {
+                smtp: SmtpKind::Lettre(transport),
+                ..
+            } => transport.shutdown().await,
+            Transport::Mailbox(_) => {}
         }
+    }
+}
+
+async fn write_to_mailbox(dir: &std::path::Path, message: &Message, message_id: &str) -> SendOutcome {
+    let file = dir.join(format!("{}.eml", file_stem(message_id)));
+    let tmp = dir.join(format!(".{}.eml.tmp", file_stem(message_id)));
+    let bytes = message.formatted();
+    // Write then rename: a reader never sees half a message.
+    let result = match tokio::fs::write(&tmp, &bytes).await {
+        Ok(()) => tokio::fs::rename(&tmp, &file).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => SendOutcome::Sent(format!("written to {}", file.display())),
+        Err(e) => SendOutcome::Transient(format!("{}: {e}", file.display())),
     }
 }
 

@@ -42,6 +42,29 @@ pub struct DeliveryRow {
     pub attempts: i64,
 }
 
+/// How one delivery ended this attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Sent {
+        id: i64,
+        reply: String,
+        at: DateTime<Utc>,
+    },
+    Retry {
+        id: i64,
+        reply: String,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        id: i64,
+        subscriber_id: i64,
+        reply: String,
+        /// Refused permanently: the subscriber is suppressed from now on.
+        bounce: bool,
+        at: DateTime<Utc>,
+    },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
     pub pending: i64,
@@ -208,6 +231,53 @@ impl Store {
                 .collect::<StoreResult<_>>()?;
             out.sort_by_key(|d| d.id);
             Ok(out)
+        })
+    }
+
+    /// Records many delivery outcomes in one transaction (one commit for a
+    /// batch of messages rather than one per message).
+    pub async fn record_outcomes(&self, outcomes: &[DeliveryOutcome]) -> StoreResult<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for o in outcomes {
+                match o {
+                    DeliveryOutcome::Sent { id, reply, at } => {
+                        sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
+                            .bind(*id)
+                            .bind(*at)
+                            .bind(reply)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    DeliveryOutcome::Retry { id, reply, at } => {
+                        sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
+                            .bind(*id)
+                            .bind(*at)
+                            .bind(reply)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    DeliveryOutcome::Failed { id, subscriber_id, reply, bounce, at } => {
+                        sqlx::query("UPDATE deliveries SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1")
+                            .bind(*id)
+                            .bind(reply)
+                            .execute(&mut *tx)
+                            .await?;
+                        if *bounce {
+                            sqlx::query("UPDATE subscribers SET status = 'bounced', updated_at = $2 WHERE id = $1 AND status = 'active'")
+                                .bind(*subscriber_id)
+                                .bind(*at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
         })
     }
 

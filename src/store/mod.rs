@@ -23,7 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::DatabaseUrl;
 
-pub use issues::{DeliveryCounts, DeliveryRow, IssueRow, NewIssue};
+pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
 pub use sources::{FetchRecord, SourceRow, SourceState};
 pub use subscribers::AddOutcome;
 

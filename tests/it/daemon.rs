@@ -294,3 +294,33 @@ async fn schedule_lists_the_next_fire_times_in_local_time_and_utc() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_send_loses_nothing_and_the_next_start_finishes_the_issue() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(15)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(
+        &config(&feeds, &smtp, "*/2 * * * * *", "6h")
+            .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 4"),
+    );
+    add_subscribers(&env, 150).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let served = Served::start(&env).await;
+    wait_for("the send to start", || smtp.messages().len() >= 30).await;
+    assert_eq!(served.stop().await.code(), Some(0), "clean exit on SIGTERM");
+    let sent_before = smtp.messages().len();
+    assert!(sent_before < 150, "stopped mid-send");
+    let report = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(report.contains(" 0 sending"), "in-flight rows were released: {report}");
+
+    let served = Served::start(&env).await;
+    wait_for("the rest of the issue", || smtp.per_recipient().len() >= 150).await;
+    assert_eq!(served.stop().await.code(), Some(0));
+    let got = smtp.per_recipient();
+    assert!(got.values().all(|c| *c == 1), "nothing doubled: {got:?}");
+}

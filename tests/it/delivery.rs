@@ -248,8 +248,10 @@ async fn a_killed_send_loses_nobody_when_restarted() {
     }
     let duplicates: usize = got.values().map(|c| c - 1).sum();
     eprintln!("SIGKILL drill: {before} sent before the kill, {duplicates} duplicates");
+    // In flight at the kill: up to `concurrency` (4) being sent, and up to
+    // `concurrency` accepted whose records were not committed yet.
     assert!(
-        duplicates <= 4,
+        duplicates <= 8,
         "only messages in flight at the kill may be doubled: {duplicates}"
     );
 }
