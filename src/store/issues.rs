@@ -79,16 +79,28 @@ impl DeliveryCounts {
     }
 }
 
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1
-                  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until < $2))
+// Pending rows in id order through the (issue_id, status, id) index: a claim
+// costs the same for the first batch of an issue and for the last, however
+// many rows are already sent.
+const CLAIM_PENDING_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2
                   ORDER BY id LIMIT $4)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 // PostgreSQL: SKIP LOCKED lets several replicas claim disjoint batches.
-const CLAIM_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1
-                  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until < $2))
+const CLAIM_PENDING_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+                  ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+     RETURNING id, subscriber_id, email, name, message_id, attempts";
+
+// Rows whose lease ran out (their process died): taken over.
+const CLAIM_EXPIRED_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'sending' AND lease_until < $2
+                  ORDER BY id LIMIT $4)
+     RETURNING id, subscriber_id, email, name, message_id, attempts";
+
+const CLAIM_EXPIRED_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'sending' AND lease_until < $2
                   ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
@@ -203,35 +215,39 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
-        let sql = if self.is_postgres() {
-            CLAIM_POSTGRES
+        let (pending, expired) = if self.is_postgres() {
+            (CLAIM_PENDING_POSTGRES, CLAIM_EXPIRED_POSTGRES)
         } else {
-            CLAIM_SQLITE
+            (CLAIM_PENDING_SQLITE, CLAIM_EXPIRED_SQLITE)
         };
-        with_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(issue_id)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let mut out: Vec<DeliveryRow> = rows
-                .iter()
-                .map(|r| {
-                    Ok(DeliveryRow {
+        let mut out = Vec::new();
+        for sql in [expired, pending] {
+            let room = limit - out.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            with_pool!(self, pool => {
+                let rows = sqlx::query(sql)
+                    .bind(issue_id)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(room)
+                    .fetch_all(pool)
+                    .await?;
+                for r in &rows {
+                    out.push(DeliveryRow {
                         id: r.try_get("id")?,
                         subscriber_id: r.try_get("subscriber_id")?,
                         email: r.try_get("email")?,
                         name: r.try_get("name")?,
                         message_id: r.try_get("message_id")?,
                         attempts: r.try_get("attempts")?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?;
-            out.sort_by_key(|d| d.id);
-            Ok(out)
-        })
+                    });
+                }
+            });
+        }
+        out.sort_by_key(|d| d.id);
+        Ok(out)
     }
 
     /// Records many delivery outcomes in one transaction (one commit for a
