@@ -47,18 +47,7 @@ fn stem(word: &str) -> &str {
 }
 
 pub fn similar_titles(a: &HashSet<String>, b: &HashSet<String>) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return false;
-    }
-    if a == b {
-        return true;
-    }
-    if a.len() < MIN_WORDS || b.len() < MIN_WORDS {
-        return false;
-    }
-    let common = a.intersection(b).count() as f64;
-    let union = a.union(b).count() as f64;
-    common / union >= SIMILARITY
+    similar_keys(&keys(a), &keys(b))
 }
 
 /// A story as clustering sees it.

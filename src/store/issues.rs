@@ -88,7 +88,8 @@ const CLAIM_PENDING_SQLITE: &str = "UPDATE deliveries SET status = 'sending', le
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 // PostgreSQL: SKIP LOCKED lets several replicas claim disjoint batches.
-const CLAIM_PENDING_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+const CLAIM_PENDING_POSTGRES: &str =
+    "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
      WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2
                   ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
@@ -99,7 +100,8 @@ const CLAIM_EXPIRED_SQLITE: &str = "UPDATE deliveries SET status = 'sending', le
                   ORDER BY id LIMIT $4)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
-const CLAIM_EXPIRED_POSTGRES: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+const CLAIM_EXPIRED_POSTGRES: &str =
+    "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
      WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'sending' AND lease_until < $2
                   ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
      RETURNING id, subscriber_id, email, name, message_id, attempts";

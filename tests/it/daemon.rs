@@ -8,7 +8,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, SECRET, TestEnv, assert_exit, databases, finish, stdout};
+use crate::support::{Db, TestEnv, assert_exit, databases, finish, stdout};
 
 fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
     format!(
@@ -66,15 +66,11 @@ struct Served {
 
 impl Served {
     async fn start(env: &TestEnv) -> Served {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["--log-format", "json", "serve"])
-            .current_dir(env.dir.path())
-            .env("TIDINGS_CONFIG", env.config_path())
-            .env("TIDINGS_SECRET", SECRET)
+        let mut child = env
+            .command(&["--log-format", "json", "serve"])
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn serve");
         let logs = Arc::new(Mutex::new(Vec::new()));

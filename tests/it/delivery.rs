@@ -197,14 +197,10 @@ async fn out_of_attempts_is_a_failure_not_a_bounce() {
 /// Starts `tidings send`, waits until the server has `at` messages, sends
 /// `signal`, and returns the process's output.
 async fn interrupt(env: &TestEnv, smtp: &SmtpServer, at: usize, signal: &str) -> std::process::Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["send", "weekly"])
-        .current_dir(env.dir.path())
-        .env("TIDINGS_CONFIG", env.config_path())
-        .env("TIDINGS_SECRET", crate::support::SECRET)
+    let child = env
+        .command(&["send", "weekly"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn send");
     let pid = child.id().expect("pid").to_string();

@@ -126,7 +126,8 @@ url = "{database}"
         self.run_full(args, &[], remove).await
     }
 
-    async fn run_full(&self, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Output {
+    /// The binary with this env's config and secret, and no stray overrides.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -136,6 +137,11 @@ url = "{database}"
             .env_remove("TIDINGS_SMTP_URL")
             .env_remove("RUST_LOG")
             .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run_full(&self, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Output {
+        let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -150,17 +156,9 @@ impl TestEnv {
     /// Runs the binary and samples its peak resident memory (VmHWM, KiB)
     /// from /proc while it runs.
     pub async fn run_measured(&self, args: &[&str]) -> (Output, u64) {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("TIDINGS_CONFIG", self.config_path())
-            .env("TIDINGS_SECRET", SECRET)
-            .env_remove("DATABASE_URL")
-            .env_remove("TIDINGS_SMTP_URL")
-            .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = self.command(args);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let child = cmd.spawn().expect("spawn tidings");
         let pid = child.id().expect("pid");
         let sampler = tokio::spawn(async move {
