@@ -6,6 +6,20 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, with_pool};
 
+/// An `issues` row (any backend's) as an [`IssueRow`].
+macro_rules! issue_row {
+    ($r:expr) => {
+        IssueRow {
+            id: $r.try_get("id")?,
+            edition: $r.try_get("edition")?,
+            slot_at: $r.try_get("slot_at")?,
+            composed_at: $r.try_get("composed_at")?,
+            subject: $r.try_get("subject")?,
+            content: $r.try_get("content")?,
+        }
+    };
+}
+
 pub struct NewIssue<'a> {
     pub edition: &'a str,
     pub slot_at: DateTime<Utc>,
@@ -117,14 +131,7 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             row.map(|r| {
-                Ok(IssueRow {
-                    id: r.try_get("id")?,
-                    edition: r.try_get("edition")?,
-                    slot_at: r.try_get("slot_at")?,
-                    composed_at: r.try_get("composed_at")?,
-                    subject: r.try_get("subject")?,
-                    content: r.try_get("content")?,
-                })
+                Ok(issue_row!(r))
             })
             .transpose()
         })
@@ -137,14 +144,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?;
             row.map(|r| {
-                Ok(IssueRow {
-                    id: r.try_get("id")?,
-                    edition: r.try_get("edition")?,
-                    slot_at: r.try_get("slot_at")?,
-                    composed_at: r.try_get("composed_at")?,
-                    subject: r.try_get("subject")?,
-                    content: r.try_get("content")?,
-                })
+                Ok(issue_row!(r))
             })
             .transpose()
         })
@@ -420,14 +420,7 @@ impl Store {
             .await?;
             rows.iter()
                 .map(|r| {
-                    Ok(IssueRow {
-                        id: r.try_get("id")?,
-                        edition: r.try_get("edition")?,
-                        slot_at: r.try_get("slot_at")?,
-                        composed_at: r.try_get("composed_at")?,
-                        subject: r.try_get("subject")?,
-                        content: r.try_get("content")?,
-                    })
+                    Ok(issue_row!(r))
                 })
                 .collect()
         })
