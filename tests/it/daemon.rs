@@ -8,7 +8,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, TestEnv, assert_exit, databases, finish, stdout};
+use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
 
 fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
     format!(
@@ -25,37 +25,17 @@ schedule = "0 0 0 1 1 *"
 
 [delivery]
 retry_initial = "1s"
-
-[[sources]]
-name = "Alpha"
-url = "{feed}"
-
-[tags.security]
-keywords = ["ransomware"]
-
-[audiences.security]
-title = "Security"
-weights = {{ security = 1.0 }}
-
-[[editions]]
-name = "weekly"
-title = "Weekly"
-audience = "security"
-schedule = "{schedule}"
-grace = "{grace}"
-"#,
+{tail}"#,
         port = smtp.port,
-        feed = feeds.url("feeds/alpha.xml"),
+        tail = alpha_weekly(feeds, schedule, &format!("grace = \"{grace}\"")),
     )
 }
 
 async fn add_subscribers(env: &TestEnv, n: usize) {
-    let mut csv = String::from("email,name,editions\n");
-    for i in 0..n {
-        csv.push_str(&format!("reader{i}@example.com,,weekly\n"));
-    }
-    std::fs::write(env.path("subs.csv"), csv).expect("csv");
-    assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
+    let list: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("reader{i}@example.com"), String::new()))
+        .collect();
+    import_subscribers(env, &list).await;
 }
 
 /// A running `tidings serve` with its JSON log lines.

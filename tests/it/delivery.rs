@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{Refusal, SmtpOptions, SmtpServer};
-use crate::support::{Db, TestEnv, assert_exit, stdout};
+use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, import_subscribers, stdout};
 
 /// An env with one feed collected and `n` subscribers (`user{i}@example.com`,
 /// plus any `extra` addresses), sending to `smtp` with `delivery` settings.
@@ -20,36 +20,15 @@ starttls = "never"
 
 [delivery]
 {delivery}
-
-[[sources]]
-name = "Alpha"
-url = "{feed}"
-
-[tags.security]
-keywords = ["ransomware"]
-
-[audiences.security]
-title = "Security"
-weights = {{ security = 1.0 }}
-
-[[editions]]
-name = "weekly"
-title = "Weekly"
-audience = "security"
-schedule = "0 0 8 * * Mon"
-"#,
+{tail}"#,
         port = smtp.port,
-        feed = feeds.url("feeds/alpha.xml"),
+        tail = alpha_weekly(feeds, "0 0 8 * * Mon", ""),
     ));
-    let mut csv = String::from("email,name,editions\n");
-    for i in 0..n {
-        csv.push_str(&format!("user{i}@example.com,User {i},weekly\n"));
-    }
-    for e in extra {
-        csv.push_str(&format!("{e},,weekly\n"));
-    }
-    std::fs::write(env.path("subs.csv"), csv).expect("csv");
-    assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
+    let mut list: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("user{i}@example.com"), format!("User {i}")))
+        .collect();
+    list.extend(extra.iter().map(|e| (e.to_string(), String::new())));
+    import_subscribers(&env, &list).await;
     assert_exit(&env.run(&["collect"]).await, 0);
     env
 }

@@ -184,6 +184,44 @@ impl TestEnv {
     }
 }
 
+/// The config tail most delivery and daemon tests share: the Alpha fixture
+/// feed, a `security` audience matching "ransomware", and a `weekly`
+/// edition on `schedule` (more edition keys in `edition_extra`).
+pub fn alpha_weekly(feeds: &http::FeedServer, schedule: &str, edition_extra: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "Alpha"
+url = "{feed}"
+
+[tags.security]
+keywords = ["ransomware"]
+
+[audiences.security]
+title = "Security"
+weights = {{ security = 1.0 }}
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "{schedule}"
+{edition_extra}
+"#,
+        feed = feeds.url("feeds/alpha.xml"),
+    )
+}
+
+/// Imports subscribers of `weekly` through the CLI: (address, name) pairs.
+pub async fn import_subscribers(env: &TestEnv, subscribers: &[(String, String)]) {
+    let mut csv = String::from("email,name,editions\n");
+    for (email, name) in subscribers {
+        csv.push_str(&format!("{email},{name},weekly\n"));
+    }
+    std::fs::write(env.path("subs.csv"), csv).expect("csv");
+    assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
