@@ -17,13 +17,23 @@ use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunRep
 use crate::domain::{EmailAddress, StoredStory, SubscriberStatus};
 use crate::rank::{self, RankPolicy, Ranked};
 use crate::render::{self, IssueView, Recipient, RenderedIssue, Renderer};
-use crate::store::{DeliveryCounts, FetchRecord, IssueRow, NewIssue, SourceState, Store};
+use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store};
 use crate::token::Signer;
 use crate::{Error, Result};
 
 const SECRET_SETTING: &str = "link_secret";
 /// How far back a new story looks for the same news from other sources.
 const CLUSTER_DAYS: i64 = 7;
+/// Most sources whose results are stored in one transaction.
+const STORE_BATCH: usize = 8;
+
+/// A source's fetch that finished, waiting to be stored.
+struct Finished {
+    index: usize,
+    /// Where it was fetched from (after earlier permanent redirects).
+    location: SourceLocation,
+    result: std::result::Result<SourceResult, collect::CollectError>,
+}
 
 pub struct App {
     pub config: Config,
@@ -185,12 +195,11 @@ impl App {
         let mut states = Vec::with_capacity(self.config.sources.len());
         let mut tasks = JoinSet::new();
         let mut clusters: Option<ClusterIndex> = None;
+        let mut known = self.store.source_states().await?;
         for (index, source) in self.config.sources.iter().enumerate() {
             let config_url = source.location.to_string();
-            let state = self
-                .store
-                .source_state(&source.name)
-                .await?
+            let state = known
+                .remove(&source.name)
                 .filter(|s| s.config_url.as_deref() == Some(config_url.as_str()))
                 .unwrap_or_default();
             let skip = match (&state.disabled_reason, state.next_fetch_at) {
@@ -255,22 +264,38 @@ impl App {
             });
             states.push(state);
         }
+        // Results are stored in batches of whatever has finished meanwhile:
+        // one transaction for many sources while the fetches go on.
         while let Some(joined) = tasks.join_next().await {
-            let (index, location, result, permit) =
-                joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
-            let source = &self.config.sources[index];
-            let report = self
-                .record_source(&mut clusters, source, &states[index], &location, result, now)
-                .await?;
-            drop(permit);
-            match &report.status {
-                SourceStatus::Failed { reason, .. } => {
-                    tracing::warn!(source = %source.name, "failed: {reason}")
-                }
-                s => tracing::debug!(source = %source.name, "{s:?}"),
+            let mut batch = vec![joined];
+            while batch.len() < STORE_BATCH
+                && let Some(more) = tasks.try_join_next()
+            {
+                batch.push(more);
             }
-            progress(&report);
-            reports[index] = Some(report);
+            let mut finished = Vec::with_capacity(batch.len());
+            let mut permits = Vec::with_capacity(batch.len());
+            for joined in batch {
+                let (index, location, result, permit) =
+                    joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
+                finished.push(Finished {
+                    index,
+                    location,
+                    result,
+                });
+                permits.push(permit);
+            }
+            for (index, report) in self.record_sources(&mut clusters, finished, &states, now).await? {
+                match &report.status {
+                    SourceStatus::Failed { reason, .. } => {
+                        tracing::warn!(source = %report.name, "failed: {reason}")
+                    }
+                    s => tracing::debug!(source = %report.name, "{s:?}"),
+                }
+                progress(&report);
+                reports[index] = Some(report);
+            }
+            drop(permits);
         }
         let report = CollectReport {
             sources: reports.into_iter().flatten().collect(),
@@ -281,117 +306,116 @@ impl App {
         Ok(report)
     }
 
-    async fn record_source(
+    /// Stores what a batch of sources gave: their new stories (one
+    /// transaction), the clusters those joined, and each source's fetch
+    /// state (one transaction). Returns each source's report.
+    async fn record_sources(
         &self,
         clusters: &mut Option<ClusterIndex>,
-        source: &Source,
-        state: &SourceState,
-        fetched_from: &SourceLocation,
-        result: std::result::Result<SourceResult, collect::CollectError>,
+        finished: Vec<Finished>,
+        states: &[SourceState],
         now: DateTime<Utc>,
-    ) -> Result<SourceReport> {
-        let config_url = source.location.to_string();
+    ) -> Result<Vec<(usize, SourceReport)>> {
         let policy = &self.config.collect.policy;
-        let from = fetched_from.to_string();
-        let mut moved = None;
-        let status = match result {
-            Ok(SourceResult::NotModified { cache, moved_to }) => {
-                let url = moved_to.as_ref().map_or(from.clone(), |u| u.to_string());
-                moved = moved_to.map(|u| u.to_string());
-                let next = policy.next_after_success(now, &cache, None);
-                self.store
-                    .record_fetch(
-                        &source.name,
-                        &config_url,
-                        &url,
-                        FetchRecord::NotModified,
-                        Some(next),
-                        now,
-                    )
-                    .await?;
-                SourceStatus::NotModified
-            }
-            Ok(SourceResult::Stories {
-                stories,
-                validators,
-                cache,
-                ttl_minutes,
-                moved_to,
-                skipped,
-                dropped,
-            }) => {
-                let ids = self.store.insert_stories(&stories).await?;
-                let new: Vec<ClusterCandidate> = stories
-                    .iter()
-                    .zip(&ids)
-                    .filter_map(|(s, id)| {
-                        id.map(|id| ClusterCandidate {
-                            id,
-                            source: s.source.clone(),
-                            link: s.link.clone(),
-                            words: collect::cluster::title_words(&s.title),
-                            cluster_id: None,
-                        })
-                    })
-                    .collect();
-                let new_count = new.len();
-                self.cluster(clusters, new, now).await?;
-                let url = moved_to.as_ref().map_or(from.clone(), |u| u.to_string());
-                moved = moved_to.map(|u| u.to_string());
-                let next = policy.next_after_success(now, &cache, ttl_minutes);
-                self.store
-                    .record_fetch(
-                        &source.name,
-                        &config_url,
-                        &url,
-                        FetchRecord::Ok(&validators),
-                        Some(next),
-                        now,
-                    )
-                    .await?;
-                SourceStatus::Collected {
-                    new: new_count,
-                    unchanged: stories.len() - new_count,
+        let stories: Vec<&crate::domain::NewStory> = finished
+            .iter()
+            .filter_map(|f| match &f.result {
+                Ok(SourceResult::Stories { stories, .. }) => Some(stories),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let ids = self.store.insert_stories(&stories).await?;
+        let new: Vec<ClusterCandidate> = stories
+            .iter()
+            .zip(&ids)
+            .filter_map(|(s, id)| {
+                id.map(|id| ClusterCandidate {
+                    id,
+                    source: s.source.clone(),
+                    link: s.link.clone(),
+                    words: collect::cluster::title_words(&s.title),
+                    cluster_id: None,
+                })
+            })
+            .collect();
+        self.cluster(clusters, new, now).await?;
+        let mut ids = ids.into_iter();
+
+        let config_urls: Vec<String> = finished
+            .iter()
+            .map(|f| self.config.sources[f.index].location.to_string())
+            .collect();
+        let fetched_from: Vec<String> = finished.iter().map(|f| f.location.to_string()).collect();
+        let mut updates = Vec::with_capacity(finished.len());
+        let mut reports = Vec::with_capacity(finished.len());
+        for ((f, config_url), from) in finished.iter().zip(&config_urls).zip(&fetched_from) {
+            let source = &self.config.sources[f.index];
+            let mut moved = None;
+            let (outcome, next, status) = match &f.result {
+                Ok(SourceResult::NotModified { cache, moved_to }) => {
+                    moved = moved_to.as_ref().map(|u| u.to_string());
+                    let next = policy.next_after_success(now, cache, None);
+                    (FetchRecord::NotModified, Some(next), SourceStatus::NotModified)
+                }
+                Ok(SourceResult::Stories {
+                    stories,
+                    validators,
+                    cache,
+                    ttl_minutes,
+                    moved_to,
                     skipped,
                     dropped,
+                }) => {
+                    let new_count = ids.by_ref().take(stories.len()).flatten().count();
+                    moved = moved_to.as_ref().map(|u| u.to_string());
+                    let next = policy.next_after_success(now, cache, *ttl_minutes);
+                    let status = SourceStatus::Collected {
+                        new: new_count,
+                        unchanged: stories.len() - new_count,
+                        skipped: *skipped,
+                        dropped: *dropped,
+                    };
+                    (FetchRecord::Ok(validators), Some(next), status)
                 }
-            }
-            Err(e) if e.is_gone() => {
-                let reason = format!("{e} (disabled; change its URL in the configuration to try again)");
-                self.store
-                    .record_fetch(
-                        &source.name,
-                        &config_url,
-                        &from,
-                        FetchRecord::Disabled(&reason),
+                Err(e) if e.is_gone() => {
+                    let reason = format!("{e} (disabled; change its URL in the configuration to try again)");
+                    (
+                        FetchRecord::Disabled(reason.clone()),
                         None,
-                        now,
+                        SourceStatus::Disabled(reason),
                     )
-                    .await?;
-                SourceStatus::Disabled(reason)
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                let next_try = policy.next_after_failure(now, state.error_count + 1, e.retry_after());
-                self.store
-                    .record_fetch(
-                        &source.name,
-                        &config_url,
-                        &from,
-                        FetchRecord::Error(&reason),
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    let next_try = policy.next_after_failure(now, states[f.index].error_count + 1, e.retry_after());
+                    (
+                        FetchRecord::Error(reason.clone()),
                         Some(next_try),
-                        now,
+                        SourceStatus::Failed { reason, next_try },
                     )
-                    .await?;
-                SourceStatus::Failed { reason, next_try }
-            }
-        };
-        Ok(SourceReport {
-            name: source.name.clone(),
-            location: config_url,
-            status,
-            moved_to: moved,
-        })
+                }
+            };
+            updates.push(FetchUpdate {
+                name: &source.name,
+                config_url,
+                fetch_url: moved.clone().unwrap_or_else(|| from.clone()),
+                outcome,
+                next_fetch_at: next,
+                now,
+            });
+            reports.push((
+                f.index,
+                SourceReport {
+                    name: source.name.clone(),
+                    location: config_url.clone(),
+                    status,
+                    moved_to: moved,
+                },
+            ));
+        }
+        self.store.record_fetches(&updates).await?;
+        Ok(reports)
     }
 
     /// Puts new stories into clusters with the recent ones they duplicate.

@@ -665,11 +665,7 @@ async fn send(app: &App, edition: &str, dry_run: bool, wait: std::time::Duration
     let started = std::time::Instant::now();
     let progress = |r: &tidings::deliver::RunReport| {
         if let Some(bar) = &bar {
-            let rate = r.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "sent {}, retrying {}, failed {} — {rate:.0}/s",
-                r.sent, r.retried, r.failed
-            ));
+            bar.set_message(r.progress_line(started.elapsed()));
         }
     };
     let options = SendOptions {

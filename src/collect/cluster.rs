@@ -71,14 +71,47 @@ pub struct ClusterCandidate {
 #[derive(Debug, Default)]
 pub struct ClusterIndex {
     entries: Vec<Entry>,
+    /// Source names as small numbers: compared once per candidate.
+    sources: std::collections::HashMap<String, u32>,
     by_link: std::collections::HashMap<String, Vec<usize>>,
-    by_word: std::collections::HashMap<u64, Vec<usize>>,
+    by_word: std::collections::HashMap<u64, Vec<Posting>>,
+}
+
+/// An indexed title word: which story, where the word stands in its sorted
+/// keys and how many keys it has — enough to rule most candidates out
+/// without touching the story.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    at: u32,
+    position: u16,
+    len: u16,
+    /// The story's [`signature`].
+    signature: u64,
+}
+
+/// One bit per key (by its low bits): a key of one title that the other
+/// lacks sets a bit the other's signature may lack, so the bits one
+/// signature has and the other lacks never outnumber the keys one title has
+/// and the other lacks — a bound checked without touching the story.
+fn signature(keys: &[u64]) -> u64 {
+    keys.iter().fold(0, |m, k| m | 1 << (k % 64))
+}
+
+/// Whether titles with these signatures and key counts can be similar.
+fn signatures_allow(a: u64, a_len: usize, b: u64, b_len: usize) -> bool {
+    if a_len < MIN_WORDS || b_len < MIN_WORDS {
+        return true;
+    }
+    let need = (SIMILARITY / (1.0 + SIMILARITY) * (a_len + b_len) as f64 - 1e-9).ceil() as usize;
+    let only_a = (a & !b).count_ones() as usize;
+    let only_b = (b & !a).count_ones() as usize;
+    only_a + need <= a_len && only_b + need <= b_len
 }
 
 #[derive(Debug)]
 struct Entry {
     id: i64,
-    source: String,
+    source: u32,
     cluster_id: Option<i64>,
     /// Hashes of the title's words, sorted.
     words: Vec<u64>,
@@ -114,16 +147,27 @@ fn prefix(keys: &[u64]) -> &[u64] {
     &keys[..p.min(n)]
 }
 
+/// Whether two key lists of lengths `a_len` and `b_len` whose first common
+/// key stands at `a_pos` and `b_pos` can still share enough keys to be
+/// similar (the positional filter): every later common key comes after
+/// those positions in both. A candidate met through a key that is not the
+/// first common one is also met through the first, where the bound holds.
+fn could_reach(a_len: usize, a_pos: usize, b_len: usize, b_pos: usize) -> bool {
+    if a_len < MIN_WORDS || b_len < MIN_WORDS {
+        return true;
+    }
+    let most_common = 1 + (a_len - a_pos - 1).min(b_len - b_pos - 1);
+    // Jaccard ≥ t  ⇔  |A∩B| ≥ t/(1+t)·(|A|+|B|).
+    most_common as f64 >= SIMILARITY / (1.0 + SIMILARITY) * (a_len + b_len) as f64 - 1e-9
+}
+
 /// [`similar_titles`] on sorted key lists.
 fn similar_keys(a: &[u64], b: &[u64]) -> bool {
     if a.is_empty() || b.is_empty() {
         return false;
     }
-    if a == b {
-        return true;
-    }
     if a.len() < MIN_WORDS || b.len() < MIN_WORDS {
-        return false;
+        return a == b;
     }
     let (small, large) = if a.len() <= b.len() {
         (a.len(), b.len())
@@ -169,9 +213,17 @@ impl ClusterIndex {
 
     fn insert(&mut self, id: i64, source: String, link: String, words: Vec<u64>, cluster_id: Option<i64>) {
         let at = self.entries.len();
+        let next = self.sources.len() as u32;
+        let source = *self.sources.entry(source).or_insert(next);
         self.by_link.entry(link).or_default().push(at);
-        for key in prefix(&words) {
-            self.by_word.entry(*key).or_default().push(at);
+        let sig = signature(&words);
+        for (position, key) in prefix(&words).iter().enumerate() {
+            self.by_word.entry(*key).or_default().push(Posting {
+                at: at as u32,
+                position: position as u16,
+                len: words.len().min(usize::from(u16::MAX)) as u16,
+                signature: sig,
+            });
         }
         self.entries.push(Entry {
             id,
@@ -184,22 +236,38 @@ impl ClusterIndex {
     /// The earliest indexed story from another source with the same link
     /// or a similar title.
     fn find(&self, id: i64, source: &str, link: &str, words: &[u64]) -> Option<usize> {
-        let same_link: &[usize] = self.by_link.get(link).map_or(&[], Vec::as_slice);
-        let mut candidates: Vec<usize> = same_link.to_vec();
-        for key in prefix(words) {
-            if let Some(list) = self.by_word.get(key) {
-                // A word in thousands of titles is noise, not news: look at
-                // its most recent stories only, so one probe stays cheap.
-                candidates.extend(&list[list.len().saturating_sub(MAX_POSTINGS)..]);
+        let source = self.sources.get(source).copied();
+        let eligible = |at: usize| {
+            let e = &self.entries[at];
+            e.id < id && Some(e.source) != source
+        };
+        // Posting lists are in insertion order, so the first hit of each
+        // list is its earliest; the answer is the smallest of those.
+        let mut best: Option<usize> = self
+            .by_link
+            .get(link)
+            .and_then(|list| list.iter().copied().find(|&at| eligible(at)));
+        let sig = signature(words);
+        for (position, key) in prefix(words).iter().enumerate() {
+            let Some(list) = self.by_word.get(key) else { continue };
+            // A word in thousands of titles is noise, not news: look at its
+            // most recent stories only, so one probe stays cheap.
+            let recent = &list[list.len().saturating_sub(MAX_POSTINGS)..];
+            let hit = recent
+                .iter()
+                .take_while(|p| best.is_none_or(|b| (p.at as usize) < b))
+                .filter(|p| {
+                    let len = usize::from(p.len);
+                    could_reach(words.len(), position, len, usize::from(p.position))
+                        && signatures_allow(sig, words.len(), p.signature, len)
+                })
+                .map(|p| p.at as usize)
+                .find(|&at| eligible(at) && similar_keys(&self.entries[at].words, words));
+            if hit.is_some() {
+                best = hit;
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.into_iter().find(|&at| {
-            let e = &self.entries[at];
-            // Cheapest tests first: most candidates fail the length filter.
-            e.id < id && (same_link.contains(&at) || similar_keys(&e.words, words)) && e.source != source
-        })
+        best
     }
 
     /// Adds new stories (ascending id) and returns the (story id, cluster
@@ -274,7 +342,7 @@ mod tests {
         };
         let stories: Vec<ClusterCandidate> = (0..300)
             .map(|i| {
-                let n = 4 + next() % 4;
+                let n = 4 + next() % 9;
                 let title: Vec<&str> = (0..n).map(|_| vocab[next() % vocab.len()]).collect();
                 c(i, &format!("S{}", i % 7), &format!("https://x/{i}"), &title.join(" "))
             })

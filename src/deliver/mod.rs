@@ -120,12 +120,39 @@ pub struct RunReport {
     pub failed: usize,
     /// The run stopped early on a signal; unsent rows were released.
     pub stopped: bool,
-    /// Counts over the whole issue after this run.
+    /// Counts over the whole issue: as they were when the run started
+    /// while it goes on (progress), as they are after it in the result.
     pub counts: DeliveryCounts,
     /// When the earliest delivery still waiting is due.
     pub next_due: Option<DateTime<Utc>>,
     /// (address, server reply) of every failed delivery of the issue.
     pub failures: Vec<(String, String)>,
+}
+
+impl RunReport {
+    /// "sent 1200, retrying 3, failed 1 — 2400/s, about 4m 10s left": what
+    /// is left is what was pending when the run started, less what it has
+    /// done since.
+    pub fn progress_line(&self, elapsed: std::time::Duration) -> String {
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let done = self.sent + self.retried + self.failed;
+        let to_do = usize::try_from(self.counts.pending + self.counts.sending).unwrap_or(0);
+        let left = to_do.saturating_sub(done);
+        let rate = done as f64 / secs;
+        let eta = if done > 0 && rate > 0.0 {
+            let eta = std::time::Duration::from_secs((left as f64 / rate).round() as u64);
+            format!(", about {} left", humantime::format_duration(eta))
+        } else {
+            String::new()
+        };
+        format!(
+            "sent {}, retrying {}, failed {} — {:.0}/s{eta}",
+            self.sent,
+            self.retried,
+            self.failed,
+            self.sent as f64 / secs
+        )
+    }
 }
 
 impl IssueDelivery {
@@ -184,8 +211,12 @@ pub async fn run_issue(
     stop: &tokio::sync::watch::Receiver<bool>,
     progress: DeliveryProgress<'_>,
 ) -> Result<RunReport, DeliverError> {
-    let mut report = RunReport::default();
     let issue_id = job.issue.id;
+    // Counts at the start give the progress display its "to do".
+    let mut report = RunReport {
+        counts: store.delivery_counts(issue_id).await?,
+        ..RunReport::default()
+    };
     let started = std::time::Instant::now();
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
@@ -309,6 +340,27 @@ async fn report_counts(store: &Store, issue_id: i64, report: &mut RunReport) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_line_estimates_what_is_left() {
+        let report = RunReport {
+            sent: 900,
+            retried: 90,
+            failed: 10,
+            counts: DeliveryCounts {
+                pending: 10_000,
+                ..DeliveryCounts::default()
+            },
+            ..RunReport::default()
+        };
+        // 1,000 done in 2 s → 500/s; 9,000 left → 18 s.
+        assert_eq!(
+            report.progress_line(std::time::Duration::from_secs(2)),
+            "sent 900, retrying 90, failed 10 — 450/s, about 18s left"
+        );
+        let idle = RunReport::default().progress_line(std::time::Duration::from_secs(1));
+        assert_eq!(idle, "sent 0, retrying 0, failed 0 — 0/s");
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {

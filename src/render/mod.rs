@@ -7,6 +7,7 @@
 //! keeps the cost per subscriber to a few string copies, and every
 //! subscriber gets exactly the same issue.
 
+pub mod tldr;
 mod view;
 
 use std::path::{Path, PathBuf};

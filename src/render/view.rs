@@ -68,7 +68,7 @@ pub struct StoryView {
     pub collected_iso: String,
     /// Collected long after it was published (`[site] stale_after_hours`).
     pub stale: bool,
-    /// Plain text, at most ~320 characters.
+    /// The TL;DR: plain text, at most 320 characters.
     pub summary: String,
     pub tags: Vec<String>,
     /// "Who should care": titles of the audiences this story ranks for.
@@ -112,7 +112,7 @@ pub fn build_issue_view(config: &Config, edition: &Edition, ranked: &[Ranked<'_>
                 collected: s.collected_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
                 collected_iso: s.collected_at.to_rfc3339(),
                 stale,
-                summary: crate::collect::sanitize::shorten(&s.summary_text, SUMMARY_CHARS),
+                summary: super::tldr::tldr(&s.title, &s.summary_text, SUMMARY_CHARS),
                 tags: s.tags.iter().map(|t| t.tag.clone()).collect(),
                 audiences: audiences_for(s, config.audiences.values())
                     .into_iter()

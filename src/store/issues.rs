@@ -260,16 +260,29 @@ impl Store {
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // Most outcomes are "sent": one statement for all of them, so a
+            // batch costs one round trip to the database, not one per message.
+            let sent: Vec<(i64, &DateTime<Utc>, &str)> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    DeliveryOutcome::Sent { id, reply, at } => Some((*id, at, reply.as_str())),
+                    _ => None,
+                })
+                .collect();
+            for chunk in sent.chunks(500) {
+                let mut update = sqlx::QueryBuilder::new("WITH v(id, sent_at, reply) AS (");
+                update.push_values(chunk, |mut row, (id, at, reply)| {
+                    row.push_bind(*id).push_bind(**at).push_bind(*reply);
+                });
+                update.push(
+                    ") UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply, lease_until = NULL
+                     FROM v WHERE deliveries.id = v.id",
+                );
+                update.build().execute(&mut *tx).await?;
+            }
             for o in outcomes {
                 match o {
-                    DeliveryOutcome::Sent { id, reply, at } => {
-                        sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
-                            .bind(*id)
-                            .bind(*at)
-                            .bind(reply)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    DeliveryOutcome::Sent { .. } => {}
                     DeliveryOutcome::Retry { id, reply, at } => {
                         sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
                             .bind(*id)

@@ -24,7 +24,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::DatabaseUrl;
 
 pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
-pub use sources::{FetchRecord, SourceRow, SourceState};
+pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};
 pub use subscribers::AddOutcome;
 
 #[derive(Debug, thiserror::Error)]

@@ -38,52 +38,62 @@ pub struct SourceRow {
 pub enum FetchRecord<'a> {
     Ok(&'a Validators),
     NotModified,
-    Error(&'a str),
+    Error(String),
     /// The source is gone for good (HTTP 410): it is not fetched again
     /// until its configured URL changes.
-    Disabled(&'a str),
+    Disabled(String),
+}
+
+/// One fetch of a source, to record.
+pub struct FetchUpdate<'a> {
+    pub name: &'a str,
+    pub config_url: &'a str,
+    pub fetch_url: String,
+    pub outcome: FetchRecord<'a>,
+    pub next_fetch_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
 }
 
 impl Store {
-    pub async fn source_state(&self, name: &str) -> StoreResult<Option<SourceState>> {
+    /// What is remembered about every source, by name (one query for all).
+    pub async fn source_states(&self) -> StoreResult<std::collections::HashMap<String, SourceState>> {
         with_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT url, config_url, etag, last_modified, next_fetch_at, disabled_reason, error_count FROM sources WHERE name = $1",
+            let rows = sqlx::query(
+                "SELECT name, url, config_url, etag, last_modified, next_fetch_at, disabled_reason, error_count FROM sources",
             )
-            .bind(name)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await?;
-            row.map(|r| {
-                Ok(SourceState {
-                    url: r.try_get("url")?,
-                    config_url: r.try_get("config_url")?,
-                    validators: Validators {
-                        etag: r.try_get("etag")?,
-                        last_modified: r.try_get("last_modified")?,
-                    },
-                    next_fetch_at: r.try_get("next_fetch_at")?,
-                    disabled_reason: r.try_get("disabled_reason")?,
-                    error_count: r.try_get("error_count")?,
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("name")?,
+                        SourceState {
+                            url: r.try_get("url")?,
+                            config_url: r.try_get("config_url")?,
+                            validators: Validators {
+                                etag: r.try_get("etag")?,
+                                last_modified: r.try_get("last_modified")?,
+                            },
+                            next_fetch_at: r.try_get("next_fetch_at")?,
+                            disabled_reason: r.try_get("disabled_reason")?,
+                            error_count: r.try_get("error_count")?,
+                        },
+                    ))
                 })
-            })
-            .transpose()
+                .collect()
         })
     }
 
-    /// Records one fetch of a source. `fetch_url` is where it should be
-    /// fetched next time (moved after a permanent redirect); when
-    /// `config_url` differs from the stored one, the old state is dropped.
-    pub async fn record_fetch(
-        &self,
-        name: &str,
-        config_url: &str,
-        fetch_url: &str,
-        outcome: FetchRecord<'_>,
-        next_fetch_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    /// Records fetches of sources, in one transaction. `fetch_url` is where
+    /// a source should be fetched next time (moved after a permanent
+    /// redirect); when `config_url` differs from the stored one, the old
+    /// state is dropped.
+    pub async fn record_fetches(&self, fetches: &[FetchUpdate<'_>]) -> StoreResult<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            for f in fetches {
+            let FetchUpdate { name, config_url, next_fetch_at, now, .. } = *f;
+            let fetch_url = f.fetch_url.as_str();
             sqlx::query(
                 "INSERT INTO sources (name, url, config_url, error_count) VALUES ($1, $2, $3, 0)
                  ON CONFLICT (name) DO NOTHING",
@@ -103,7 +113,7 @@ impl Store {
             .bind(config_url)
             .execute(&mut *tx)
             .await?;
-            let query = match outcome {
+            let query = match &f.outcome {
                 FetchRecord::Ok(v) => sqlx::query(
                     "UPDATE sources SET url = $2, etag = $4, last_modified = $5, last_fetch_at = $3, last_success_at = $3,
                      last_status = 'ok', last_error = NULL, error_count = 0, next_fetch_at = $6 WHERE name = $1",
@@ -139,6 +149,7 @@ impl Store {
                 .bind(e.to_string()),
             };
             query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

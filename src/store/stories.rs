@@ -13,7 +13,11 @@ impl Store {
     /// Stores the stories not seen before (by key) with their tags, in one
     /// transaction, a few multi-row statements per batch. Returns, for each
     /// story given, its new id, or `None` when it was already stored.
-    pub async fn insert_stories(&self, stories: &[NewStory]) -> StoreResult<Vec<Option<i64>>> {
+    pub async fn insert_stories<S: std::borrow::Borrow<NewStory> + Sync>(
+        &self,
+        stories: &[S],
+    ) -> StoreResult<Vec<Option<i64>>> {
+        let stories: Vec<&NewStory> = stories.iter().map(|s| s.borrow()).collect();
         // Well under SQLite's 32766 bound parameters per statement.
         const ROWS: usize = 200;
         let mut ids: HashMap<&str, i64> = HashMap::new();
@@ -35,12 +39,13 @@ impl Store {
                         .push_bind(s.collected_at);
                 });
                 insert.push(" ON CONFLICT (story_key) DO NOTHING RETURNING id, story_key");
-                let rows = insert.build().fetch_all(&mut *tx).await?;
+                let rows = insert.build().persistent(false).fetch_all(&mut *tx).await?;
+                let by_key: HashMap<&str, &NewStory> = chunk.iter().map(|s| (s.key.0.as_str(), *s)).collect();
                 let mut new_in_chunk = Vec::new();
                 for r in &rows {
-                    let key: String = r.try_get("story_key")?;
+                    let key: &str = r.try_get("story_key")?;
                     let id: i64 = r.try_get("id")?;
-                    if let Some(s) = chunk.iter().find(|s| s.key.0 == key) {
+                    if let Some(&s) = by_key.get(key) {
                         ids.insert(s.key.0.as_str(), id);
                         new_in_chunk.push((id, s));
                     }
@@ -55,7 +60,7 @@ impl Store {
                         row.push_bind(*id).push_bind(&t.tag).push_bind(t.origin.encode());
                     });
                     insert.push(" ON CONFLICT DO NOTHING");
-                    insert.build().execute(&mut *tx).await?;
+                    insert.build().persistent(false).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
