@@ -15,7 +15,7 @@ use crate::collect::{self, Fetcher, SourceResult};
 use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
 use crate::domain::{EmailAddress, StoredStory, SubscriberStatus};
-use crate::rank::{self, RankPolicy, Ranked};
+use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, Recipient, RenderedIssue, Renderer};
 use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store};
 use crate::token::Signer;
@@ -24,6 +24,29 @@ use crate::{Error, Result};
 const SECRET_SETTING: &str = "link_secret";
 /// How far back a new story looks for the same news from other sources.
 const CLUSTER_DAYS: i64 = 7;
+/// The stories, policy and overrides `rank AUDIENCE` selects with.
+pub struct RankedAudience {
+    pub audience: crate::config::Audience,
+    /// The edition whose caps apply, if one serves the audience.
+    pub edition: Option<String>,
+    pub policy: RankPolicy,
+    pub overrides: rank::Overrides,
+    pub stories: Vec<StoredStory>,
+}
+
+impl RankedAudience {
+    pub fn select(&self, now: DateTime<Utc>, source_weights: &HashMap<String, f64>) -> rank::Selection<'_> {
+        rank::select(
+            &self.stories,
+            &self.audience,
+            source_weights,
+            &self.policy,
+            &self.overrides,
+            now,
+        )
+    }
+}
+
 /// Most sources whose results are stored in one transaction.
 const STORE_BATCH: usize = 8;
 
@@ -459,17 +482,6 @@ impl App {
             .await?)
     }
 
-    /// The window used by `rank AUDIENCE`: that of the first edition for the
-    /// audience, else 7 days.
-    pub fn audience_window_days(&self, audience: &str) -> i64 {
-        self.config
-            .editions
-            .iter()
-            .find(|e| e.audience == audience)
-            .map(|e| e.window_days)
-            .unwrap_or(7)
-    }
-
     // -- secret -----------------------------------------------------------
 
     /// The key that signs links: `TIDINGS_SECRET`, else one generated once
@@ -514,25 +526,95 @@ impl App {
         })
     }
 
-    /// Ranks and renders what an issue of `edition` would hold at `now`.
+    /// Ranks and renders what an issue of `edition` would hold at `now`,
+    /// with the editor's choices for it.
     async fn draft(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Draft> {
         let audience = self.config.audience(&edition.audience)?;
-        let mut stories = self.candidate_stories(edition.window_days, now).await?;
-        // A story already sent in an earlier issue of this edition is not repeated.
-        let sent: std::collections::HashSet<i64> =
-            self.store.stories_sent_in(&edition.name).await?.into_iter().collect();
-        stories.retain(|s| !sent.contains(&s.id));
-        let policy = RankPolicy::for_window_days(edition.window_days, edition.max_stories);
-        let weights = self.source_weights();
-        let ranked: Vec<Ranked<'_>> = rank::rank(&stories, audience, &weights, &policy, now);
-        let view: IssueView = render::build_issue_view(&self.config, edition, &ranked, slot);
+        let overrides = self.store.overrides(&edition.name).await?;
+        let stories = self.edition_stories(edition, &overrides, now).await?;
+        let policy = RankPolicy::for_edition(edition, audience);
+        let selection = rank::select(&stories, audience, &self.source_weights(), &policy, &overrides, now);
+        let view: IssueView =
+            render::build_issue_view(&self.config, edition, &selection, overrides.note.as_deref(), slot);
         let rendered = self
             .renderer()?
             .render_issue(&edition.template, edition.subject.as_deref(), &view)?;
         Ok(Draft {
-            story_ids: ranked.iter().map(|r| (r.story.id, r.score)).collect(),
+            story_ids: selection.stories().map(|r| (r.story.id, r.score)).collect(),
             rendered,
         })
+    }
+
+    /// The stories an issue of `edition` chooses from: its window's, plus
+    /// pinned ones from outside it, less those an earlier issue of the
+    /// edition already carried.
+    async fn edition_stories(
+        &self,
+        edition: &Edition,
+        overrides: &rank::Overrides,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredStory>> {
+        let mut stories = self.candidate_stories(edition.window_days, now).await?;
+        for pin in &overrides.pins {
+            if !stories.iter().any(|s| s.id == pin.story_id)
+                && let Some(story) = self.store.story(pin.story_id).await?
+            {
+                stories.push(story);
+            }
+        }
+        let sent: std::collections::HashSet<i64> =
+            self.store.stories_sent_in(&edition.name).await?.into_iter().collect();
+        stories.retain(|s| !sent.contains(&s.id));
+        Ok(stories)
+    }
+
+    /// What `rank AUDIENCE` shows: the selection for the audience's first
+    /// edition (its caps, sections and the editor's choices), or with the
+    /// defaults when no edition serves the audience.
+    pub async fn rank_audience(&self, audience_name: &str, now: DateTime<Utc>) -> Result<RankedAudience> {
+        let audience = self.config.audience(audience_name)?.clone();
+        let edition = self.config.editions.iter().find(|e| e.audience == audience_name);
+        let (policy, overrides, stories) = match edition {
+            Some(e) => {
+                let overrides = self.store.overrides(&e.name).await?;
+                let stories = self.edition_stories(e, &overrides, now).await?;
+                (RankPolicy::for_edition(e, &audience), overrides, stories)
+            }
+            None => (
+                RankPolicy::for_window_days(7, 10, &audience),
+                rank::Overrides::default(),
+                self.candidate_stories(7, now).await?,
+            ),
+        };
+        Ok(RankedAudience {
+            audience,
+            edition: edition.map(|e| e.name.clone()),
+            policy,
+            overrides,
+            stories,
+        })
+    }
+
+    /// Resolves STORY of `tidings issue …`: the id `rank` prints, or a
+    /// story's link (canonicalised as the collector does).
+    pub async fn find_story(&self, story: &str) -> Result<StoredStory> {
+        let id = match story.trim().trim_start_matches('#').parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => {
+                let link = collect::sanitize::canonical_link(story.trim(), None)
+                    .ok_or_else(|| Error::Usage(format!("\"{story}\" is neither a story id nor a link")))?;
+                *self
+                    .store
+                    .story_ids_by_link(&link)
+                    .await?
+                    .first()
+                    .ok_or_else(|| Error::Usage(format!("no story has the link {link}")))?
+            }
+        };
+        self.store
+            .story(id)
+            .await?
+            .ok_or_else(|| Error::Usage(format!("no story #{id}")))
     }
 
     fn message_context(&self, edition: &Edition) -> MessageContext {

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tidings::app::{App, CollectReport, PreviewFormat, SendOptions, SendReport, SourceStatus};
 use tidings::config::{self, Config};
 use tidings::domain::{EmailAddress, SubscriberStatus};
-use tidings::rank::{self, RankPolicy};
+use tidings::rank;
 use tidings::store::AddOutcome;
 
 /// What a command asks `main` to exit with.
@@ -112,6 +112,9 @@ pub enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
+    /// An editor's hand on the next issue of an edition: pin, exclude, note.
+    #[command(subcommand)]
+    Issue(IssueCommand),
     /// Manage subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
@@ -157,6 +160,26 @@ pub struct AddArgs {
     editions: Vec<String>,
 }
 
+/// STORY is the id `rank` prints (`42` or `#42`) or the story's link.
+#[derive(Subcommand, Debug)]
+pub enum IssueCommand {
+    /// Always put STORY in the next issue, at --position N of its section (default: where its score puts it).
+    Pin {
+        edition: String,
+        story: String,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        position: Option<u32>,
+    },
+    /// Keep STORY out of the next issue.
+    Exclude { edition: String, story: String },
+    /// Undo a pin or an exclusion of STORY.
+    Unpick { edition: String, story: String },
+    /// Set the intro note of the next issue ("" removes it).
+    Note { edition: String, text: String },
+    /// Show the editor's choices for the next issue.
+    Show { edition: String },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Validate the file and print what it found.
@@ -191,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             limit,
             explain,
         } => rank_cmd(&app, &audience, limit, explain).await?,
+        Command::Issue(command) => issue_cmd(&app, command).await?,
         Command::Preview {
             edition,
             format,
@@ -267,6 +291,28 @@ fn print_config(c: &Config) {
     for a in c.audiences.values() {
         let w: Vec<String> = a.weights.iter().map(|(t, w)| format!("{t}={w}")).collect();
         println!("    {} \"{}\": {}", a.name, a.title, w.join(", "));
+        let mut extra = Vec::new();
+        if !a.source_weights.is_empty() {
+            let s: Vec<String> = a.source_weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
+            extra.push(format!("source weights {}", s.join(", ")));
+        }
+        if !a.exclude_tags.is_empty() {
+            extra.push(format!(
+                "excludes {}",
+                a.exclude_tags.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if let Some(h) = a.half_life {
+            extra.push(format!(
+                "half-life {}",
+                humantime::format_duration(h.to_std().unwrap_or_default())
+            ));
+        }
+        extra.push(format!(
+            "threshold {}, cluster bonus {} (max {})",
+            a.threshold, a.cluster_bonus, a.cluster_bonus_max
+        ));
+        println!("      {}", extra.join("; "));
     }
     println!("  editions ({}):", c.editions.len());
     let now = Utc::now();
@@ -292,6 +338,16 @@ fn print_config(c: &Config) {
             e.max_stories,
             e.template
         );
+        println!("      at most {} per source", e.max_per_source);
+        for section in &e.sections {
+            let tags = if section.tags.is_empty() {
+                "every other story".to_string()
+            } else {
+                section.tags.join(", ")
+            };
+            let max = section.max.map_or(String::new(), |m| format!(", up to {m}"));
+            println!("      section \"{}\": {tags}{max}", section.title);
+        }
     }
 }
 
@@ -425,37 +481,130 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
 }
 
 async fn rank_cmd(app: &App, audience_name: &str, limit: usize, explain: bool) -> anyhow::Result<Outcome> {
-    let audience = app.config.audience(audience_name)?;
     let now = Utc::now();
-    let window = app.audience_window_days(audience_name);
-    let stories = app.candidate_stories(window, now).await?;
-    let policy = RankPolicy::for_window_days(window, limit);
-    let ranked = rank::rank(&stories, audience, &app.source_weights(), &policy, now);
-    println!("{} — {} stories over {window} days", audience.title, ranked.len());
-    for (i, r) in ranked.iter().enumerate() {
+    let ranked = app.rank_audience(audience_name, now).await?;
+    let weights = app.source_weights();
+    let selection = ranked.select(now, &weights);
+    let policy = &ranked.policy;
+    let caps = match &ranked.edition {
+        Some(e) => format!(
+            "edition {e}: max_stories {}, max_per_source {}, {} section(s)",
+            policy.limit,
+            policy.max_per_source,
+            policy.sections.len().max(1)
+        ),
+        None => format!(
+            "no edition serves this audience: max_stories {}, max_per_source {}",
+            policy.limit, policy.max_per_source
+        ),
+    };
+    println!(
+        "{} — {} stories kept of {} considered over {} days ({caps})",
+        ranked.audience.title,
+        selection.len(),
+        selection.considered.len(),
+        policy.window.num_days()
+    );
+    if let Some(note) = &ranked.overrides.note {
+        println!("editor's note: {note}");
+    }
+    for c in selection.considered.iter().take(limit) {
+        let place = match &c.verdict {
+            rank::Verdict::Kept { section, position } => format!("{position:>3}. {section}:"),
+            rank::Verdict::LeftOut(_) => "  —".to_string(),
+        };
         println!(
-            "{:>3}. [{:>7.3}] #{} {} — {} ({})",
-            i + 1,
-            r.score,
-            r.story.id,
-            r.story.title,
-            r.story.source,
-            r.story.published_at.format("%Y-%m-%d")
+            "{place} [{:>7.3}] #{} {} — {} ({}){}",
+            c.score,
+            c.story.id,
+            c.story.title,
+            c.story.source,
+            c.story.published_at.format("%Y-%m-%d"),
+            if c.pinned { " [pinned]" } else { "" }
         );
+        if let rank::Verdict::LeftOut(why) = &c.verdict {
+            println!("        left out: {why}");
+        }
         if explain {
-            let p = &r.parts;
-            for t in &p.tags {
-                println!("        tag {:<20} weight {:>5.2}  via {}", t.tag, t.weight, t.origin);
+            if let Some(p) = &c.parts {
+                for t in &p.tags {
+                    println!("        tag {:<20} weight {:>5.2}  via {}", t.tag, t.weight, t.origin);
+                }
+                println!(
+                    "        = tags {:.2} × source {:.2} × decay {:.3} (age {:.1} h, half-life {:.1} h) × cluster {:.2} ({} other source{})",
+                    p.tag_sum,
+                    p.source_weight,
+                    p.decay,
+                    p.age_hours,
+                    policy.half_life.num_seconds() as f64 / 3600.0,
+                    p.cluster_factor,
+                    p.other_sources,
+                    if p.other_sources == 1 { "" } else { "s" }
+                );
+            } else if c.pinned {
+                println!("        pinned by the editor; it does not rank on its own");
             }
+            println!("        {}", c.story.link);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> {
+    let now = Utc::now();
+    let edition = |name: &str| -> anyhow::Result<String> { Ok(app.config.edition(name)?.name.clone()) };
+    match command {
+        IssueCommand::Pin {
+            edition: e,
+            story,
+            position,
+        } => {
+            let e = edition(&e)?;
+            let story = app.find_story(&story).await?;
+            let position = position.map(|p| p as usize);
+            app.store.pin_story(&e, story.id, position, now).await?;
+            let at = position.map_or("where its score puts it".to_string(), |p| format!("at position {p}"));
             println!(
-                "        = tags {:.2} × source {:.2} × decay {:.3} (age {:.1} h, half-life {:.1} h)",
-                p.tag_sum,
-                p.source_weight,
-                p.decay,
-                p.age_hours,
-                policy.half_life.num_seconds() as f64 / 3600.0
+                "{e}: #{} \"{}\" pinned into the next issue, {at}",
+                story.id, story.title
             );
-            println!("        {}", r.story.link);
+        }
+        IssueCommand::Exclude { edition: e, story } => {
+            let e = edition(&e)?;
+            let story = app.find_story(&story).await?;
+            app.store.exclude_story(&e, story.id, now).await?;
+            println!("{e}: #{} \"{}\" kept out of the next issue", story.id, story.title);
+        }
+        IssueCommand::Unpick { edition: e, story } => {
+            let e = edition(&e)?;
+            let story = app.find_story(&story).await?;
+            if app.store.clear_pick(&e, story.id).await? {
+                println!("{e}: #{} is ranked as usual again", story.id);
+            } else {
+                println!("{e}: #{} was neither pinned nor excluded", story.id);
+            }
+        }
+        IssueCommand::Note { edition: e, text } => {
+            let e = edition(&e)?;
+            app.store.set_note(&e, &text, now).await?;
+            if text.trim().is_empty() {
+                println!("{e}: intro note removed");
+            } else {
+                println!("{e}: intro note set");
+            }
+        }
+        IssueCommand::Show { edition: e } => {
+            let e = edition(&e)?;
+            let o = app.store.overrides(&e).await?;
+            println!("{e}: the editor's choices for the next issue");
+            println!("note: {}", o.note.as_deref().unwrap_or("(none)"));
+            for pin in &o.pins {
+                let at = pin.position.map_or(String::new(), |p| format!(" at position {p}"));
+                println!("pinned: #{}{at}", pin.story_id);
+            }
+            for id in &o.excluded {
+                println!("excluded: #{id}");
+            }
         }
     }
     Ok(Outcome::Success)

@@ -6,7 +6,7 @@
 //! the folder holding the file, and applies the environment (which wins over
 //! the file). Every problem found is reported at once, each naming its key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -190,6 +190,23 @@ struct RawAudience {
     title: String,
     #[serde(default)]
     weights: BTreeMap<String, f64>,
+    #[serde(default)]
+    source_weights: BTreeMap<String, f64>,
+    #[serde(default)]
+    exclude_tags: Vec<String>,
+    half_life: Option<String>,
+    threshold: Option<f64>,
+    cluster_bonus: Option<f64>,
+    cluster_bonus_max: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    title: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    max: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +224,9 @@ struct RawEdition {
     template: Option<String>,
     subject: Option<String>,
     grace: Option<String>,
+    max_per_source: Option<usize>,
+    #[serde(default)]
+    sections: Vec<RawSection>,
 }
 
 fn default_timezone() -> String {
@@ -475,6 +495,52 @@ pub struct Audience {
     pub name: String,
     pub title: String,
     pub weights: BTreeMap<String, f64>,
+    /// Per-source weights for this audience; a source not named here has
+    /// its `[[sources]] weight`.
+    pub source_weights: BTreeMap<String, f64>,
+    /// A story with any of these tags never ranks for this audience.
+    pub exclude_tags: BTreeSet<String>,
+    /// Recency half-life; `None`: a third of the edition's window.
+    pub half_life: Option<chrono::Duration>,
+    /// "Who should care" lists the audience when a story's relevance (tags
+    /// × source weight) is above this.
+    pub threshold: f64,
+    /// Score bonus per other source covering the same story…
+    pub cluster_bonus: f64,
+    /// …capped at this, so one viral story does not swamp the rest.
+    pub cluster_bonus_max: f64,
+}
+
+impl Audience {
+    /// An audience with these weights and every other key at its default.
+    pub fn with_weights(name: &str, title: &str, weights: BTreeMap<String, f64>) -> Self {
+        Audience {
+            name: name.to_string(),
+            title: title.to_string(),
+            weights,
+            source_weights: BTreeMap::new(),
+            exclude_tags: BTreeSet::new(),
+            half_life: None,
+            threshold: DEFAULT_THRESHOLD,
+            cluster_bonus: DEFAULT_CLUSTER_BONUS,
+            cluster_bonus_max: DEFAULT_CLUSTER_BONUS_MAX,
+        }
+    }
+}
+
+pub const DEFAULT_THRESHOLD: f64 = 0.0;
+pub const DEFAULT_CLUSTER_BONUS: f64 = 0.25;
+pub const DEFAULT_CLUSTER_BONUS_MAX: f64 = 0.5;
+pub const DEFAULT_MAX_PER_SOURCE: usize = 3;
+
+/// A part of an edition holding stories with some tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    pub title: String,
+    /// Normalised tags; empty: every story no other section takes.
+    pub tags: Vec<String>,
+    /// Most stories in the section (the edition's `max_stories` still holds).
+    pub max: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -491,6 +557,10 @@ pub struct Edition {
     /// A slot missed while the daemon was down is caught up when it is at
     /// most this old; older ones are skipped.
     pub grace: chrono::Duration,
+    /// Most stories from one source in an issue.
+    pub max_per_source: usize,
+    /// Empty: one section of all stories.
+    pub sections: Vec<Section>,
 }
 
 impl Config {
@@ -789,6 +859,7 @@ impl Config {
         }
 
         // [audiences.NAME]
+        let source_names: HashSet<&str> = sources.iter().map(|s: &Source| s.name.as_str()).collect();
         let mut audiences = BTreeMap::new();
         for (name, a) in raw.audiences {
             let key = format!("audiences.{name}");
@@ -810,12 +881,69 @@ impl Config {
                     "needs at least one tag with a weight above 0".into(),
                 );
             }
+            for (source, w) in &a.source_weights {
+                if !w.is_finite() || *w < 0.0 {
+                    bad(&format!("{key}.source_weights.{source}"), "must be a number ≥ 0".into());
+                }
+                if !source_names.contains(source.as_str()) {
+                    bad(
+                        &format!("{key}.source_weights.{source}"),
+                        format!("no [[sources]] is named \"{source}\""),
+                    );
+                }
+            }
+            let mut exclude_tags = BTreeSet::new();
+            for tag in &a.exclude_tags {
+                match crate::domain::normalise_tag(tag) {
+                    Some(t) => {
+                        exclude_tags.insert(t);
+                    }
+                    None => bad(
+                        &format!("{key}.exclude_tags"),
+                        format!("\"{tag}\" is not a usable tag name"),
+                    ),
+                }
+            }
+            let half_life =
+                a.half_life
+                    .as_deref()
+                    .and_then(|h| match parse_duration(h).map(chrono::Duration::from_std) {
+                        Ok(Ok(d)) if d > chrono::Duration::zero() => Some(d),
+                        Ok(_) => {
+                            bad(
+                                &format!("{key}.half_life"),
+                                "must be above zero and not absurdly long".into(),
+                            );
+                            None
+                        }
+                        Err(err) => {
+                            bad(&format!("{key}.half_life"), err);
+                            None
+                        }
+                    });
+            let mut number = |field: &str, value: Option<f64>, default: f64| match value {
+                Some(v) if v.is_finite() && v >= 0.0 => v,
+                Some(_) => {
+                    bad(&format!("{key}.{field}"), "must be a number ≥ 0".into());
+                    default
+                }
+                None => default,
+            };
+            let threshold = number("threshold", a.threshold, DEFAULT_THRESHOLD);
+            let cluster_bonus = number("cluster_bonus", a.cluster_bonus, DEFAULT_CLUSTER_BONUS);
+            let cluster_bonus_max = number("cluster_bonus_max", a.cluster_bonus_max, DEFAULT_CLUSTER_BONUS_MAX);
             audiences.insert(
                 name.clone(),
                 Audience {
                     name,
                     title: a.title,
                     weights,
+                    source_weights: a.source_weights,
+                    exclude_tags,
+                    half_life,
+                    threshold,
+                    cluster_bonus,
+                    cluster_bonus_max,
                 },
             );
         }
@@ -886,6 +1014,43 @@ impl Config {
                     }
                 },
             };
+            let max_per_source = e.max_per_source.unwrap_or(DEFAULT_MAX_PER_SOURCE);
+            if max_per_source == 0 {
+                bad(&format!("{key}.max_per_source"), "must be at least 1".into());
+            }
+            let mut sections = Vec::new();
+            let mut sectioned_tags = HashSet::new();
+            for (j, section) in e.sections.into_iter().enumerate() {
+                let skey = format!("{key}.sections[{j}]");
+                if section.title.trim().is_empty() {
+                    bad(&format!("{skey}.title"), "must not be empty".into());
+                }
+                if section.max == Some(0) {
+                    bad(&format!("{skey}.max"), "must be at least 1".into());
+                }
+                let mut tags = Vec::new();
+                for tag in &section.tags {
+                    match crate::domain::normalise_tag(tag) {
+                        Some(t) if !sectioned_tags.insert(t.clone()) => bad(
+                            &format!("{skey}.tags"),
+                            format!("\"{t}\" is already in an earlier section (a story appears in one section only)"),
+                        ),
+                        Some(t) => tags.push(t),
+                        None => bad(&format!("{skey}.tags"), format!("\"{tag}\" is not a usable tag name")),
+                    }
+                }
+                sections.push(Section {
+                    title: section.title,
+                    tags,
+                    max: section.max,
+                });
+            }
+            if sections.iter().filter(|s| s.tags.is_empty()).count() > 1 {
+                bad(
+                    &format!("{key}.sections"),
+                    "at most one section may have no tags (the one for all other stories)".into(),
+                );
+            }
             let template = e.template.unwrap_or_else(|| e.name.clone());
             if !is_slug(&template) {
                 bad(&format!("{key}.template"), "must be a plain name, not a path".into());
@@ -914,6 +1079,8 @@ impl Config {
                     template,
                     subject: e.subject,
                     grace,
+                    max_per_source,
+                    sections,
                 });
             }
         }
@@ -1190,6 +1357,58 @@ template = "weekly"
         assert!(msg.contains("editions[0].schedule"), "{msg}");
         assert!(msg.contains("site.from"), "{msg}");
         assert!(msg.contains("tidings.toml"), "{msg}");
+    }
+
+    #[test]
+    fn curation_keys_are_read_and_checked() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let good = format!(
+            "{GOOD}max_per_source = 2\n\n[[editions.sections]]\ntitle = \"Security\"\ntags = [\"Security\"]\nmax = 3\n\n\
+             [[editions.sections]]\ntitle = \"Everything else\"\n"
+        )
+        .replace(
+            "weights = { security = 3.0, cloud = 2.0 }",
+            "weights = { security = 3.0, cloud = 2.0 }\nsource_weights = { Local = 0.5 }\nexclude_tags = [\"Sponsored\"]\n\
+             half_life = \"36h\"\nthreshold = 1.5\ncluster_bonus = 0.1\ncluster_bonus_max = 0.3",
+        );
+        let cfg = Config::parse(&good, &path, &no_env).expect("valid");
+        let a = &cfg.audiences["security"];
+        assert_eq!(a.source_weights.get("Local"), Some(&0.5));
+        assert!(a.exclude_tags.contains("sponsored"));
+        assert_eq!(a.half_life, Some(chrono::Duration::hours(36)));
+        assert_eq!((a.threshold, a.cluster_bonus, a.cluster_bonus_max), (1.5, 0.1, 0.3));
+        let e = &cfg.editions[0];
+        assert_eq!(e.max_per_source, 2);
+        assert_eq!(e.sections.len(), 2);
+        assert_eq!(e.sections[0].tags, ["security"]);
+        assert!(e.sections[1].tags.is_empty());
+
+        // Defaults.
+        let cfg = Config::parse(GOOD, &path, &no_env).expect("valid");
+        assert_eq!(cfg.editions[0].max_per_source, DEFAULT_MAX_PER_SOURCE);
+        assert!(cfg.editions[0].sections.is_empty());
+        assert_eq!(cfg.audiences["security"].threshold, DEFAULT_THRESHOLD);
+
+        let bad = good
+            .replace("Local = 0.5", "Nowhere = 0.5")
+            .replace("half_life = \"36h\"", "half_life = \"soon\"")
+            .replace("threshold = 1.5", "threshold = -1")
+            .replace("max_per_source = 2", "max_per_source = 0")
+            .replace(
+                "title = \"Everything else\"",
+                "title = \"Again\"\ntags = [\"security\"]",
+            );
+        let msg = Config::parse(&bad, &path, &no_env).expect_err("invalid").to_string();
+        for key in [
+            "audiences.security.source_weights.Nowhere",
+            "audiences.security.half_life",
+            "audiences.security.threshold",
+            "editions[0].max_per_source",
+            "editions[0].sections[1].tags",
+        ] {
+            assert!(msg.contains(key), "{key} not named: {msg}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::{Config, Edition};
-use crate::rank::{Ranked, audiences_for};
+use std::collections::HashMap;
+
+use crate::rank::{Ranked, Selection, audiences_for};
 
 /// Longest summary shown in an email; the rest is behind the link.
 const SUMMARY_CHARS: usize = 320;
@@ -74,6 +76,8 @@ pub struct StoryView {
     /// "Who should care": titles of the audiences this story ranks for.
     pub audiences: Vec<String>,
     pub score: f64,
+    /// Put in this issue by an editor.
+    pub pinned: bool,
     /// "Also covered by": the same news from other sources.
     pub also: Vec<AlsoView>,
 }
@@ -91,46 +95,68 @@ pub struct SubscriberView {
     pub email: String,
 }
 
-/// Builds the view of an issue of `edition` for the slot `slot`.
-pub fn build_issue_view(config: &Config, edition: &Edition, ranked: &[Ranked<'_>], slot: DateTime<Utc>) -> IssueView {
+/// Builds the view of an issue of `edition` for the slot `slot`: the
+/// selected stories by section, and the editor's intro note.
+pub fn build_issue_view(
+    config: &Config,
+    edition: &Edition,
+    selection: &Selection<'_>,
+    note: Option<&str>,
+    slot: DateTime<Utc>,
+) -> IssueView {
     let tz: Tz = edition.schedule.timezone();
     let audience = config.audiences.get(&edition.audience);
-    let stories: Vec<StoryView> = ranked
+    let source_weights: HashMap<String, f64> = config.sources.iter().map(|s| (s.name.clone(), s.weight)).collect();
+    let story_view = |position: usize, r: &Ranked<'_>| {
+        let s = r.story;
+        let stale = s.collected_at - s.published_at > chrono::Duration::hours(config.site.stale_after_hours);
+        StoryView {
+            id: s.id,
+            position,
+            title: s.title.clone(),
+            link: s.link.clone(),
+            source: s.source.clone(),
+            published: s.published_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
+            published_iso: s.published_at.to_rfc3339(),
+            collected: s.collected_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
+            collected_iso: s.collected_at.to_rfc3339(),
+            stale,
+            summary: super::tldr::tldr(&s.title, &s.summary_text, SUMMARY_CHARS),
+            tags: s.tags.iter().map(|t| t.tag.clone()).collect(),
+            audiences: audiences_for(s, config.audiences.values(), &source_weights)
+                .into_iter()
+                .map(|a| a.title.clone())
+                .collect(),
+            score: (r.score * 1000.0).round() / 1000.0,
+            pinned: r.pinned,
+            also: r
+                .also
+                .iter()
+                .map(|a| AlsoView {
+                    source: a.source.clone(),
+                    title: a.title.clone(),
+                    link: a.link.clone(),
+                })
+                .collect(),
+        }
+    };
+    let mut position = 0;
+    let sections: Vec<SectionView> = selection
+        .sections
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let s = r.story;
-            let stale = s.collected_at - s.published_at > chrono::Duration::hours(config.site.stale_after_hours);
-            StoryView {
-                id: s.id,
-                position: i + 1,
-                title: s.title.clone(),
-                link: s.link.clone(),
-                source: s.source.clone(),
-                published: s.published_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
-                published_iso: s.published_at.to_rfc3339(),
-                collected: s.collected_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
-                collected_iso: s.collected_at.to_rfc3339(),
-                stale,
-                summary: super::tldr::tldr(&s.title, &s.summary_text, SUMMARY_CHARS),
-                tags: s.tags.iter().map(|t| t.tag.clone()).collect(),
-                audiences: audiences_for(s, config.audiences.values())
-                    .into_iter()
-                    .map(|a| a.title.clone())
-                    .collect(),
-                score: (r.score * 1000.0).round() / 1000.0,
-                also: r
-                    .also
-                    .iter()
-                    .map(|a| AlsoView {
-                        source: a.source.clone(),
-                        title: a.title.clone(),
-                        link: a.link.clone(),
-                    })
-                    .collect(),
-            }
+        .map(|section| SectionView {
+            title: section.title.clone(),
+            stories: section
+                .stories
+                .iter()
+                .map(|r| {
+                    position += 1;
+                    story_view(position, r)
+                })
+                .collect(),
         })
         .collect();
+    let stories: Vec<StoryView> = sections.iter().flat_map(|s| s.stories.iter().cloned()).collect();
     IssueView {
         site: SiteView {
             title: config.site.title.clone(),
@@ -148,11 +174,8 @@ pub fn build_issue_view(config: &Config, edition: &Edition, ranked: &[Ranked<'_>
             timezone: tz.name().to_string(),
             story_count: stories.len(),
         },
-        intro: None,
-        sections: vec![SectionView {
-            title: "Top stories".to_string(),
-            stories: stories.clone(),
-        }],
+        intro: note.map(str::to_string),
+        sections,
         stories,
         subscriber: SubscriberView {
             name: None,

@@ -196,6 +196,17 @@ impl Store {
                     .bind(issue.edition)
                     .execute(&mut *tx)
                     .await?;
+                    // The editor's choices are now frozen into this issue.
+                    for consumed in [
+                        "DELETE FROM editorial_picks WHERE edition = $1 AND updated_at <= $2",
+                        "DELETE FROM editorial_notes WHERE edition = $1 AND updated_at <= $2",
+                    ] {
+                        sqlx::query(consumed)
+                            .bind(issue.edition)
+                            .bind(issue.composed_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx.commit().await?;
                     true
                 }

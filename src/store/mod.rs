@@ -8,6 +8,7 @@
 //! so. Each method runs the same body against either pool through
 //! [`with_pool!`]. Rows become domain types here and nowhere else.
 
+mod editorial;
 mod issues;
 mod jobs;
 mod sources;

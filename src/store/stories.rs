@@ -126,6 +126,30 @@ impl Store {
         Ok(rows)
     }
 
+    /// One story with its tags.
+    pub async fn story(&self, id: i64) -> StoreResult<Option<StoredStory>> {
+        let found = with_pool!(self, pool => {
+            let row = sqlx::query("SELECT published_at FROM stories WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| r.try_get::<DateTime<Utc>, _>("published_at")).transpose()?
+        });
+        let Some(published) = found else { return Ok(None) };
+        let stories = self.stories_published_between(published, published).await?;
+        Ok(stories.into_iter().find(|s| s.id == id))
+    }
+
+    /// Ids of the stories with this canonical link, newest first.
+    pub async fn story_ids_by_link(&self, link: &str) -> StoreResult<Vec<i64>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT id FROM stories WHERE link = $1 ORDER BY published_at DESC, id DESC")
+                .bind(link)
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
     /// Stories published since `since`, as clustering sees them.
     pub async fn cluster_candidates(&self, since: DateTime<Utc>) -> StoreResult<Vec<ClusterCandidate>> {
         with_pool!(self, pool => {

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod collector;
+mod curation;
 mod daemon;
 mod delivery;
 mod pipeline;
