@@ -16,7 +16,7 @@ use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
 use crate::domain::{EmailAddress, StoredStory, SubscriberStatus};
 use crate::rank::{self, RankPolicy};
-use crate::render::{self, IssueView, Recipient, RenderedIssue, Renderer};
+use crate::render::{self, IssueView, RenderedIssue, Renderer};
 use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store};
 use crate::token::Signer;
 use crate::{Error, Result};
@@ -136,6 +136,8 @@ pub type CollectProgress<'a> = &'a (dyn Fn(&SourceReport) + Send + Sync);
 /// The outcome of `send` for one edition.
 #[derive(Debug)]
 pub enum SendReport {
+    /// The edition needs an editor's approval and this slot has none yet.
+    AwaitingApproval { slot: DateTime<Utc> },
     /// Fewer ranked stories than the edition's `min_stories`: nothing composed.
     TooFew {
         slot: DateTime<Utc>,
@@ -526,6 +528,95 @@ impl App {
         })
     }
 
+    /// Composes the issue of `edition` for `slot` (once: another process
+    /// may have done it first), its deliveries due from the slot or now.
+    /// `Err` carries the report when too few stories rank.
+    async fn compose(
+        &self,
+        edition: &Edition,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<(IssueRow, bool), SendReport>> {
+        let draft = self.draft(edition, slot, now).await?;
+        if draft.story_ids.len() < edition.min_stories {
+            return Ok(Err(SendReport::TooFew {
+                slot,
+                found: draft.story_ids.len(),
+                min: edition.min_stories,
+            }));
+        }
+        let content = serde_json::to_string(&draft.rendered).map_err(|e| Error::Other(e.to_string()))?;
+        let nonce = random_hex(6)?;
+        let created = self
+            .store
+            .create_issue(&NewIssue {
+                edition: &edition.name,
+                slot_at: slot,
+                composed_at: now,
+                deliver_from: slot.max(now),
+                subject: &draft.rendered.anonymous.subject,
+                content: &content,
+                stories: &draft.story_ids,
+                message_id_nonce: &nonce,
+                message_id_domain: self.config.site.from.email.domain(),
+            })
+            .await?;
+        Ok(Ok(created))
+    }
+
+    /// The slot an editor's approval is for: the edition's latest slot
+    /// when it has no issue yet and is within `grace`, else the next one.
+    pub async fn approval_slot(&self, edition: &Edition, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        if let Some(current) = edition.schedule.slot_at_or_before(now)
+            && now - current <= edition.grace
+            && self.store.find_issue(&edition.name, current).await?.is_none()
+        {
+            return Ok(current);
+        }
+        edition.schedule.next_after(now).ok_or_else(|| {
+            Error::Other(format!(
+                "edition {}: schedule \"{}\" has no slot after now",
+                edition.name,
+                edition.schedule.expr()
+            ))
+        })
+    }
+
+    /// An editor approves the next issue of `edition` as `preview` shows it
+    /// now: it is composed (frozen) at once, and its deliveries start at its
+    /// slot (at once when the slot has passed).
+    pub async fn approve(&self, edition_name: &str, now: DateTime<Utc>) -> Result<SendReport> {
+        let edition = self.config.edition(edition_name)?;
+        self.signer().await?;
+        let slot = self.approval_slot(edition, now).await?;
+        if let Some(issue) = self.store.find_issue(&edition.name, slot).await? {
+            let counts = self.store.delivery_counts(issue.id).await?;
+            return Ok(SendReport::Delivered {
+                issue,
+                composed: false,
+                run: RunReport {
+                    counts,
+                    ..RunReport::default()
+                },
+            });
+        }
+        Ok(match self.compose(edition, slot, now).await? {
+            Ok((issue, composed)) => {
+                tracing::info!(edition = %edition.name, slot = %slot, issue = issue.id, "issue approved and composed");
+                let counts = self.store.delivery_counts(issue.id).await?;
+                SendReport::Delivered {
+                    issue,
+                    composed,
+                    run: RunReport {
+                        counts,
+                        ..RunReport::default()
+                    },
+                }
+            }
+            Err(too_few) => too_few,
+        })
+    }
+
     /// Ranks and renders what an issue of `edition` would hold at `now`,
     /// with the editor's choices for it.
     async fn draft(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Draft> {
@@ -672,32 +763,11 @@ impl App {
         let signer = self.signer().await?;
         let (issue, composed) = match self.store.find_issue(&edition.name, slot).await? {
             Some(issue) => (issue, false),
-            None => {
-                let draft = self.draft(edition, slot, now).await?;
-                if draft.story_ids.len() < edition.min_stories {
-                    return Ok(SendReport::TooFew {
-                        slot,
-                        found: draft.story_ids.len(),
-                        min: edition.min_stories,
-                    });
-                }
-                let content = serde_json::to_string(&draft.rendered).map_err(|e| Error::Other(e.to_string()))?;
-                let nonce = random_hex(6)?;
-                let (issue, created) = self
-                    .store
-                    .create_issue(&NewIssue {
-                        edition: &edition.name,
-                        slot_at: slot,
-                        composed_at: now,
-                        subject: &draft.rendered.anonymous.subject,
-                        content: &content,
-                        stories: &draft.story_ids,
-                        message_id_nonce: &nonce,
-                        message_id_domain: self.config.site.from.email.domain(),
-                    })
-                    .await?;
-                (issue, created)
-            }
+            None if edition.approval => return Ok(SendReport::AwaitingApproval { slot }),
+            None => match self.compose(edition, slot, now).await? {
+                Ok(composed) => composed,
+                Err(too_few) => return Ok(too_few),
+            },
         };
         let counts = self.store.delivery_counts(issue.id).await?;
         let run = if counts.pending + counts.sending == 0 {
@@ -856,8 +926,6 @@ impl App {
             base_url: self.config.site.base_url.clone(),
             dkim: self.dkim()?,
         };
-        let token = job.unsubscribe_token(id);
-        let url = job.unsubscribe_url(&token);
         Ok(match format {
             PreviewFormat::Eml => {
                 let row = crate::store::DeliveryRow {
@@ -875,14 +943,7 @@ impl App {
                 job.message_for(&row, std::time::SystemTime::now())?.formatted()
             }
             f => {
-                let personal = render::personalize(
-                    &job.rendered,
-                    &Recipient {
-                        name: name.as_deref(),
-                        email: &email,
-                        unsubscribe_url: &url,
-                    },
-                );
+                let (personal, _, _) = job.personal(id, name.as_deref(), &email);
                 if f == PreviewFormat::Html {
                     personal.html
                 } else {

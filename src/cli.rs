@@ -178,6 +178,8 @@ pub enum IssueCommand {
     Note { edition: String, text: String },
     /// Show the editor's choices for the next issue.
     Show { edition: String },
+    /// Approve the next issue as `preview` shows it now (editions with `approval = true`): it is composed at once and sent at its slot.
+    Approve { edition: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -593,6 +595,32 @@ async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> 
                 println!("{e}: intro note set");
             }
         }
+        IssueCommand::Approve { edition: e } => {
+            let e = edition(&e)?;
+            return Ok(match app.approve(&e, now).await? {
+                SendReport::Delivered { issue, composed, run } => {
+                    let when = if issue.slot_at > now {
+                        format!("sent from {}", issue.slot_at.format("%Y-%m-%d %H:%M UTC"))
+                    } else {
+                        "sent now by the daemon or the next `tidings send`".to_string()
+                    };
+                    let what = if composed {
+                        "approved and composed"
+                    } else {
+                        "was already composed"
+                    };
+                    println!(
+                        "{e}: issue #{} \"{}\" {what}: {} stories frozen, {} deliveries, {when}",
+                        issue.id,
+                        issue.subject,
+                        app.store.issue_story_count(issue.id).await?,
+                        run.counts.total()
+                    );
+                    Outcome::Success
+                }
+                other => print_send(&e, &other),
+            });
+        }
         IssueCommand::Show { edition: e } => {
             let e = edition(&e)?;
             let o = app.store.overrides(&e).await?;
@@ -638,6 +666,13 @@ async fn preview(
 
 fn print_send(edition: &str, report: &SendReport) -> Outcome {
     match report {
+        SendReport::AwaitingApproval { slot } => {
+            println!(
+                "{edition}: not sent — the issue of {} waits for an editor's approval (tidings issue approve {edition})",
+                slot.format("%Y-%m-%d %H:%M UTC")
+            );
+            Outcome::Failure
+        }
         SendReport::TooFew { slot, found, min } => {
             println!(
                 "{edition}: not sent — {found} stories rank for this issue ({}), the edition needs at least {min}",

@@ -227,6 +227,8 @@ struct RawEdition {
     max_per_source: Option<usize>,
     #[serde(default)]
     sections: Vec<RawSection>,
+    #[serde(default)]
+    approval: bool,
 }
 
 fn default_timezone() -> String {
@@ -561,6 +563,9 @@ pub struct Edition {
     pub max_per_source: usize,
     /// Empty: one section of all stories.
     pub sections: Vec<Section>,
+    /// An issue is composed and sent only once an editor approved it
+    /// (`tidings issue approve`); the slot waits until its grace ends.
+    pub approval: bool,
 }
 
 impl Config {
@@ -1081,6 +1086,7 @@ impl Config {
                     grace,
                     max_per_source,
                     sections,
+                    approval: e.approval,
                 });
             }
         }

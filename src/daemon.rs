@@ -62,6 +62,8 @@ fn job_name_edition(name: &str) -> String {
 
 pub struct Daemon {
     app: Arc<App>,
+    /// What the web pages use; replaced on reload with `app`.
+    shared_app: Arc<std::sync::RwLock<Arc<App>>>,
     scheduler: JobScheduler,
     work_tx: mpsc::Sender<Work>,
     /// Bumped on reload: work armed for an older configuration is dropped.
@@ -79,10 +81,9 @@ pub async fn serve(
 ) -> Result<()> {
     let metrics = crate::web::install_metrics();
     let (stop, stop_rx) = watch::channel(false);
-    let web_state = crate::web::WebState {
-        store: app.store.clone(),
-        metrics,
-    };
+    let app = Arc::new(app);
+    let shared_app = Arc::new(std::sync::RwLock::new(Arc::clone(&app)));
+    let web_state = crate::web::WebState::new(Arc::clone(&shared_app), metrics);
     let address = listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
     tracing::info!(%address, "listening");
     let mut web_stop = stop_rx.clone();
@@ -90,10 +91,8 @@ pub async fn serve(
         let shutdown = async move {
             let _ = web_stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, crate::web::router(web_state))
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        let service = crate::web::router(web_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
             tracing::error!("web server: {e}");
         }
     });
@@ -107,7 +106,8 @@ pub async fn serve(
         .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
     let (work_tx, mut work_rx) = mpsc::channel::<Work>(256);
     let mut daemon = Daemon {
-        app: Arc::new(app),
+        app,
+        shared_app,
         scheduler,
         work_tx,
         generation: 0,
@@ -143,6 +143,10 @@ pub async fn serve(
                 Some(Control::Reload) => match reload() {
                     Ok(config) => {
                         daemon.app = Arc::new(App { config, store: daemon.app.store.clone() });
+                        match daemon.shared_app.write() {
+                            Ok(mut shared) => *shared = Arc::clone(&daemon.app),
+                            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&daemon.app),
+                        }
                         daemon.generation += 1;
                         daemon.arm_all(Utc::now()).await?;
                         tracing::info!("configuration reloaded");
@@ -335,6 +339,14 @@ async fn run_edition(app: &App, name: &str, slot: DateTime<Utc>, stop: watch::Re
         progress: &|_| {},
     };
     let outcome = match app.send_slot(name, slot, &options, now).await {
+        Ok(SendReport::AwaitingApproval { slot }) => {
+            let until = app.config.edition(name).map(|e| slot + e.grace).unwrap_or(slot);
+            tracing::warn!(
+                edition = %name, %slot, %until,
+                "waiting for an editor's approval (tidings issue approve {name}); the slot lapses at {until}"
+            );
+            "waiting for approval".to_string()
+        }
         Ok(SendReport::TooFew { found, min, .. }) => {
             tracing::info!(edition = %name, %slot, found, min, "slot skipped: too few stories");
             format!("skipped: {found} stories, {min} needed")

@@ -1,33 +1,91 @@
-//! The daemon's HTTP side: `GET /healthz` (the process runs and the database
-//! answers) and `GET /metrics` (Prometheus text). The editor and subscriber
-//! pages build on this router.
+//! The daemon's HTTP side (axum), server-rendered pages that work without
+//! JavaScript:
+//!
+//! - `GET /healthz` (the process runs and the database answers), `GET /metrics`;
+//! - subscribers: `GET/POST /subscribe` (double opt-in), `GET /confirm/{token}`,
+//!   `GET/POST /unsubscribe/{token}` (the POST is the RFC 8058 one-click
+//!   target of `List-Unsubscribe`), `GET/POST /preferences/{token}`;
+//! - readers: `GET /archive`, `GET /archive/{edition}/{issue}`, `GET /archive/feed.atom`.
+//!
+//! Links carry HMAC-signed tokens (`token.rs`): the token is the authority,
+//! so these pages need no login. Pages are the `web_*.html.j2` templates.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
 
-use crate::store::Store;
+use crate::app::App;
+use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::render::Personal;
+use crate::token::Purpose;
+
+/// How long a confirmation link works.
+const CONFIRM_FOR: Duration = Duration::hours(48);
 
 #[derive(Clone)]
 pub struct WebState {
-    pub store: Store,
+    /// The current configuration and store; replaced on reload.
+    pub app: Arc<RwLock<Arc<App>>>,
     pub metrics: Option<Arc<PrometheusHandle>>,
+    limits: Arc<Limits>,
+}
+
+/// Sign-ups per client address and per email address.
+struct Limits {
+    per_ip: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<String>,
+}
+
+impl WebState {
+    pub fn new(app: Arc<RwLock<Arc<App>>>, metrics: Option<Arc<PrometheusHandle>>) -> Self {
+        // 5 sign-ups per minute from one client, 3 per hour for one address.
+        let per_minute = |n| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        let per_hour = |n| Quota::per_hour(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        WebState {
+            app,
+            metrics,
+            limits: Arc::new(Limits {
+                per_ip: RateLimiter::keyed(per_minute(5)),
+                per_address: RateLimiter::keyed(per_hour(3)),
+            }),
+        }
+    }
+
+    fn app(&self) -> Arc<App> {
+        match self.app.read() {
+            Ok(app) => Arc::clone(&app),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/subscribe", get(subscribe_form).post(subscribe))
+        .route("/confirm/{token}", get(confirm))
+        .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
+        .route("/preferences/{token}", get(preferences_page).post(save_preferences))
+        .route("/archive", get(archive))
+        .route("/archive/feed.atom", get(archive_feed))
+        .route("/archive/{edition}/{issue}", get(archive_issue))
         .with_state(state)
 }
 
 async fn healthz(State(state): State<WebState>) -> Response {
-    match state.store.ping().await {
+    match state.app().store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}\n")).into_response(),
     }
@@ -55,4 +113,622 @@ pub fn install_metrics() -> Option<Arc<PrometheusHandle>> {
                 .map(Arc::new)
         })
         .clone()
+}
+
+// -- pages -------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct SiteView {
+    title: String,
+    base_url: String,
+}
+
+fn site(app: &App) -> SiteView {
+    SiteView {
+        title: app.config.site.title.clone(),
+        base_url: app.config.site.base_url.clone(),
+    }
+}
+
+/// Renders a `web_*.html.j2` page; a template error is logged and shown as a 500.
+fn page(app: &App, status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
+    let rendered =
+        crate::render::Renderer::load(&app.config.site.templates_dir).and_then(|r| r.render_page(template, &ctx));
+    match rendered {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("web page {template}: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered\n").into_response()
+        }
+    }
+}
+
+fn message(app: &App, status: StatusCode, heading: &str, paragraphs: &[&str]) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        site: SiteView,
+        heading: &'a str,
+        paragraphs: &'a [&'a str],
+    }
+    page(
+        app,
+        status,
+        "web_message.html.j2",
+        Ctx {
+            site: site(app),
+            heading,
+            paragraphs,
+        },
+    )
+}
+
+fn server_error(app: &App, what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!("{what}: {e}");
+    message(
+        app,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        &["Nothing was changed. Please try again in a few minutes."],
+    )
+}
+
+fn bad_link(app: &App, e: impl std::fmt::Display) -> Response {
+    message(
+        app,
+        StatusCode::BAD_REQUEST,
+        "This link does not work",
+        &[&format!(
+            "{e}. Use the link from the most recent email, or subscribe again."
+        )],
+    )
+}
+
+/// Form fields of an `application/x-www-form-urlencoded` body; repeated
+/// names (checkboxes) keep every value.
+fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[derive(Serialize)]
+struct EditionChoice {
+    name: String,
+    title: String,
+    audience: String,
+    checked: bool,
+}
+
+fn edition_choices(app: &App, checked: &[String]) -> Vec<EditionChoice> {
+    app.config
+        .editions
+        .iter()
+        .map(|e| EditionChoice {
+            name: e.name.clone(),
+            title: e.title.clone(),
+            audience: app
+                .config
+                .audiences
+                .get(&e.audience)
+                .map_or_else(|| e.audience.clone(), |a| a.title.clone()),
+            checked: checked.contains(&e.name),
+        })
+        .collect()
+}
+
+/// The editions named in the form that exist; all of them when none is named.
+fn chosen_editions(app: &App, fields: &[(String, String)]) -> Vec<String> {
+    let chosen: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "editions")
+        .filter(|(_, v)| app.config.editions.iter().any(|e| &e.name == v))
+        .map(|(_, v)| v.clone())
+        .collect();
+    chosen
+}
+
+// -- subscribe and confirm ---------------------------------------------------
+
+#[derive(Serialize)]
+struct SubscribeCtx {
+    site: SiteView,
+    editions: Vec<EditionChoice>,
+    email: String,
+    name: String,
+    error: Option<String>,
+}
+
+async fn subscribe_form(State(state): State<WebState>) -> Response {
+    let app = state.app();
+    let all: Vec<String> = app.config.editions.iter().map(|e| e.name.clone()).collect();
+    let ctx = SubscribeCtx {
+        site: site(&app),
+        editions: edition_choices(&app, &all),
+        email: String::new(),
+        name: String::new(),
+        error: None,
+    };
+    page(&app, StatusCode::OK, "web_subscribe.html.j2", ctx)
+}
+
+async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    let app = state.app();
+    let fields = form_fields(&body);
+    let raw_email = field(&fields, "email").unwrap_or_default().trim().to_string();
+    let name = field(&fields, "name")
+        .map(crate::collect::sanitize::clean_line)
+        .filter(|n| !n.is_empty());
+    let mut editions = chosen_editions(&app, &fields);
+    let again = |error: String, status: StatusCode| {
+        let ctx = SubscribeCtx {
+            site: site(&app),
+            editions: edition_choices(&app, &editions),
+            email: raw_email.clone(),
+            name: name.clone().unwrap_or_default(),
+            error: Some(error),
+        };
+        page(&app, status, "web_subscribe.html.j2", ctx)
+    };
+    if state.limits.per_ip.check_key(&peer.ip().to_string()).is_err() {
+        return again(
+            "Too many sign-ups from your network; try again in a minute.".into(),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let email = match EmailAddress::parse(&raw_email) {
+        Ok(e) => e,
+        Err(e) => return again(format!("That address cannot be used: {e}."), StatusCode::BAD_REQUEST),
+    };
+    if editions.is_empty() {
+        editions = app.config.editions.iter().map(|e| e.name.clone()).collect();
+    }
+    let done = message(
+        &app,
+        StatusCode::OK,
+        "Check your inbox",
+        &[
+            &format!(
+                "If {email} can receive {}, a confirmation link is on its way.",
+                app.config.site.title
+            ),
+            "Nothing else is sent until you click it. The link works for 48 hours.",
+        ],
+    );
+    // The same answer whether the address is known or not, and whether a
+    // confirmation was sent: the page must not reveal who subscribes.
+    if state.limits.per_address.check_key(&email.as_str().to_string()).is_err() {
+        tracing::info!(%email, "sign-up limit reached for this address; no confirmation sent");
+        return done;
+    }
+    let now = Utc::now();
+    let known = match app.store.subscriber_by_email(&email).await {
+        Ok(s) => s,
+        Err(e) => return server_error(&app, "subscribe", e),
+    };
+    let id = match known {
+        Some(s) if s.status == SubscriberStatus::Active => {
+            tracing::info!(%email, "sign-up for an active subscriber: nothing to confirm (the preferences page changes editions)");
+            return done;
+        }
+        Some(s) if s.status == SubscriberStatus::Bounced => {
+            tracing::info!(%email, "sign-up for a bounced address: no confirmation sent");
+            return done;
+        }
+        Some(s) => s.id,
+        None => {
+            match app
+                .store
+                .add_subscriber(&email, name.as_deref(), SubscriberStatus::Pending, &editions, now)
+                .await
+            {
+                Ok(crate::store::AddOutcome::Added(id) | crate::store::AddOutcome::Updated(id, _)) => id,
+                Err(e) => return server_error(&app, "subscribe", e),
+            }
+        }
+    };
+    if let Err(e) = send_confirmation(&app, id, &email, &editions, now).await {
+        return server_error(&app, "confirmation email", e);
+    }
+    done
+}
+
+/// Sends the double opt-in email with a signed link that expires.
+async fn send_confirmation(
+    app: &App,
+    subscriber_id: i64,
+    email: &EmailAddress,
+    editions: &[String],
+    now: DateTime<Utc>,
+) -> crate::Result<()> {
+    let signer = app.signer().await?;
+    let token = signer.sign(Purpose::Confirm, subscriber_id, Some((now + CONFIRM_FOR).timestamp()));
+    let url = format!("{}/confirm/{token}", app.config.site.base_url);
+    let titles: Vec<String> = app
+        .config
+        .editions
+        .iter()
+        .filter(|e| editions.contains(&e.name))
+        .map(|e| e.title.clone())
+        .collect();
+    let site_title = &app.config.site.title;
+    let text = format!(
+        "Someone, probably you, asked to receive {} from {site_title} at this address.\n\n\
+         To confirm, open this link within 48 hours:\n{url}\n\n\
+         If it was not you, ignore this email: nothing will be sent.\n",
+        titles.join(", ")
+    );
+    let esc = crate::render::escape_html;
+    let html = format!(
+        "<!DOCTYPE html><html><body style=\"font-family: sans-serif\"><p>Someone, probably you, asked to receive {} from {} at this address.</p>\
+         <p><a href=\"{}\">Confirm your subscription</a> (the link works for 48 hours).</p>\
+         <p>If it was not you, ignore this email: nothing will be sent.</p></body></html>",
+        esc(&titles.join(", ")),
+        esc(site_title),
+        esc(&url)
+    );
+    let from = &app.config.site.from;
+    let message_id = format!(
+        "<tidings.confirm.{subscriber_id}.{}@{}>",
+        crate::app::random_hex(8)?,
+        from.email.domain()
+    );
+    let content = Personal {
+        subject: format!("Confirm your subscription to {site_title}"),
+        html,
+        text,
+    };
+    let message =
+        crate::deliver::message::build_transactional(from, email.as_str(), &message_id, &content, now.into())?;
+    let message = match app.dkim()? {
+        Some(dkim) => {
+            let mut m = message;
+            m.sign(&dkim.config);
+            m
+        }
+        None => message,
+    };
+    let transport = app.transport()?;
+    if matches!(transport, crate::deliver::Transport::Mailbox(_)) {
+        transport.check().await?;
+    }
+    match transport.send(&message, &message_id).await {
+        crate::deliver::transport::SendOutcome::Sent(_) => Ok(()),
+        crate::deliver::transport::SendOutcome::Transient(r)
+        | crate::deliver::transport::SendOutcome::Permanent(r)
+        | crate::deliver::transport::SendOutcome::Fatal(r) => Err(crate::Error::Other(format!(
+            "the confirmation email to {email} was not accepted: {r}"
+        ))),
+    }
+}
+
+async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    let app = state.app();
+    let now = Utc::now();
+    let id = match verify(&app, Purpose::Confirm, &token, now).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let subscriber = match app.store.subscriber(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return bad_link(&app, "This subscription no longer exists"),
+        Err(e) => return server_error(&app, "confirm", e),
+    };
+    match subscriber.status {
+        SubscriberStatus::Bounced => message(
+            &app,
+            StatusCode::OK,
+            "We cannot deliver to this address",
+            &["A mail server refused it permanently. Subscribe with another address."],
+        ),
+        SubscriberStatus::Active => message(&app, StatusCode::OK, "You are subscribed", &["Nothing more to do."]),
+        _ => match app.store.set_subscriber_status(id, SubscriberStatus::Active, now).await {
+            Ok(_) => {
+                tracing::info!(email = %subscriber.email, "subscription confirmed");
+                message(
+                    &app,
+                    StatusCode::OK,
+                    "You are subscribed",
+                    &[&format!(
+                        "{} will arrive at {}. Every email has a one-click unsubscribe link.",
+                        app.config.site.title, subscriber.email
+                    )],
+                )
+            }
+            Err(e) => server_error(&app, "confirm", e),
+        },
+    }
+}
+
+/// The subscriber id a token names, or the page to answer with.
+async fn verify(app: &App, purpose: Purpose, token: &str, now: DateTime<Utc>) -> Result<i64, Response> {
+    let signer = app.signer().await.map_err(|e| server_error(app, "signer", e))?;
+    signer.verify(purpose, token, now.timestamp()).map_err(|e| {
+        tracing::info!(?purpose, "refused a link: {e}");
+        bad_link(app, capitalise(&e.to_string()))
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+// -- unsubscribe and preferences ----------------------------------------------
+
+async fn unsubscribe_page(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    let app = state.app();
+    let id = match verify(&app, Purpose::Unsubscribe, &token, Utc::now()).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let subscriber = match app.store.subscriber(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return message(
+                &app,
+                StatusCode::OK,
+                "You are not subscribed",
+                &["Nothing is sent to you."],
+            );
+        }
+        Err(e) => return server_error(&app, "unsubscribe", e),
+    };
+    if subscriber.status == SubscriberStatus::Unsubscribed {
+        return message(
+            &app,
+            StatusCode::OK,
+            "You are unsubscribed",
+            &["Nothing more is sent to you."],
+        );
+    }
+    #[derive(Serialize)]
+    struct Ctx {
+        site: SiteView,
+        email: String,
+        action: String,
+        preferences_url: String,
+    }
+    let preferences = match app.signer().await {
+        Ok(signer) => signer.sign(Purpose::Preferences, id, None),
+        Err(e) => return server_error(&app, "signer", e),
+    };
+    let ctx = Ctx {
+        site: site(&app),
+        email: subscriber.email.to_string(),
+        action: format!("{}/unsubscribe/{token}", app.config.site.base_url),
+        preferences_url: format!("{}/preferences/{preferences}", app.config.site.base_url),
+    };
+    page(&app, StatusCode::OK, "web_unsubscribe.html.j2", ctx)
+}
+
+/// The button's POST and RFC 8058's one-click POST (`List-Unsubscribe=One-Click`):
+/// no cookie, no login, the signed token decides.
+async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    let app = state.app();
+    let now = Utc::now();
+    let id = match verify(&app, Purpose::Unsubscribe, &token, now).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    match app.store.subscriber(id).await {
+        Ok(Some(s)) if s.status != SubscriberStatus::Unsubscribed => {
+            if let Err(e) = app
+                .store
+                .set_subscriber_status(id, SubscriberStatus::Unsubscribed, now)
+                .await
+            {
+                return server_error(&app, "unsubscribe", e);
+            }
+            tracing::info!(email = %s.email, "unsubscribed");
+            metrics::counter!("tidings_unsubscribes_total").increment(1);
+        }
+        Ok(_) => {}
+        Err(e) => return server_error(&app, "unsubscribe", e),
+    }
+    message(
+        &app,
+        StatusCode::OK,
+        "You are unsubscribed",
+        &["Nothing more is sent to you. Changed your mind? Subscribe again at any time."],
+    )
+}
+
+#[derive(Serialize)]
+struct PreferencesCtx {
+    site: SiteView,
+    email: String,
+    name: String,
+    editions: Vec<EditionChoice>,
+    paused: bool,
+    saved: bool,
+    action: String,
+}
+
+async fn preferences_page(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    show_preferences(&state, &token, None).await
+}
+
+async fn show_preferences(state: &WebState, token: &str, saved_fields: Option<Vec<(String, String)>>) -> Response {
+    let app = state.app();
+    let now = Utc::now();
+    let id = match verify(&app, Purpose::Preferences, token, now).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let mut subscriber = match app.store.subscriber(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return bad_link(&app, "This subscription no longer exists"),
+        Err(e) => return server_error(&app, "preferences", e),
+    };
+    let saved = saved_fields.is_some();
+    if let Some(fields) = saved_fields {
+        let name = field(&fields, "name")
+            .map(crate::collect::sanitize::clean_line)
+            .filter(|n| !n.is_empty());
+        let editions = chosen_editions(&app, &fields);
+        let paused = field(&fields, "paused").is_some();
+        // Bounced stays bounced; pending needs the confirmation link.
+        let status = match (subscriber.status, paused) {
+            (SubscriberStatus::Bounced | SubscriberStatus::Pending, _) => subscriber.status,
+            (_, true) => SubscriberStatus::Paused,
+            (_, false) if editions.is_empty() => SubscriberStatus::Unsubscribed,
+            (_, false) => SubscriberStatus::Active,
+        };
+        if let Err(e) = app
+            .store
+            .update_preferences(id, name.as_deref(), &editions, status, now)
+            .await
+        {
+            return server_error(&app, "preferences", e);
+        }
+        tracing::info!(email = %subscriber.email, status = status.as_str(), "preferences changed");
+        subscriber.name = name;
+        subscriber.editions = editions;
+        subscriber.status = status;
+    }
+    let ctx = PreferencesCtx {
+        site: site(&app),
+        email: subscriber.email.to_string(),
+        name: subscriber.name.clone().unwrap_or_default(),
+        editions: edition_choices(&app, &subscriber.editions),
+        paused: subscriber.status == SubscriberStatus::Paused,
+        saved,
+        action: format!("{}/preferences/{token}", app.config.site.base_url),
+    };
+    page(&app, StatusCode::OK, "web_preferences.html.j2", ctx)
+}
+
+async fn save_preferences(State(state): State<WebState>, Path(token): Path<String>, body: Bytes) -> Response {
+    show_preferences(&state, &token, Some(form_fields(&body))).await
+}
+
+// -- archive -------------------------------------------------------------------
+
+fn archive_url(app: &App, edition: &str, id: i64) -> String {
+    format!("{}/archive/{edition}/{id}", app.config.site.base_url)
+}
+
+async fn archive(State(state): State<WebState>) -> Response {
+    let app = state.app();
+    let issues = match app.store.list_issues(500).await {
+        Ok(i) => i,
+        Err(e) => return server_error(&app, "archive", e),
+    };
+    #[derive(Serialize)]
+    struct IssueLink {
+        url: String,
+        subject: String,
+        edition_title: String,
+        date: String,
+    }
+    #[derive(Serialize)]
+    struct Ctx {
+        site: SiteView,
+        issues: Vec<IssueLink>,
+    }
+    let issues = issues
+        .into_iter()
+        .map(|i| {
+            let edition = app.config.editions.iter().find(|e| e.name == i.edition);
+            let date = match edition {
+                Some(e) => i
+                    .slot_at
+                    .with_timezone(&e.schedule.timezone())
+                    .format("%-d %B %Y")
+                    .to_string(),
+                None => i.slot_at.format("%-d %B %Y").to_string(),
+            };
+            IssueLink {
+                url: archive_url(&app, &i.edition, i.id),
+                subject: i.subject,
+                edition_title: edition.map_or_else(|| i.edition.clone(), |e| e.title.clone()),
+                date,
+            }
+        })
+        .collect();
+    page(
+        &app,
+        StatusCode::OK,
+        "web_archive.html.j2",
+        Ctx {
+            site: site(&app),
+            issues,
+        },
+    )
+}
+
+async fn archive_issue(State(state): State<WebState>, Path((edition, issue)): Path<(String, String)>) -> Response {
+    let app = state.app();
+    let not_found = || {
+        message(
+            &app,
+            StatusCode::NOT_FOUND,
+            "No such issue",
+            &["See the archive for every issue."],
+        )
+    };
+    let Ok(id) = issue.parse::<i64>() else {
+        return not_found();
+    };
+    let row = match app.store.issue(id).await {
+        Ok(Some(row)) if row.edition == edition => row,
+        Ok(_) => return not_found(),
+        Err(e) => return server_error(&app, "archive", e),
+    };
+    let rendered: crate::render::RenderedIssue = match serde_json::from_str(&row.content) {
+        Ok(r) => r,
+        Err(e) => return server_error(&app, "archive: stored issue", e),
+    };
+    let subscribe = format!("{}/subscribe", app.config.site.base_url);
+    Html(rendered.web_html(&archive_url(&app, &edition, id), &subscribe)).into_response()
+}
+
+async fn archive_feed(State(state): State<WebState>) -> Response {
+    let app = state.app();
+    let issues = match app.store.list_issues(50).await {
+        Ok(i) => i,
+        Err(e) => return server_error(&app, "archive feed", e),
+    };
+    let esc = crate::render::escape_html;
+    let base = &app.config.site.base_url;
+    let updated = issues
+        .iter()
+        .map(|i| i.composed_at)
+        .max()
+        .unwrap_or_else(|| DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default());
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
+         <title>{}</title>\n<id>{}</id>\n<link rel=\"self\" href=\"{}\"/>\n<link href=\"{}\"/>\n<updated>{}</updated>\n",
+        esc(&app.config.site.title),
+        esc(&format!("{base}/archive")),
+        esc(&format!("{base}/archive/feed.atom")),
+        esc(&format!("{base}/archive")),
+        updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    for i in &issues {
+        let url = archive_url(&app, &i.edition, i.id);
+        let edition_title = app
+            .config
+            .editions
+            .iter()
+            .find(|e| e.name == i.edition)
+            .map_or_else(|| i.edition.clone(), |e| e.title.clone());
+        xml.push_str(&format!(
+            "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<updated>{}</updated>\n\
+             <author><name>{}</name></author>\n<summary>{}</summary>\n</entry>\n",
+            esc(&i.subject),
+            esc(&url),
+            esc(&url),
+            i.composed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            esc(&app.config.site.title),
+            esc(&format!("{edition_title}: {}", i.subject)),
+        ));
+    }
+    xml.push_str("</feed>\n");
+    ([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], xml).into_response()
 }

@@ -79,3 +79,27 @@ pub fn build_message(
         ))
         .map_err(|e| DeliverError::Build(e.to_string()))
 }
+
+/// A one-off message to one person (a subscription confirmation): no list
+/// headers, since it is not list mail, but marked as automatic.
+pub fn build_transactional(
+    from: &Mailbox,
+    to_email: &str,
+    message_id: &str,
+    content: &Personal,
+    date: SystemTime,
+) -> Result<Message, DeliverError> {
+    let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
+    Message::builder()
+        .from(to_lettre_mailbox(from.name.as_deref(), from.email.as_str())?)
+        .to(to_lettre_mailbox(None, to_email)?)
+        .subject(crate::collect::sanitize::clean_line(&content.subject))
+        .date(date)
+        .message_id(Some(message_id.to_string()))
+        .raw_header(header("Auto-Submitted", "auto-generated".to_string()))
+        .multipart(MultiPart::alternative_plain_html(
+            content.text.clone(),
+            content.html.clone(),
+        ))
+        .map_err(|e| DeliverError::Build(e.to_string()))
+}

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 pub use message::{MessageContext, build_message};
 pub use transport::{SendOutcome, Transport};
 
-use crate::render::{Recipient, RenderedIssue, personalize};
+use crate::render::{Personal, Recipient, RenderedIssue, personalize};
 use crate::store::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, Store};
 use crate::token::{Purpose, Signer};
 
@@ -164,19 +164,37 @@ impl IssueDelivery {
         format!("{}/unsubscribe/{token}", self.base_url)
     }
 
-    /// The complete message for one row of the ledger, signed when DKIM is
-    /// configured.
-    pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
-        let token = self.unsubscribe_token(row.subscriber_id);
+    /// The issue's page in the public archive.
+    pub fn archive_url(&self) -> String {
+        format!("{}/archive/{}/{}", self.base_url, self.issue.edition, self.issue.id)
+    }
+
+    /// One subscriber's copy, and their unsubscribe token and URL.
+    pub fn personal(&self, subscriber_id: i64, name: Option<&str>, email: &str) -> (Personal, String, String) {
+        let token = self.unsubscribe_token(subscriber_id);
         let url = self.unsubscribe_url(&token);
+        let preferences = format!(
+            "{}/preferences/{}",
+            self.base_url,
+            self.signer.sign(Purpose::Preferences, subscriber_id, None)
+        );
         let personal = personalize(
             &self.rendered,
             &Recipient {
-                name: row.name.as_deref(),
-                email: &row.email,
+                name,
+                email,
                 unsubscribe_url: &url,
+                preferences_url: &preferences,
+                archive_url: &self.archive_url(),
             },
         );
+        (personal, token, url)
+    }
+
+    /// The complete message for one row of the ledger, signed when DKIM is
+    /// configured.
+    pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
+        let (personal, token, url) = self.personal(row.subscriber_id, row.name.as_deref(), &row.email);
         let mut message = build_message(
             &self.context,
             &message::Addressed {

@@ -7,6 +7,9 @@ pub enum SubscriberStatus {
     /// Signed up but not yet confirmed: never mailed.
     Pending,
     Active,
+    /// The subscriber paused delivery on the preferences page: not mailed
+    /// until they resume it there.
+    Paused,
     Unsubscribed,
     /// A server refused the address permanently: never mailed again.
     Bounced,
@@ -17,6 +20,7 @@ impl SubscriberStatus {
         match self {
             SubscriberStatus::Pending => "pending",
             SubscriberStatus::Active => "active",
+            SubscriberStatus::Paused => "paused",
             SubscriberStatus::Unsubscribed => "unsubscribed",
             SubscriberStatus::Bounced => "bounced",
         }
@@ -25,6 +29,7 @@ impl SubscriberStatus {
         Some(match s {
             "pending" => SubscriberStatus::Pending,
             "active" => SubscriberStatus::Active,
+            "paused" => SubscriberStatus::Paused,
             "unsubscribed" => SubscriberStatus::Unsubscribed,
             "bounced" => SubscriberStatus::Bounced,
             _ => return None,

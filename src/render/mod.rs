@@ -20,6 +20,8 @@ pub use view::{IssueView, SectionView, StoryView, SubscriberView, build_issue_vi
 const NAME_SLOT: &str = "TIDINGSxSUBSCRIBERxNAMEx7f3a";
 const EMAIL_SLOT: &str = "TIDINGSxSUBSCRIBERxEMAILx7f3a";
 const UNSUBSCRIBE_SLOT: &str = "TIDINGSxUNSUBSCRIBExURLx7f3a";
+const PREFERENCES_SLOT: &str = "TIDINGSxPREFERENCESxURLx7f3a";
+const ARCHIVE_SLOT: &str = "TIDINGSxARCHIVExURLx7f3a";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -61,6 +63,32 @@ pub struct RenderedVariant {
 pub struct RenderedIssue {
     pub named: RenderedVariant,
     pub anonymous: RenderedVariant,
+    /// The archive's page (no plain-text part). Issues composed before the
+    /// archive existed have none and are shown from `anonymous`.
+    #[serde(default)]
+    pub web: Option<RenderedVariant>,
+}
+
+impl RenderedIssue {
+    /// The HTML of the issue's public archive page.
+    pub fn web_html(&self, archive_url: &str, subscribe_url: &str) -> String {
+        match &self.web {
+            Some(web) => web.html.replace(ARCHIVE_SLOT, &escape_html(archive_url)),
+            None => {
+                personalize(
+                    self,
+                    &Recipient {
+                        name: None,
+                        email: "",
+                        unsubscribe_url: subscribe_url,
+                        preferences_url: subscribe_url,
+                        archive_url,
+                    },
+                )
+                .html
+            }
+        }
+    }
 }
 
 /// One subscriber's copy.
@@ -75,6 +103,9 @@ pub struct Recipient<'a> {
     pub name: Option<&'a str>,
     pub email: &'a str,
     pub unsubscribe_url: &'a str,
+    pub preferences_url: &'a str,
+    /// The issue's page in the public archive.
+    pub archive_url: &'a str,
 }
 
 impl Renderer {
@@ -132,11 +163,22 @@ impl Renderer {
             email: EMAIL_SLOT.to_string(),
         };
         named.unsubscribe_url = UNSUBSCRIBE_SLOT.to_string();
+        named.preferences_url = PREFERENCES_SLOT.to_string();
+        named.archive_url = ARCHIVE_SLOT.to_string();
         let mut anonymous = named.clone();
         anonymous.subscriber.name = None;
+        // The archive's page of the issue: no subscriber, a subscribe link.
+        let mut web = anonymous.clone();
+        web.web = true;
+        web.subscriber.email = String::new();
+        web.unsubscribe_url = view.subscribe_url.clone();
+        web.preferences_url = String::new();
+        let mut web = self.render_variant(template, subject_template, &web, false)?;
+        web.text = String::new();
         Ok(RenderedIssue {
-            named: self.render_variant(template, subject_template, &named)?,
-            anonymous: self.render_variant(template, subject_template, &anonymous)?,
+            named: self.render_variant(template, subject_template, &named, true)?,
+            anonymous: self.render_variant(template, subject_template, &anonymous, true)?,
+            web: Some(web),
         })
     }
 
@@ -145,6 +187,7 @@ impl Renderer {
         template: &str,
         subject_template: Option<&str>,
         view: &IssueView,
+        is_email: bool,
     ) -> Result<RenderedVariant, RenderError> {
         let html_name = format!("{template}.html.j2");
         let text_name = format!("{template}.txt.j2");
@@ -152,7 +195,7 @@ impl Renderer {
         let html = self.render_file(&html_name, &ctx)?;
         let text = self.render_file(&text_name, &ctx)?;
         for (name, body) in [(&html_name, &html), (&text_name, &text)] {
-            if !body.contains(UNSUBSCRIBE_SLOT) {
+            if is_email && !body.contains(UNSUBSCRIBE_SLOT) {
                 return Err(RenderError::Template {
                     file: self.dir.join(name).display().to_string(),
                     line: None,
@@ -177,6 +220,11 @@ impl Renderer {
             })?;
         let subject = render_subject(subject_template, view)?;
         Ok(RenderedVariant { subject, html, text })
+    }
+
+    /// Renders a web page template (`web_*.html.j2`) with `ctx`.
+    pub fn render_page(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
+        self.render_file(name, &minijinja::Value::from(minijinja::value::Serde(ctx)))
     }
 
     fn render_file(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
@@ -250,11 +298,15 @@ pub fn personalize(issue: &RenderedIssue, who: &Recipient<'_>) -> Personal {
         s.replace(NAME_SLOT, &name)
             .replace(EMAIL_SLOT, who.email)
             .replace(UNSUBSCRIBE_SLOT, who.unsubscribe_url)
+            .replace(PREFERENCES_SLOT, who.preferences_url)
+            .replace(ARCHIVE_SLOT, who.archive_url)
     };
     let fill_html = |s: &str| {
         s.replace(NAME_SLOT, &escape_html(&name))
             .replace(EMAIL_SLOT, &escape_html(who.email))
             .replace(UNSUBSCRIBE_SLOT, &escape_html(who.unsubscribe_url))
+            .replace(PREFERENCES_SLOT, &escape_html(who.preferences_url))
+            .replace(ARCHIVE_SLOT, &escape_html(who.archive_url))
     };
     Personal {
         subject: fill_text(&variant.subject),

@@ -24,6 +24,14 @@ pub struct IssueView {
     pub stories: Vec<StoryView>,
     pub subscriber: SubscriberView,
     pub unsubscribe_url: String,
+    /// The recipient's preferences page (empty on the web).
+    pub preferences_url: String,
+    /// This issue's page in the public archive.
+    pub archive_url: String,
+    /// `[site] base_url` + `/subscribe`.
+    pub subscribe_url: String,
+    /// Rendering the archive's web page rather than an email.
+    pub web: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,5 +190,9 @@ pub fn build_issue_view(
             email: String::new(),
         },
         unsubscribe_url: String::new(),
+        preferences_url: String::new(),
+        archive_url: String::new(),
+        subscribe_url: format!("{}/subscribe", config.site.base_url),
+        web: false,
     }
 }

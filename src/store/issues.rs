@@ -24,6 +24,8 @@ pub struct NewIssue<'a> {
     pub edition: &'a str,
     pub slot_at: DateTime<Utc>,
     pub composed_at: DateTime<Utc>,
+    /// Deliveries are due from then (the slot, for an issue approved ahead of it).
+    pub deliver_from: DateTime<Utc>,
     pub subject: &'a str,
     /// The rendered issue (JSON), so every subscriber gets the same content
     /// even if templates change while a send is under way.
@@ -190,7 +192,7 @@ impl Store {
                          WHERE e.edition = $5 AND s.status = 'active'",
                     )
                     .bind(id)
-                    .bind(issue.composed_at)
+                    .bind(issue.deliver_from)
                     .bind(format!("<tidings.{id}.{}.", issue.message_id_nonce))
                     .bind(format!("@{}>", issue.message_id_domain))
                     .bind(issue.edition)
@@ -434,6 +436,17 @@ impl Store {
     }
 
     /// The most recent issues, newest first.
+    /// One issue with its content.
+    pub async fn issue(&self, id: i64) -> StoreResult<Option<IssueRow>> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, edition, slot_at, composed_at, subject, content FROM issues WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| Ok(issue_row!(r))).transpose()
+        })
+    }
+
     pub async fn list_issues(&self, limit: i64) -> StoreResult<Vec<IssueRow>> {
         with_pool!(self, pool => {
             let rows = sqlx::query(

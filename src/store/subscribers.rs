@@ -108,19 +108,65 @@ impl Store {
     }
 
     pub async fn subscriber_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Subscriber>> {
-        Ok(self.list_subscribers().await?.into_iter().find(|s| &s.email == email))
+        Ok(self.subscribers_where(Some(email.as_str()), None).await?.pop())
     }
 
     pub async fn subscriber(&self, id: i64) -> StoreResult<Option<Subscriber>> {
-        Ok(self.list_subscribers().await?.into_iter().find(|s| s.id == id))
+        Ok(self.subscribers_where(None, Some(id)).await?.pop())
     }
 
     /// Every subscriber, by address, with their editions.
     pub async fn list_subscribers(&self) -> StoreResult<Vec<Subscriber>> {
-        let (rows, subs) = with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT id, email, name, status FROM subscribers ORDER BY email")
-                .fetch_all(pool)
+        self.subscribers_where(None, None).await
+    }
+
+    /// Sets the subscriber's name and editions (the preferences page), and
+    /// pauses or resumes delivery (`paused`: status `unsubscribed` stays
+    /// reversible from the same page).
+    pub async fn update_preferences(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        editions: &[String],
+        status: SubscriberStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE subscribers SET name = $2, status = $3, updated_at = $4 WHERE id = $1")
+                .bind(id)
+                .bind(name)
+                .bind(status.as_str())
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for edition in editions {
+                sqlx::query("INSERT INTO subscriptions (subscriber_id, edition) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(edition)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Subscribers with this address, or this id, or all, with their editions.
+    async fn subscribers_where(&self, email: Option<&str>, id: Option<i64>) -> StoreResult<Vec<Subscriber>> {
+        let (rows, subs) = with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, email, name, status FROM subscribers
+                 WHERE ($1 IS NULL OR email = $1) AND ($2 IS NULL OR id = $2) ORDER BY email",
+            )
+            .bind(email)
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let email: String = r.try_get("email")?;
@@ -133,9 +179,14 @@ impl Store {
                     editions: Vec::new(),
                 });
             }
-            let sub_rows = sqlx::query("SELECT subscriber_id, edition FROM subscriptions ORDER BY edition")
-                .fetch_all(pool)
-                .await?;
+            let sub_rows = sqlx::query(
+                "SELECT e.subscriber_id, e.edition FROM subscriptions e JOIN subscribers s ON s.id = e.subscriber_id
+                 WHERE ($1 IS NULL OR s.email = $1) AND ($2 IS NULL OR s.id = $2) ORDER BY e.edition",
+            )
+            .bind(email)
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
             let mut subs: HashMap<i64, Vec<String>> = HashMap::new();
             for r in &sub_rows {
                 subs.entry(r.try_get("subscriber_id")?).or_default().push(r.try_get("edition")?);

@@ -336,3 +336,60 @@ async fn editorial(db: Db) {
     let shown = stdout(&env.run(&["issue", "show", "security-weekly"]).await);
     assert!(shown.contains("note: (none)") && !shown.contains("pinned:"), "{shown}");
 }
+
+#[tokio::test]
+async fn an_edition_with_approval_waits_for_the_editor() {
+    for db in databases().await {
+        approval(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+async fn approval(db: Db) {
+    let feeds = crate::support::http::FeedServer::start().await;
+    let env = TestEnv::new(db);
+    // A month of grace: this week's Monday slot can still be approved.
+    env.write_config(&crate::support::alpha_weekly(
+        &feeds,
+        "0 0 8 * * Mon",
+        "approval = true\ngrace = \"30d\"",
+    ));
+    assert_exit(&env.run(&["subscribers", "add", "ada@example.com"]).await, 0);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let outbox = env.path("outbox");
+    let sent = || std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+
+    // Not approved: `send` composes nothing and sends nothing.
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("waits for an editor's approval"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sent(), 0);
+
+    // The editor approves what the preview shows: it is composed at once.
+    let preview = stdout(&env.run(&["preview", "weekly", "--format", "text"]).await);
+    assert!(preview.contains("Ransomware hits port operator"), "{preview}");
+    let approve = env.run(&["issue", "approve", "weekly"]).await;
+    assert_exit(&approve, 0);
+    assert!(
+        stdout(&approve).contains("approved and composed"),
+        "{}",
+        stdout(&approve)
+    );
+    // Approving again is about the next slot's issue, which has no new story yet.
+    let again = env.run(&["issue", "approve", "weekly"]).await;
+    assert!(stdout(&again).contains("0 stories rank"), "{}", stdout(&again));
+
+    let out = env.run(&["send", "weekly"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(sent(), 1);
+    let mail = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .flatten()
+        .map(|f| std::fs::read_to_string(f.path()).expect("mail"))
+        .collect::<String>();
+    assert!(mail.contains("Ransomware hits port operator"));
+}

@@ -9,3 +9,4 @@ mod daemon;
 mod delivery;
 mod pipeline;
 mod store;
+mod web;

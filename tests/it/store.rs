@@ -125,6 +125,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
             edition: "weekly",
             slot_at: now,
             composed_at: now,
+            deliver_from: now,
             subject: "Subject",
             content: "{}",
             stories: &[(story_id, 1.5)],

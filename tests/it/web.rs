@@ -1,0 +1,311 @@
+//! The subscriber and reader pages over real HTTP: the router of `tidings
+//! serve` on 127.0.0.1 in this process, the CLI for collecting and sending,
+//! mail written to the mailbox folder.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tidings::app::App;
+use tidings::config::Config;
+use tidings::token::{Purpose, Signer};
+
+use crate::support::http::FeedServer;
+use crate::support::{Db, SECRET, TestEnv, alpha_weekly, assert_exit, databases, finish, stdout};
+
+struct Site {
+    env: TestEnv,
+    base: String,
+    client: reqwest::Client,
+    _feeds: FeedServer,
+}
+
+impl Site {
+    /// A configured env (the Alpha feed, a `weekly` edition, no SMTP) and
+    /// its web pages on a free port.
+    async fn start(db: Db) -> Site {
+        tidings::install_crypto_provider();
+        let feeds = FeedServer::start().await;
+        let env = TestEnv::new(db);
+        env.write_config(&alpha_weekly(&feeds, "0 0 8 * * Mon", ""));
+        let config = Config::load(&env.config_path(), &|k| {
+            (k == "TIDINGS_SECRET").then(|| SECRET.to_string())
+        })
+        .expect("config");
+        let app = Arc::new(App::open(config).await.expect("open"));
+        let state = tidings::web::WebState::new(Arc::new(RwLock::new(app)), None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let service = tidings::web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service).await;
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Site {
+            env,
+            base: format!("http://{address}"),
+            client,
+            _feeds: feeds,
+        }
+    }
+
+    /// GET a path (or a link from an email, whose `https://news.example.com`
+    /// is this server): status and body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, unescape(&response.text().await.expect("body")))
+    }
+
+    async fn post(&self, path: &str, form: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, unescape(&response.text().await.expect("body")))
+    }
+
+    fn url(&self, path_or_link: &str) -> String {
+        let path = path_or_link
+            .strip_prefix("https://news.example.com")
+            .unwrap_or(path_or_link);
+        format!("{}{path}", self.base)
+    }
+
+    async fn status_of(&self, email: &str) -> String {
+        let list = stdout(&self.env.run(&["subscribers", "list"]).await);
+        list.lines()
+            .find(|l| l.starts_with(email))
+            .and_then(|l| l.split('\t').nth(2))
+            .unwrap_or("(none)")
+            .to_string()
+    }
+
+    fn mails(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.env.path("outbox")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = dir.flatten().map(|f| f.path()).collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                let raw = std::fs::read(f).expect("read mail");
+                let parsed = mail_parser::MessageParser::default().parse(&raw).expect("parse mail");
+                parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// minijinja escapes `/` in HTML as `&#x2f;` (browsers read it as `/`).
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+}
+
+/// The first `https://news.example.com/…` link in `text` that contains `part`.
+fn link(text: &str, part: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("https://news.example.com/") && w.contains(part))
+        .unwrap_or_else(|| panic!("no {part} link in:\n{text}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn unsubscribe_preferences_and_archive_links_from_an_email_work() {
+    for db in databases().await {
+        emailed_links(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+async fn emailed_links(db: Db) {
+    let site = Site::start(db).await;
+    let env = &site.env;
+    assert_exit(
+        &env.run(&["subscribers", "add", "ada@example.com", "--name", "Ada"])
+            .await,
+        0,
+    );
+    assert_exit(&env.run(&["subscribers", "add", "bob@example.com"]).await, 0);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let mails = site.mails();
+    assert_eq!(mails.len(), 2);
+    let ada_mail = mails
+        .iter()
+        .find(|m| m.contains("ada@example.com"))
+        .expect("Ada's mail");
+    let unsubscribe = link(ada_mail, "/unsubscribe/");
+    let preferences = link(ada_mail, "/preferences/");
+    let archive = link(ada_mail, "/archive/weekly/");
+
+    // A GET shows one button and changes nothing (link scanners follow GETs).
+    let (status, page) = site.get(&unsubscribe).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<form method=\"post\"") && page.contains("ada@example.com"),
+        "{page}"
+    );
+    assert_eq!(site.status_of("ada@example.com").await, "active");
+
+    // Forged and misused tokens are refused, and change nothing.
+    let token = unsubscribe.rsplit('/').next().expect("token").to_string();
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    let bob_id = if parts[0] == "1" { "2" } else { "1" };
+    let other_subscriber = format!("{bob_id}.{}.{}", parts[1], parts[2]);
+    let last = parts[2].pop().expect("mac");
+    parts[2].push(if last == 'A' { 'B' } else { 'A' });
+    let altered_mac = parts.join(".");
+    let preferences_token = preferences.rsplit('/').next().expect("token");
+    for forged in [
+        other_subscriber.as_str(),
+        altered_mac.as_str(),
+        preferences_token,
+        "garbage",
+    ] {
+        let path = format!("/unsubscribe/{forged}");
+        assert_eq!(site.get(&path).await.0, 400, "GET {forged}");
+        assert_eq!(
+            site.post(&path, "List-Unsubscribe=One-Click").await.0,
+            400,
+            "POST {forged}"
+        );
+    }
+    assert_eq!(site.status_of("ada@example.com").await, "active");
+    assert_eq!(site.status_of("bob@example.com").await, "active");
+
+    // RFC 8058 one-click: a POST with List-Unsubscribe=One-Click, no cookie.
+    let (status, page) = site.post(&unsubscribe, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are unsubscribed"), "{page}");
+    assert_eq!(site.status_of("ada@example.com").await, "unsubscribed");
+    assert_eq!(site.status_of("bob@example.com").await, "active");
+    // Again: still fine, still unsubscribed.
+    assert_eq!(site.post(&unsubscribe, "List-Unsubscribe=One-Click").await.0, 200);
+
+    // Preferences from the same email: name, editions, pause.
+    let (status, page) = site.get(&preferences).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("name=\"editions\" value=\"weekly\" checked"), "{page}");
+    let (status, page) = site.post(&preferences, "name=Ada+L.&editions=weekly&paused=yes").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Saved.") && page.contains("value=\"Ada L.\""), "{page}");
+    assert_eq!(site.status_of("ada@example.com").await, "paused");
+    site.post(&preferences, "name=Ada&editions=weekly").await;
+    assert_eq!(site.status_of("ada@example.com").await, "active");
+    site.post(&preferences, "name=Ada").await;
+    assert_eq!(
+        site.status_of("ada@example.com").await,
+        "unsubscribed",
+        "no edition left means unsubscribed"
+    );
+
+    // The email's "read on the web" link is the issue's archive page.
+    let (status, page) = site.get(&archive).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Ransomware hits port operator"), "{page}");
+    assert!(page.contains("/subscribe") && !page.contains("/unsubscribe/"), "{page}");
+    assert!(!page.contains("TIDINGSx"), "a placeholder leaked: {page}");
+    let (status, index) = site.get("/archive").await;
+    assert_eq!(status, 200);
+    assert!(index.contains(archive.as_str()), "{index}");
+    let (status, feed) = site.get("/archive/feed.atom").await;
+    assert_eq!(status, 200);
+    assert!(feed.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">"), "{feed}");
+    assert!(feed.contains(&format!("<link href=\"{archive}\"/>")), "{feed}");
+    assert_eq!(site.get("/archive/weekly/999999").await.0, 404);
+    assert_eq!(site.get("/archive/other/1").await.0, 404);
+}
+
+#[tokio::test]
+async fn subscribing_takes_a_confirmed_address_and_says_the_same_to_everyone() {
+    for db in databases().await {
+        double_opt_in(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+async fn double_opt_in(db: Db) {
+    let site = Site::start(db).await;
+    let env = &site.env;
+    assert_exit(&env.run(&["subscribers", "add", "known@example.com"]).await, 0);
+
+    let (status, form) = site.get("/subscribe").await;
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"editions\" value=\"weekly\" checked"), "{form}");
+
+    let (status, new_page) = site
+        .post("/subscribe", "email=New%40Example.com&name=Nina&editions=weekly")
+        .await;
+    assert_eq!(status, 200, "{new_page}");
+    assert!(new_page.contains("Check your inbox"), "{new_page}");
+    assert_eq!(site.status_of("new@example.com").await, "pending");
+    // A known address gets the same page (its address aside), and no mail.
+    let (status, known_page) = site.post("/subscribe", "email=known%40example.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        known_page.replace("known@example.com", "X"),
+        new_page.replace("new@example.com", "X")
+    );
+    let mails = site.mails();
+    assert_eq!(mails.len(), 1, "one confirmation, to the new address only");
+    let confirm = link(&mails[0], "/confirm/");
+
+    // Nothing is sent to an unconfirmed address.
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let issue_mails: Vec<String> = site.mails().into_iter().filter(|m| m.contains("Unsubscribe")).collect();
+    assert_eq!(issue_mails.len(), 1);
+    assert!(issue_mails[0].contains("known@example.com"));
+
+    // The link confirms; an altered or expired one does not.
+    let mut altered = confirm.clone();
+    altered.pop();
+    altered.push('x');
+    assert_eq!(site.get(&altered).await.0, 400);
+    let signer = Signer::new(SECRET.as_bytes());
+    let id: i64 = confirm
+        .rsplit('/')
+        .next()
+        .and_then(|t| t.split('.').next())
+        .and_then(|i| i.parse().ok())
+        .expect("id");
+    let expired = signer.sign(Purpose::Confirm, id, Some(chrono::Utc::now().timestamp() - 60));
+    let (status, page) = site.get(&format!("/confirm/{expired}")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("expired"), "{page}");
+    assert_eq!(site.status_of("new@example.com").await, "pending");
+    let (status, page) = site.get(&confirm).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are subscribed"), "{page}");
+    assert_eq!(site.status_of("new@example.com").await, "active");
+
+    // Bad input gets the form again with the problem named.
+    let (status, page) = site.post("/subscribe", "email=not-an-address").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("cannot be used"), "{page}");
+
+    // Five sign-ups a minute from one client; the sixth is refused.
+    site.post("/subscribe", "email=again%40example.com").await;
+    site.post("/subscribe", "email=again%40example.com").await;
+    let (status, _) = site.post("/subscribe", "email=more%40example.com").await;
+    assert_eq!(status, 429);
+
+    // At most 3 confirmations an hour to one address; the page stays the same.
+    let other = Site::start(Db::Sqlite).await;
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        pages.push(other.post("/subscribe", "email=again%40example.com").await);
+    }
+    assert!(pages.iter().all(|p| p == &pages[0]), "{pages:#?}");
+    assert_eq!(other.mails().len(), 3, "the fourth sign-up sends nothing");
+}
