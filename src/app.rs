@@ -14,7 +14,7 @@ use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
 use crate::collect::{self, Fetcher, SourceResult};
 use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
-use crate::domain::{EmailAddress, StoredStory, SubscriberStatus};
+use crate::domain::{EmailAddress, StoredStory};
 use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, RenderedIssue, Renderer};
 use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store};
@@ -881,30 +881,31 @@ impl App {
         })
     }
 
-    /// Renders the edition's next issue for one recipient, recording nothing.
-    pub async fn preview(
+    /// The edition's next issue rendered for one subscriber as `send`
+    /// would mail it: `to`, else the edition's first active subscriber,
+    /// else an example reader. Records nothing.
+    pub async fn preview_message(
         &self,
         edition_name: &str,
-        format: PreviewFormat,
         to: Option<&EmailAddress>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<PreviewMessage> {
         let edition = self.config.edition(edition_name)?;
-        let current = self.slot(edition, now)?;
-        // If the current slot's issue exists, the next issue is the next slot's.
-        let slot = match self.store.find_issue(&edition.name, current).await? {
-            Some(_) => edition.schedule.next_after(now).unwrap_or(current),
-            None => current,
+        let slot = if edition.approval {
+            // What an editor approves is what this shows.
+            self.approval_slot(edition, now).await?
+        } else {
+            let current = self.slot(edition, now)?;
+            // If the current slot's issue exists, the next issue is the next slot's.
+            match self.store.find_issue(&edition.name, current).await? {
+                Some(_) => edition.schedule.next_after(now).unwrap_or(current),
+                None => current,
+            }
         };
         let draft = self.draft(edition, slot, now).await?;
         let subscriber = match to {
             Some(email) => self.store.subscriber_by_email(email).await?,
-            None => self
-                .store
-                .list_subscribers()
-                .await?
-                .into_iter()
-                .find(|s| s.status == SubscriberStatus::Active && s.editions.contains(&edition.name)),
+            None => self.store.first_active_subscriber(&edition.name).await?,
         };
         let (id, email, name) = match (&subscriber, to) {
             (Some(s), _) => (s.id, s.email.to_string(), s.name.clone()),
@@ -926,31 +927,76 @@ impl App {
             base_url: self.config.site.base_url.clone(),
             dkim: self.dkim()?,
         };
+        let row = crate::store::DeliveryRow {
+            id: 0,
+            subscriber_id: id,
+            email: email.clone(),
+            name: name.clone(),
+            message_id: format!(
+                "<tidings.preview.{}@{}>",
+                random_hex(6)?,
+                self.config.site.from.email.domain()
+            ),
+            attempts: 0,
+        };
+        let message = job.message_for(&row, std::time::SystemTime::now())?;
+        let (personal, _, _) = job.personal(id, name.as_deref(), &email);
+        Ok(PreviewMessage {
+            slot,
+            stories: draft.story_ids.len(),
+            subject: personal.subject,
+            html: personal.html,
+            text: personal.text,
+            message,
+            message_id: row.message_id,
+        })
+    }
+
+    /// Renders the edition's next issue as a subscriber would receive it.
+    pub async fn preview(
+        &self,
+        edition_name: &str,
+        format: PreviewFormat,
+        to: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        let preview = self.preview_message(edition_name, to, now).await?;
         Ok(match format {
-            PreviewFormat::Eml => {
-                let row = crate::store::DeliveryRow {
-                    id: 0,
-                    subscriber_id: id,
-                    email,
-                    name,
-                    message_id: format!(
-                        "<tidings.preview.{}@{}>",
-                        random_hex(6)?,
-                        self.config.site.from.email.domain()
-                    ),
-                    attempts: 0,
-                };
-                job.message_for(&row, std::time::SystemTime::now())?.formatted()
+            PreviewFormat::Eml => preview.message.formatted(),
+            PreviewFormat::Html => preview.html.into_bytes(),
+            PreviewFormat::Text => preview.text.into_bytes(),
+        })
+    }
+
+    /// Sends the next issue of the edition to `to` only, as a test: the
+    /// ledger is not touched and nobody else receives anything.
+    pub async fn send_test(&self, edition_name: &str, to: &EmailAddress, now: DateTime<Utc>) -> Result<String> {
+        let preview = self.preview_message(edition_name, Some(to), now).await?;
+        let transport = self.transport()?;
+        transport.check().await?;
+        match transport.send(&preview.message, &preview.message_id).await {
+            deliver::SendOutcome::Sent(reply) => Ok(reply),
+            deliver::SendOutcome::Transient(r)
+            | deliver::SendOutcome::Permanent(r)
+            | deliver::SendOutcome::Fatal(r) => {
+                Err(Error::Other(format!("the test message to {to} was not accepted: {r}")))
             }
-            f => {
-                let (personal, _, _) = job.personal(id, name.as_deref(), &email);
-                if f == PreviewFormat::Html {
-                    personal.html
-                } else {
-                    personal.text
-                }
-                .into_bytes()
-            }
+        }
+    }
+
+    /// What the next issue of `edition_name` selects, with the editor's
+    /// choices (as `rank` shows for an audience).
+    pub async fn ranked_edition(&self, edition_name: &str, now: DateTime<Utc>) -> Result<RankedAudience> {
+        let edition = self.config.edition(edition_name)?;
+        let audience = self.config.audience(&edition.audience)?.clone();
+        let overrides = self.store.overrides(&edition.name).await?;
+        let stories = self.edition_stories(edition, &overrides, now).await?;
+        Ok(RankedAudience {
+            policy: RankPolicy::for_edition(edition, &audience),
+            audience,
+            edition: Some(edition.name.clone()),
+            overrides,
+            stories,
         })
     }
 
@@ -963,6 +1009,18 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// The next issue of an edition as one subscriber would receive it.
+pub struct PreviewMessage {
+    pub slot: DateTime<Utc>,
+    pub stories: usize,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// The complete message (headers, both parts, DKIM when configured).
+    pub message: lettre::Message,
+    pub message_id: String,
 }
 
 struct Draft {

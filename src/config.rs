@@ -22,6 +22,9 @@ pub const ENV_CONFIG: &str = "TIDINGS_CONFIG";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_SMTP_URL: &str = "TIDINGS_SMTP_URL";
 pub const ENV_SECRET: &str = "TIDINGS_SECRET";
+/// The web editor's login token; without it the editor pages are off.
+pub const ENV_EDITOR_TOKEN: &str = "TIDINGS_EDITOR_TOKEN";
+pub const MIN_EDITOR_TOKEN_LEN: usize = 16;
 /// The shortest `TIDINGS_SECRET` accepted: 32 bytes, the HMAC-SHA256 block of entropy.
 pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_CONFIG_PATH: &str = "config/tidings.toml";
@@ -257,6 +260,8 @@ pub struct Config {
     pub editions: Vec<Edition>,
     /// From `TIDINGS_SECRET`; `None` means "use the one kept in the database".
     pub secret: Option<Secret>,
+    /// `TIDINGS_EDITOR_TOKEN`: the web editor's login.
+    pub editor_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -1111,6 +1116,17 @@ impl Config {
             bad("site.templates", e.to_string());
         }
 
+        let editor_token = match env(ENV_EDITOR_TOKEN) {
+            None => None,
+            Some(s) if s.len() < MIN_EDITOR_TOKEN_LEN => {
+                bad(
+                    ENV_EDITOR_TOKEN,
+                    format!("is {} bytes long; it must be at least {MIN_EDITOR_TOKEN_LEN}", s.len()),
+                );
+                None
+            }
+            Some(s) => Some(Secret::new(s)),
+        };
         let secret = match env(ENV_SECRET) {
             None => None,
             Some(s) if s.len() < MIN_SECRET_LEN => {
@@ -1182,6 +1198,7 @@ impl Config {
             audiences,
             editions,
             secret,
+            editor_token,
         })
     }
 

@@ -19,6 +19,10 @@ pub enum Purpose {
     Unsubscribe,
     Confirm,
     Preferences,
+    /// An editor's login session (the web editor's cookie).
+    EditorSession,
+    /// A form token tied to one editor session.
+    Csrf,
 }
 
 impl Purpose {
@@ -27,6 +31,8 @@ impl Purpose {
             Purpose::Unsubscribe => "unsubscribe",
             Purpose::Confirm => "confirm",
             Purpose::Preferences => "preferences",
+            Purpose::EditorSession => "editor-session",
+            Purpose::Csrf => "csrf",
         }
     }
 }

@@ -25,6 +25,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+mod editor;
+
 use crate::app::App;
 use crate::domain::{EmailAddress, SubscriberStatus};
 use crate::render::Personal;
@@ -81,6 +83,7 @@ pub fn router(state: WebState) -> Router {
         .route("/archive", get(archive))
         .route("/archive/feed.atom", get(archive_feed))
         .route("/archive/{edition}/{issue}", get(archive_issue))
+        .merge(editor::routes())
         .with_state(state)
 }
 

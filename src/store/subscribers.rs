@@ -115,6 +115,23 @@ impl Store {
         Ok(self.subscribers_where(None, Some(id)).await?.pop())
     }
 
+    /// The first active subscriber of `edition` (by address), for previews.
+    pub async fn first_active_subscriber(&self, edition: &str) -> StoreResult<Option<Subscriber>> {
+        let id: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT s.id FROM subscribers s JOIN subscriptions e ON e.subscriber_id = s.id
+                 WHERE e.edition = $1 AND s.status = 'active' ORDER BY s.email LIMIT 1",
+            )
+            .bind(edition)
+            .fetch_optional(pool)
+            .await?
+        });
+        match id {
+            Some(id) => self.subscriber(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Every subscriber, by address, with their editions.
     pub async fn list_subscribers(&self) -> StoreResult<Vec<Subscriber>> {
         self.subscribers_where(None, None).await

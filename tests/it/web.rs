@@ -23,14 +23,21 @@ impl Site {
     /// A configured env (the Alpha feed, a `weekly` edition, no SMTP) and
     /// its web pages on a free port.
     async fn start(db: Db) -> Site {
+        Site::start_with(db, "", None).await
+    }
+
+    /// With more keys for the `weekly` edition and an editor token.
+    async fn start_with(db: Db, edition_extra: &str, editor_token: Option<&str>) -> Site {
         tidings::install_crypto_provider();
         let feeds = FeedServer::start().await;
         let env = TestEnv::new(db);
-        env.write_config(&alpha_weekly(&feeds, "0 0 8 * * Mon", ""));
-        let config = Config::load(&env.config_path(), &|k| {
-            (k == "TIDINGS_SECRET").then(|| SECRET.to_string())
-        })
-        .expect("config");
+        env.write_config(&alpha_weekly(&feeds, "0 0 8 * * Mon", edition_extra));
+        let env_var = |k: &str| match k {
+            "TIDINGS_SECRET" => Some(SECRET.to_string()),
+            "TIDINGS_EDITOR_TOKEN" => editor_token.map(str::to_string),
+            _ => None,
+        };
+        let config = Config::load(&env.config_path(), &env_var).expect("config");
         let app = Arc::new(App::open(config).await.expect("open"));
         let state = tidings::web::WebState::new(Arc::new(RwLock::new(app)), None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -71,6 +78,30 @@ impl Site {
             .expect("POST");
         let status = response.status().as_u16();
         (status, unescape(&response.text().await.expect("body")))
+    }
+
+    /// A request with the editor's session cookie (when given): status,
+    /// the headers, the body.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(form) = form {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.to_string());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, unescape(&response.text().await.expect("body")))
     }
 
     fn url(&self, path_or_link: &str) -> String {
@@ -308,4 +339,135 @@ async fn double_opt_in(db: Db) {
     }
     assert!(pages.iter().all(|p| p == &pages[0]), "{pages:#?}");
     assert_eq!(other.mails().len(), 3, "the fourth sign-up sends nothing");
+}
+
+#[tokio::test]
+async fn editors_log_in_preview_curate_approve_and_send_a_test() {
+    for db in databases().await {
+        editor(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+const EDITOR_TOKEN: &str = "editor-token-0123456789";
+
+async fn editor(db: Db) {
+    use reqwest::Method;
+    // Off without a token.
+    let off = Site::start(Db::Sqlite).await;
+    assert_eq!(off.get("/editor").await.0, 404);
+
+    let site = Site::start_with(db, "approval = true\ngrace = \"30d\"", Some(EDITOR_TOKEN)).await;
+    let env = &site.env;
+    assert_exit(&env.run(&["subscribers", "add", "ada@example.com"]).await, 0);
+    assert_exit(&env.run(&["collect"]).await, 0);
+
+    // Every editor page needs the login.
+    let (status, headers, _) = site.request(Method::GET, "/editor", None, None).await;
+    assert_eq!(status, 303);
+    assert!(
+        headers["location"]
+            .to_str()
+            .unwrap_or_default()
+            .ends_with("/editor/login")
+    );
+    let forged = Some("tidings_editor=0.9999999999.forged");
+    let (status, _, _) = site.request(Method::GET, "/editor/weekly", forged, None).await;
+    assert_eq!(status, 303, "a forged session is no session");
+    let (status, _, page) = site
+        .request(Method::POST, "/editor/login", None, Some("token=wrong"))
+        .await;
+    assert_eq!(status, 401, "{page}");
+    let login = format!("token={EDITOR_TOKEN}");
+    let (status, headers, _) = site.request(Method::POST, "/editor/login", None, Some(&login)).await;
+    assert_eq!(status, 303);
+    let set_cookie = headers["set-cookie"].to_str().expect("cookie").to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/editor"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("cookie").to_string();
+    let session = Some(cookie.as_str());
+
+    // The dashboard and the edition's page.
+    let (status, _, dashboard) = site.request(Method::GET, "/editor", session, None).await;
+    assert_eq!(status, 200, "{dashboard}");
+    assert!(
+        dashboard.contains("Weekly") && dashboard.contains("(needs approval)"),
+        "{dashboard}"
+    );
+    let (status, _, page) = site.request(Method::GET, "/editor/weekly", session, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Subject: <strong id=\"subject\">Weekly"), "{page}");
+    assert!(
+        page.contains("List-Unsubscribe and List-Unsubscribe-Post headers"),
+        "{page}"
+    );
+    assert!(page.contains("DKIM is not configured"), "{page}");
+    assert!(page.contains("Ransomware hits port operator"), "{page}");
+    let value_after = |page: &str, marker: &str| -> String {
+        page.split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {marker} in page"))
+            .to_string()
+    };
+    let csrf = value_after(&page, "name=\"csrf\" value=\"");
+    let id = value_after(&page, "name=\"story\" value=\"");
+
+    // A form without the session's CSRF token does nothing.
+    for form in [format!("story={id}"), format!("story={id}&csrf=0.1.forged")] {
+        let (status, _, _) = site
+            .request(Method::POST, "/editor/weekly/exclude", session, Some(&form))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let shown = stdout(&env.run(&["issue", "show", "weekly"]).await);
+    assert!(!shown.contains("excluded"), "{shown}");
+
+    // Curate: the same operations as `tidings issue …`.
+    let form = format!("csrf={csrf}&story={id}");
+    let (status, _, page) = site
+        .request(Method::POST, "/editor/weekly/exclude", session, Some(&form))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Excluded #"), "{page}");
+    let shown = stdout(&env.run(&["issue", "show", "weekly"]).await);
+    assert!(shown.contains(&format!("excluded: #{id}")), "{shown}");
+    site.request(Method::POST, "/editor/weekly/unpick", session, Some(&form))
+        .await;
+    let form = format!("csrf={csrf}&note=Hello+readers");
+    let (_, _, page) = site
+        .request(Method::POST, "/editor/weekly/note", session, Some(&form))
+        .await;
+    assert!(
+        page.contains("Intro note saved.") && page.contains("Hello readers"),
+        "{page}"
+    );
+
+    // A test goes to one address and leaves the ledger alone.
+    let form = format!("csrf={csrf}&to=editor%40example.com");
+    let (_, _, page) = site
+        .request(Method::POST, "/editor/weekly/test", session, Some(&form))
+        .await;
+    assert!(page.contains("Test sent to editor@example.com"), "{page}");
+    let mails = site.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Hello readers"), "{}", mails[0]);
+    let deliveries = stdout(&env.run(&["deliveries"]).await);
+    assert!(deliveries.contains("no issue has been composed yet"), "{deliveries}");
+
+    // Approve: the issue is composed, and the next send delivers it.
+    let form = format!("csrf={csrf}");
+    let (_, _, page) = site
+        .request(Method::POST, "/editor/weekly/approve", session, Some(&form))
+        .await;
+    assert!(page.contains("Approved: issue #"), "{page}");
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let mails = site.mails();
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("ada@example.com") && m.contains("Hello readers"))
+    );
 }
