@@ -12,9 +12,9 @@ use tidings::token::{Purpose, Signer};
 use crate::support::http::FeedServer;
 use crate::support::{Db, SECRET, TestEnv, alpha_weekly, assert_exit, databases, finish, stdout};
 
-struct Site {
-    env: TestEnv,
-    base: String,
+pub(crate) struct Site {
+    pub(crate) env: TestEnv,
+    pub(crate) base: String,
     client: reqwest::Client,
     _feeds: FeedServer,
 }
@@ -28,10 +28,45 @@ impl Site {
 
     /// With more keys for the `weekly` edition and an editor token.
     async fn start_with(db: Db, edition_extra: &str, editor_token: Option<&str>) -> Site {
+        let tail = |feeds: &FeedServer| alpha_weekly(feeds, "0 0 8 * * Mon", edition_extra);
+        Site::launch(db, tail, editor_token, false).await
+    }
+
+    /// As [`Site::start_with`], with `[site] base_url` this server (for a
+    /// browser, which follows the pages' absolute links), and the cloud
+    /// story of the Alpha feed ranking too.
+    pub(crate) async fn start_local(db: Db, edition_extra: &str, editor_token: Option<&str>) -> Site {
+        let tail = |feeds: &FeedServer| {
+            alpha_weekly(feeds, "0 0 8 * * Mon", edition_extra)
+                .replace(
+                    "weights = { security = 1.0 }",
+                    "weights = { security = 1.0, cloud = 0.5 }",
+                )
+                .replace(
+                    "[audiences.security]",
+                    "[tags.cloud]\nkeywords = [\"cloud\"]\n\n[audiences.security]",
+                )
+        };
+        Site::launch(db, tail, editor_token, true).await
+    }
+
+    async fn launch(
+        db: Db,
+        tail: impl FnOnce(&FeedServer) -> String,
+        editor_token: Option<&str>,
+        local_base: bool,
+    ) -> Site {
         tidings::install_crypto_provider();
         let feeds = FeedServer::start().await;
         let env = TestEnv::new(db);
-        env.write_config(&alpha_weekly(&feeds, "0 0 8 * * Mon", edition_extra));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        env.write_config(&tail(&feeds));
+        if local_base {
+            let text = std::fs::read_to_string(env.config_path()).expect("config");
+            let text = text.replace("https://news.example.com", &format!("http://{address}"));
+            std::fs::write(env.config_path(), text).expect("config");
+        }
         let env_var = |k: &str| match k {
             "TIDINGS_SECRET" => Some(SECRET.to_string()),
             "TIDINGS_EDITOR_TOKEN" => editor_token.map(str::to_string),
@@ -40,8 +75,6 @@ impl Site {
         let config = Config::load(&env.config_path(), &env_var).expect("config");
         let app = Arc::new(App::open(config).await.expect("open"));
         let state = tidings::web::WebState::new(Arc::new(RwLock::new(app)), None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
         tokio::spawn(async move {
             let service = tidings::web::router(state).into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, service).await;
@@ -349,7 +382,7 @@ async fn editors_log_in_preview_curate_approve_and_send_a_test() {
     }
 }
 
-const EDITOR_TOKEN: &str = "editor-token-0123456789";
+pub(crate) const EDITOR_TOKEN: &str = "editor-token-0123456789";
 
 async fn editor(db: Db) {
     use reqwest::Method;
