@@ -8,7 +8,7 @@
 //!   HTML at desktop and phone widths, plain text), pre-send checks, the
 //!   stories with pin/exclude buttons, the intro note, approval and "send a
 //!   test to me";
-//! - `POST /editor/{edition}/{pin|exclude|unpick|note|approve|test}`.
+//! - `POST /editor/{edition}/{pin|exclude|unpick|note|approve|test|links}`.
 //!
 //! The session is a signed, expiring cookie (Secure when `base_url` is
 //! https, HttpOnly, SameSite=Strict); every form carries a CSRF token
@@ -314,10 +314,16 @@ async fn edition_page(State(state): State<WebState>, headers: HeaderMap, Path(ed
         Ok(s) => s,
         Err(r) => return r,
     };
-    render_edition(&app, session, &edition, None).await
+    render_edition(&app, session, &edition, None, None).await
 }
 
-async fn render_edition(app: &App, session: i64, edition_name: &str, notice: Option<String>) -> Response {
+async fn render_edition(
+    app: &App,
+    session: i64,
+    edition_name: &str,
+    notice: Option<String>,
+    links: Option<Vec<LinkResult>>,
+) -> Response {
     let Ok(edition) = app.config.edition(edition_name) else {
         return message(app, StatusCode::NOT_FOUND, "No such edition", &[]);
     };
@@ -395,6 +401,7 @@ async fn render_edition(app: &App, session: i64, edition_name: &str, notice: Opt
         checks: Vec<Check>,
         stories: Vec<StoryRow>,
         note: String,
+        links: Option<Vec<LinkResult>>,
     }
     let csrf = match csrf_token(app, session).await {
         Ok(t) => t,
@@ -423,8 +430,68 @@ async fn render_edition(app: &App, session: i64, edition_name: &str, notice: Opt
             checks,
             stories,
             note: ranked.overrides.note.unwrap_or_default(),
+            links,
         },
     )
+}
+
+#[derive(Serialize)]
+struct LinkResult {
+    url: String,
+    ok: bool,
+    result: String,
+}
+
+/// Follows every link of the issue's stories (and their "also covered by"
+/// links), a few at a time, and says which fail to resolve.
+async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>> {
+    let now = Utc::now();
+    let ranked = app.ranked_edition(edition, now).await?;
+    let weights = app.source_weights();
+    let selection = ranked.select(now, &weights);
+    let mut urls: Vec<String> = Vec::new();
+    for r in selection.stories() {
+        for url in std::iter::once(&r.story.link).chain(r.also.iter().map(|a| &a.link)) {
+            if !urls.contains(url) {
+                urls.push(url.clone());
+            }
+        }
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(crate::collect::fetch::USER_AGENT)
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| crate::Error::Other(format!("link checker: {e}")))?;
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, url) in urls.into_iter().enumerate() {
+        let (client, semaphore) = (client.clone(), std::sync::Arc::clone(&semaphore));
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            // Some servers refuse HEAD; a GET then decides.
+            let mut answer = client.head(&url).send().await;
+            if matches!(&answer, Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED) {
+                answer = client.get(&url).send().await;
+            }
+            let (ok, result) = match answer {
+                Ok(r) if r.status().is_success() => (true, r.status().to_string()),
+                Ok(r) => (false, r.status().to_string()),
+                Err(e) if e.is_timeout() => (false, "no answer within 10 s".to_string()),
+                Err(e) if e.is_connect() => (false, "cannot connect".to_string()),
+                Err(e) => (false, e.to_string()),
+            };
+            (index, LinkResult { url, ok, result })
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(r) = done {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|(index, _)| *index);
+    Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
 /// `<img>` tags without an `alt` attribute (an empty `alt=""` is fine: decorative).
@@ -460,6 +527,7 @@ async fn edition_action(
     };
     let now = Utc::now();
     let story = || field(&fields, "story").unwrap_or_default().to_string();
+    let mut links = None;
     let result: crate::Result<String> = async {
         match action.as_str() {
             "pin" => {
@@ -498,6 +566,12 @@ async fn edition_action(
                 )),
                 _ => Ok("Nothing to approve.".to_string()),
             },
+            "links" => {
+                let results = check_links(&app, &edition).await?;
+                let failing = results.iter().filter(|r| !r.ok).count();
+                links = Some(results);
+                Ok(format!("Links checked: {failing} failing."))
+            }
             "test" => {
                 let to = crate::domain::EmailAddress::parse(field(&fields, "to").unwrap_or_default())
                     .map_err(|e| crate::Error::Usage(format!("test address: {e}")))?;
@@ -513,7 +587,7 @@ async fn edition_action(
         Err(e) => format!("Not done: {e}"),
     };
     tracing::info!(edition = %edition, action = %action, "editor: {notice}");
-    render_edition(&app, session, &edition, Some(notice)).await
+    render_edition(&app, session, &edition, Some(notice), links).await
 }
 
 #[cfg(test)]

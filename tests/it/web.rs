@@ -504,3 +504,39 @@ async fn editor(db: Db) {
             .any(|m| m.contains("ada@example.com") && m.contains("Hello readers"))
     );
 }
+
+#[tokio::test]
+async fn editors_check_the_issues_links_on_demand() {
+    use reqwest::Method;
+    // A feed whose links point back at the feed server: nothing leaves 127.0.0.1.
+    let tail = |feeds: &FeedServer| {
+        alpha_weekly(feeds, "0 0 8 * * Mon", "").replace("feeds/alpha.xml", "feeds/local-links.xml")
+    };
+    let site = Site::launch(Db::Sqlite, tail, Some(EDITOR_TOKEN), false).await;
+    assert_exit(&site.env.run(&["collect"]).await, 0);
+    let login = format!("token={EDITOR_TOKEN}");
+    let (_, headers, _) = site.request(Method::POST, "/editor/login", None, Some(&login)).await;
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let (_, _, page) = site.request(Method::GET, "/editor/weekly", Some(&cookie), None).await;
+    assert!(!page.contains("id=\"links\""), "links are checked on demand only");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let form = format!("csrf={csrf}");
+    let (status, _, page) = site
+        .request(Method::POST, "/editor/weekly/links", Some(&cookie), Some(&form))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Links checked: 1 failing."), "{page}");
+    assert!(page.contains("/feeds/alpha.xml</a>: 200 OK"), "{page}");
+    assert!(page.contains("/feeds/gone-page</a>: 404 Not Found"), "{page}");
+}
