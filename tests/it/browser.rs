@@ -146,6 +146,33 @@ impl Browser {
             .to_string()
     }
 
+    /// The page's source once it contains `text` (a click's navigation
+    /// may still be under way when the click returns); panics after 15 s.
+    async fn wait_for(&self, text: &str) -> String {
+        let mut source = String::new();
+        for _ in 0..150 {
+            source = self.source().await;
+            if source.contains(text) {
+                return source;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("\"{text}\" never appeared in:\n{source}");
+    }
+
+    /// The URL once it ends with `suffix`; panics after 15 s.
+    async fn wait_for_url(&self, suffix: &str) {
+        let mut url = String::new();
+        for _ in 0..150 {
+            url = self.current_url().await;
+            if url.ends_with(suffix) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the browser is at {url}, not …{suffix}");
+    }
+
     async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
@@ -192,22 +219,15 @@ async fn an_editor_logs_in_excludes_a_story_approves_and_reads_the_archive() {
 
     let browser = Browser::start(&chromedriver, &chromium).await;
     browser.go(&format!("{}/editor/weekly", site.base)).await;
-    assert!(
-        browser.current_url().await.ends_with("/editor/login"),
-        "not sent to the login"
-    );
+    browser.wait_for_url("/editor/login").await;
     browser.type_into("input[name=token]", EDITOR_TOKEN).await;
     browser.click("button[type=submit]").await;
-    assert!(
-        browser.current_url().await.ends_with("/editor"),
-        "{}",
-        browser.current_url().await
-    );
+    browser.wait_for_url("/editor").await;
+    browser.wait_for("Sources failing").await;
     browser.screenshot("1-dashboard").await;
 
     browser.go(&format!("{}/editor/weekly", site.base)).await;
-    let preview = browser.source().await;
-    assert!(preview.contains("Ransomware hits port operator"), "{preview}");
+    let preview = browser.wait_for("Ransomware hits port operator").await;
     assert!(preview.contains("Quarterly cloud pricing update"), "{preview}");
     browser.screenshot("2-preview").await;
 
@@ -223,20 +243,18 @@ async fn an_editor_logs_in_excludes_a_story_approves_and_reads_the_archive() {
         .and_then(|r| r.split('"').next())
         .expect("story id");
     browser.click(&format!("button.exclude[data-story=\"{id}\"]")).await;
-    let after = browser.source().await;
-    assert!(after.contains("Excluded #"), "{after}");
+    browser.wait_for("Excluded #").await;
     browser.screenshot("3-excluded").await;
 
     browser.click("#approve").await;
-    let approved = browser.source().await;
-    assert!(approved.contains("Approved: issue #"), "{approved}");
+    browser.wait_for("Approved: issue #").await;
     browser.screenshot("4-approved").await;
 
     assert_exit(&env.run(&["send", "weekly"]).await, 0);
     browser.go(&format!("{}/archive", site.base)).await;
+    browser.wait_for("ul class=\"issues\"").await;
     browser.click("ul.issues a").await;
-    let issue = browser.source().await;
-    assert!(issue.contains("Ransomware hits port operator"), "{issue}");
+    let issue = browser.wait_for("Ransomware hits port operator").await;
     assert!(!issue.contains(excluded), "the excluded story is in the issue: {issue}");
     browser.screenshot("5-archive-issue").await;
     browser.quit().await;
