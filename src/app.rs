@@ -791,6 +791,7 @@ impl App {
             .map_err(|e| deliver::DeliverError::Content(format!("issue {}: {e}", issue.id)))?;
         Ok(Arc::new(IssueDelivery {
             issue: issue.clone(),
+            encoded: rendered.encode(),
             rendered,
             context: self.message_context(edition),
             signer: self.signer().await?,
@@ -921,6 +922,7 @@ impl App {
                 subject: draft.rendered.anonymous.subject.clone(),
                 content: String::new(),
             },
+            encoded: draft.rendered.encode(),
             rendered: draft.rendered,
             context: self.message_context(edition),
             signer: self.signer_read_only().await?,

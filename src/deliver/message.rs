@@ -45,6 +45,41 @@ pub fn build_message(
     content: &Personal,
     date: SystemTime,
 ) -> Result<Message, DeliverError> {
+    let body = MultiPart::alternative_plain_html(content.text.clone(), content.html.clone());
+    build_list_message(ctx, to, &content.subject, body, date)
+}
+
+/// A list message whose parts are already quoted-printable encoded
+/// (see `render::EncodedPart`).
+pub fn build_encoded_message(
+    ctx: &MessageContext,
+    to: &Addressed<'_>,
+    subject: &str,
+    text_qp: Vec<u8>,
+    html_qp: Vec<u8>,
+    date: SystemTime,
+) -> Result<Message, DeliverError> {
+    use lettre::message::header::{ContentTransferEncoding, ContentType};
+    use lettre::message::{Body, SinglePart};
+    let part = |kind: ContentType, bytes: Vec<u8>| {
+        SinglePart::builder().header(kind).body(Body::dangerous_pre_encoded(
+            bytes,
+            ContentTransferEncoding::QuotedPrintable,
+        ))
+    };
+    let body = MultiPart::alternative()
+        .singlepart(part(ContentType::TEXT_PLAIN, text_qp))
+        .singlepart(part(ContentType::TEXT_HTML, html_qp));
+    build_list_message(ctx, to, subject, body, date)
+}
+
+fn build_list_message(
+    ctx: &MessageContext,
+    to: &Addressed<'_>,
+    subject: &str,
+    body: MultiPart,
+    date: SystemTime,
+) -> Result<Message, DeliverError> {
     let from = to_lettre_mailbox(ctx.from.name.as_deref(), ctx.from.email.as_str())?;
     let recipient = to_lettre_mailbox(to.to_name, to.to_email)?;
     let mailto = format!(
@@ -55,7 +90,7 @@ pub fn build_message(
     let mut builder = Message::builder()
         .from(from)
         .to(recipient)
-        .subject(crate::collect::sanitize::clean_line(&content.subject))
+        .subject(crate::collect::sanitize::clean_line(subject))
         .date(date)
         .message_id(Some(to.message_id.to_string()))
         .raw_header(header("List-Id", ctx.list_id.clone()))
@@ -63,21 +98,20 @@ pub fn build_message(
             "List-Unsubscribe",
             format!("<{}>, <{mailto}>", to.unsubscribe_url),
         ))
-        .raw_header(header(
-            "List-Unsubscribe-Post",
-            "List-Unsubscribe=One-Click".to_string(),
-        ))
         .raw_header(header("Precedence", "bulk".to_string()))
         .raw_header(header("Auto-Submitted", "auto-generated".to_string()));
+    // RFC 8058 one-click needs an https URI; with an http `base_url` (a
+    // local trial) the header would be a false promise.
+    if to.unsubscribe_url.starts_with("https://") {
+        builder = builder.raw_header(header(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_string(),
+        ));
+    }
     if let Some(id) = &ctx.feedback_id {
         builder = builder.raw_header(header("Feedback-ID", id.clone()));
     }
-    builder
-        .multipart(MultiPart::alternative_plain_html(
-            content.text.clone(),
-            content.html.clone(),
-        ))
-        .map_err(|e| DeliverError::Build(e.to_string()))
+    builder.multipart(body).map_err(|e| DeliverError::Build(e.to_string()))
 }
 
 /// A one-off message to one person (a subscription confirmation): no list

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 pub use message::{MessageContext, build_message};
 pub use transport::{SendOutcome, Transport};
 
-use crate::render::{Personal, Recipient, RenderedIssue, personalize};
+use crate::render::{EncodedIssue, Personal, Recipient, RenderedIssue, personalize};
 use crate::store::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, Store};
 use crate::token::{Purpose, Signer};
 
@@ -107,6 +107,8 @@ fn jitter() -> f64 {
 pub struct IssueDelivery {
     pub issue: IssueRow,
     pub rendered: RenderedIssue,
+    /// `rendered`, quoted-printable encoded once for all messages.
+    pub encoded: EncodedIssue,
     pub context: MessageContext,
     pub signer: Signer,
     pub base_url: String,
@@ -194,8 +196,29 @@ impl IssueDelivery {
     /// The complete message for one row of the ledger, signed when DKIM is
     /// configured.
     pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
-        let (personal, token, url) = self.personal(row.subscriber_id, row.name.as_deref(), &row.email);
-        let mut message = build_message(
+        let token = self.unsubscribe_token(row.subscriber_id);
+        let url = self.unsubscribe_url(&token);
+        let preferences = format!(
+            "{}/preferences/{}",
+            self.base_url,
+            self.signer.sign(Purpose::Preferences, row.subscriber_id, None)
+        );
+        let archive = self.archive_url();
+        let name = row.name.as_deref().map(crate::collect::sanitize::clean_line);
+        let variant = if name.is_some() {
+            &self.encoded.named
+        } else {
+            &self.encoded.anonymous
+        };
+        let values = crate::render::SlotValues {
+            name: name.as_deref().unwrap_or_default(),
+            email: &row.email,
+            unsubscribe_url: &url,
+            preferences_url: &preferences,
+            archive_url: &archive,
+        };
+        let subject = crate::render::fill_subject(&variant.subject, &values);
+        let mut message = message::build_encoded_message(
             &self.context,
             &message::Addressed {
                 to_email: &row.email,
@@ -204,7 +227,9 @@ impl IssueDelivery {
                 unsubscribe_url: &url,
                 unsubscribe_token: &token,
             },
-            &personal,
+            &subject,
+            variant.text.fill(&values),
+            variant.html.fill(&values),
             date,
         )?;
         if let Some(dkim) = &self.dkim {

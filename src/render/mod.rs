@@ -7,8 +7,11 @@
 //! keeps the cost per subscriber to a few string copies, and every
 //! subscriber gets exactly the same issue.
 
+mod encoded;
 pub mod tldr;
 mod view;
+
+pub use encoded::{EncodedIssue, EncodedPart, EncodedVariant, SlotValues};
 
 use std::path::{Path, PathBuf};
 
@@ -284,6 +287,16 @@ fn render_subject(subject_template: Option<&str>, view: &IssueView) -> Result<St
         })?;
     // A header is one line.
     Ok(crate::collect::sanitize::clean_line(&rendered))
+}
+
+/// A subject with one subscriber's values (subjects are header text).
+pub fn fill_subject(subject: &str, values: &SlotValues<'_>) -> String {
+    subject
+        .replace(NAME_SLOT, values.name)
+        .replace(EMAIL_SLOT, values.email)
+        .replace(UNSUBSCRIBE_SLOT, values.unsubscribe_url)
+        .replace(PREFERENCES_SLOT, values.preferences_url)
+        .replace(ARCHIVE_SLOT, values.archive_url)
 }
 
 /// Fills in one subscriber's values.
