@@ -264,14 +264,24 @@ pub async fn run_issue(
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
     let stopped = || *stop.borrow();
+    // Claims go forward from the last id claimed; when nothing is left ahead,
+    // one more claim from the start picks up retries that came due.
+    let mut cursor = 0;
     while !stopped() {
         let now = clock();
-        let rows = store
-            .claim_deliveries(issue_id, now, now + policy.lease, policy.batch())
+        let mut rows = store
+            .claim_deliveries_after(issue_id, now, now + policy.lease, policy.batch(), cursor)
             .await?;
+        if rows.is_empty() && cursor > 0 {
+            cursor = 0;
+            rows = store
+                .claim_deliveries_after(issue_id, now, now + policy.lease, policy.batch(), cursor)
+                .await?;
+        }
         if rows.is_empty() {
             break;
         }
+        cursor = rows.iter().map(|r| r.id).max().unwrap_or(cursor);
         let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
         let mut outcomes: Vec<DeliveryOutcome> = Vec::with_capacity(policy.concurrency);
         let mut queue = rows.into_iter();

@@ -98,8 +98,13 @@ impl DeliveryCounts {
 // Pending rows in id order through the (issue_id, status, id) index: a claim
 // costs the same for the first batch of an issue and for the last, however
 // many rows are already sent.
+// `INDEXED BY`: left to itself SQLite picks the (issue, status,
+// next_attempt_at) index for the range and sorts every due row to take the
+// first few — a claim then costs O(pending), 75 ms at 1,000,000 subscribers.
+// Walking (issue, status, id) stops after `$4` rows.
 const CLAIM_PENDING_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2
+     WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_claim
+                  WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2 AND id > $5
                   ORDER BY id LIMIT $4)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
@@ -107,19 +112,19 @@ const CLAIM_PENDING_SQLITE: &str = "UPDATE deliveries SET status = 'sending', le
 const CLAIM_PENDING_POSTGRES: &str =
     "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
      WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'pending' AND next_attempt_at <= $2
-                  ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                  AND id > $5 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 // Rows whose lease ran out (their process died): taken over.
 const CLAIM_EXPIRED_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
      WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'sending' AND lease_until < $2
-                  ORDER BY id LIMIT $4)
+                  AND id > $5 ORDER BY id LIMIT $4)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 const CLAIM_EXPIRED_POSTGRES: &str =
     "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
      WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'sending' AND lease_until < $2
-                  ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                  AND id > $5 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
      RETURNING id, subscriber_id, email, name, message_id, attempts";
 
 impl Store {
@@ -230,6 +235,22 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
+        self.claim_deliveries_after(issue_id, now, lease_until, limit, 0).await
+    }
+
+    /// As [`Store::claim_deliveries`], among rows with an id above
+    /// `after_id`: a sender keeps a cursor, so a claim reads the next rows
+    /// instead of stepping over every row already sent (PostgreSQL walks the
+    /// primary key in id order and filters, which made each claim cost
+    /// O(sent) and a 1,000,000-subscriber send quadratic).
+    pub async fn claim_deliveries_after(
+        &self,
+        issue_id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        after_id: i64,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         let (pending, expired) = if self.is_postgres() {
             (CLAIM_PENDING_POSTGRES, CLAIM_EXPIRED_POSTGRES)
         } else {
@@ -247,6 +268,7 @@ impl Store {
                     .bind(now)
                     .bind(lease_until)
                     .bind(room)
+                    .bind(after_id)
                     .fetch_all(pool)
                     .await?;
                 for r in &rows {
