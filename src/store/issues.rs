@@ -293,27 +293,43 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // Most outcomes are "sent": one statement for all of them, so a
-            // batch costs one round trip to the database, not one per message.
-            let sent: Vec<(i64, &DateTime<Utc>, &str)> = outcomes
-                .iter()
-                .filter_map(|o| match o {
-                    DeliveryOutcome::Sent { id, reply, at } => Some((*id, at, reply.as_str())),
-                    _ => None,
-                })
-                .collect();
-            for chunk in sent.chunks(500) {
+        // Most outcomes are "sent": one statement for all of them, so a
+        // batch costs one round trip to the database, not one per message.
+        let sent: Vec<(i64, &DateTime<Utc>, &str)> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                DeliveryOutcome::Sent { id, reply, at } => Some((*id, at, reply.as_str())),
+                _ => None,
+            })
+            .collect();
+        // One UPDATE for a chunk of sent rows (a macro: the builder's type
+        // depends on the backend).
+        macro_rules! mark_sent {
+            ($chunk:expr) => {{
                 let mut update = sqlx::QueryBuilder::new("WITH v(id, sent_at, reply) AS (");
-                update.push_values(chunk, |mut row, (id, at, reply)| {
+                update.push_values($chunk, |mut row, (id, at, reply)| {
                     row.push_bind(*id).push_bind(**at).push_bind(*reply);
                 });
                 update.push(
                     ") UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply, lease_until = NULL
                      FROM v WHERE deliveries.id = v.id",
                 );
-                update.build().execute(&mut *tx).await?;
+                update
+            }};
+        }
+        if sent.len() == outcomes.len() && sent.len() <= 500 {
+            // Only "sent": one statement is atomic on its own, so no
+            // BEGIN/COMMIT round trips around it.
+            with_pool!(self, pool => {
+                mark_sent!(&sent).build().execute(pool).await?;
+                Ok::<(), super::StoreError>(())
+            })?;
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in sent.chunks(500) {
+                mark_sent!(chunk).build().execute(&mut *tx).await?;
             }
             for o in outcomes {
                 match o {
