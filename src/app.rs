@@ -974,16 +974,10 @@ impl App {
     /// ledger is not touched and nobody else receives anything.
     pub async fn send_test(&self, edition_name: &str, to: &EmailAddress, now: DateTime<Utc>) -> Result<String> {
         let preview = self.preview_message(edition_name, Some(to), now).await?;
-        let transport = self.transport()?;
-        transport.check().await?;
-        match transport.send(&preview.message, &preview.message_id).await {
-            deliver::SendOutcome::Sent(reply) => Ok(reply),
-            deliver::SendOutcome::Transient(r)
-            | deliver::SendOutcome::Permanent(r)
-            | deliver::SendOutcome::Fatal(r) => {
-                Err(Error::Other(format!("the test message to {to} was not accepted: {r}")))
-            }
-        }
+        self.transport()?
+            .send_one(&preview.message, &preview.message_id)
+            .await
+            .map_err(|e| Error::Other(format!("the test message to {to}: {e}")))
     }
 
     /// What the next issue of `edition_name` selects, with the editor's

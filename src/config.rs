@@ -1202,6 +1202,22 @@ impl Config {
         })
     }
 
+    /// The edition's title, or its name for an issue of an edition no
+    /// longer configured.
+    pub fn edition_title(&self, name: &str) -> String {
+        self.editions
+            .iter()
+            .find(|e| e.name == name)
+            .map_or_else(|| name.to_string(), |e| e.title.clone())
+    }
+
+    /// The title of the edition's audience.
+    pub fn audience_title(&self, edition: &Edition) -> String {
+        self.audiences
+            .get(&edition.audience)
+            .map_or_else(|| edition.audience.clone(), |a| a.title.clone())
+    }
+
     pub fn edition(&self, name: &str) -> crate::Result<&Edition> {
         self.editions.iter().find(|e| e.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.editions.iter().map(|e| e.name.as_str()).collect();

@@ -211,11 +211,7 @@ fn edition_choices(app: &App, checked: &[String]) -> Vec<EditionChoice> {
         .map(|e| EditionChoice {
             name: e.name.clone(),
             title: e.title.clone(),
-            audience: app
-                .config
-                .audiences
-                .get(&e.audience)
-                .map_or_else(|| e.audience.clone(), |a| a.title.clone()),
+            audience: app.config.audience_title(e),
             checked: checked.contains(&e.name),
         })
         .collect()
@@ -392,18 +388,11 @@ async fn send_confirmation(
         }
         None => message,
     };
-    let transport = app.transport()?;
-    if matches!(transport, crate::deliver::Transport::Mailbox(_)) {
-        transport.check().await?;
-    }
-    match transport.send(&message, &message_id).await {
-        crate::deliver::transport::SendOutcome::Sent(_) => Ok(()),
-        crate::deliver::transport::SendOutcome::Transient(r)
-        | crate::deliver::transport::SendOutcome::Permanent(r)
-        | crate::deliver::transport::SendOutcome::Fatal(r) => Err(crate::Error::Other(format!(
-            "the confirmation email to {email} was not accepted: {r}"
-        ))),
-    }
+    app.transport()?
+        .send_one(&message, &message_id)
+        .await
+        .map_err(|e| crate::Error::Other(format!("the confirmation email to {email}: {e}")))?;
+    Ok(())
 }
 
 async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
@@ -649,7 +638,7 @@ async fn archive(State(state): State<WebState>) -> Response {
             IssueLink {
                 url: archive_url(&app, &i.edition, i.id),
                 subject: i.subject,
-                edition_title: edition.map_or_else(|| i.edition.clone(), |e| e.title.clone()),
+                edition_title: app.config.edition_title(&i.edition),
                 date,
             }
         })
@@ -715,12 +704,7 @@ async fn archive_feed(State(state): State<WebState>) -> Response {
     );
     for i in &issues {
         let url = archive_url(&app, &i.edition, i.id);
-        let edition_title = app
-            .config
-            .editions
-            .iter()
-            .find(|e| e.name == i.edition)
-            .map_or_else(|| i.edition.clone(), |e| e.title.clone());
+        let edition_title = app.config.edition_title(&i.edition);
         xml.push_str(&format!(
             "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<updated>{}</updated>\n\
              <author><name>{}</name></author>\n<summary>{}</summary>\n</entry>\n",

@@ -166,6 +166,15 @@ impl IssueDelivery {
         format!("{}/unsubscribe/{token}", self.base_url)
     }
 
+    /// The subscriber's signed preferences page.
+    pub fn preferences_url(&self, subscriber_id: i64) -> String {
+        format!(
+            "{}/preferences/{}",
+            self.base_url,
+            self.signer.sign(Purpose::Preferences, subscriber_id, None)
+        )
+    }
+
     /// The issue's page in the public archive.
     pub fn archive_url(&self) -> String {
         format!("{}/archive/{}/{}", self.base_url, self.issue.edition, self.issue.id)
@@ -175,11 +184,7 @@ impl IssueDelivery {
     pub fn personal(&self, subscriber_id: i64, name: Option<&str>, email: &str) -> (Personal, String, String) {
         let token = self.unsubscribe_token(subscriber_id);
         let url = self.unsubscribe_url(&token);
-        let preferences = format!(
-            "{}/preferences/{}",
-            self.base_url,
-            self.signer.sign(Purpose::Preferences, subscriber_id, None)
-        );
+        let preferences = self.preferences_url(subscriber_id);
         let personal = personalize(
             &self.rendered,
             &Recipient {
@@ -198,11 +203,7 @@ impl IssueDelivery {
     pub fn message_for(&self, row: &DeliveryRow, date: SystemTime) -> Result<lettre::Message, DeliverError> {
         let token = self.unsubscribe_token(row.subscriber_id);
         let url = self.unsubscribe_url(&token);
-        let preferences = format!(
-            "{}/preferences/{}",
-            self.base_url,
-            self.signer.sign(Purpose::Preferences, row.subscriber_id, None)
-        );
+        let preferences = self.preferences_url(row.subscriber_id);
         let archive = self.archive_url();
         let name = row.name.as_deref().map(crate::collect::sanitize::clean_line);
         let variant = if name.is_some() {

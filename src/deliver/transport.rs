@@ -276,6 +276,17 @@ impl Transport {
         }
     }
 
+    /// Sends one message outside any ledger (a confirmation, a test): the
+    /// server's reply, or why it was not accepted.
+    pub async fn send_one(&self, message: &Message, message_id: &str) -> Result<String, DeliverError> {
+        match self.send(message, message_id).await {
+            SendOutcome::Sent(reply) => Ok(reply),
+            SendOutcome::Transient(r) | SendOutcome::Permanent(r) | SendOutcome::Fatal(r) => {
+                Err(DeliverError::Unavailable(format!("not accepted: {r}")))
+            }
+        }
+    }
+
     pub async fn shutdown(&self) {
         match self {
             Transport::Smtp {
@@ -295,6 +306,9 @@ async fn write_to_mailbox(dir: &std::path::Path, message: &Message, message_id: 
     let file = dir.join(format!("{}.eml", file_stem(message_id)));
     let tmp = dir.join(format!(".{}.eml.tmp", file_stem(message_id)));
     let bytes = message.formatted();
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        return SendOutcome::Transient(format!("mailbox folder {}: {e}", dir.display()));
+    }
     // Write then rename: a reader never sees half a message.
     let result = match tokio::fs::write(&tmp, &bytes).await {
         Ok(()) => tokio::fs::rename(&tmp, &file).await,

@@ -246,11 +246,7 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
         editions.push(EditionRow {
             name: e.name.clone(),
             title: e.title.clone(),
-            audience: app
-                .config
-                .audiences
-                .get(&e.audience)
-                .map_or_else(|| e.audience.clone(), |a| a.title.clone()),
+            audience: app.config.audience_title(e),
             schedule: format!("{} ({})", e.schedule.expr(), tz.name()),
             next_send: e.schedule.next_after(now).map_or_else(
                 || "never".to_string(),

@@ -170,6 +170,27 @@ impl Site {
     }
 }
 
+/// The value of the first `marker"…"` attribute in `page` (a form field).
+fn value_after(page: &str, marker: &str) -> String {
+    page.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {marker} in page"))
+        .to_string()
+}
+
+/// The editor's session cookie (`name=value`) and its Set-Cookie header.
+async fn log_in(site: &Site) -> (String, String) {
+    let login = format!("token={EDITOR_TOKEN}");
+    let (status, headers, _) = site
+        .request(reqwest::Method::POST, "/editor/login", None, Some(&login))
+        .await;
+    assert_eq!(status, 303);
+    let set_cookie = headers["set-cookie"].to_str().expect("cookie").to_string();
+    let cookie = set_cookie.split(';').next().expect("cookie").to_string();
+    (cookie, set_cookie)
+}
+
 /// minijinja escapes `/` in HTML as `&#x2f;` (browsers read it as `/`).
 fn unescape(html: &str) -> String {
     html.replace("&#x2f;", "/")
@@ -411,14 +432,10 @@ async fn editor(db: Db) {
         .request(Method::POST, "/editor/login", None, Some("token=wrong"))
         .await;
     assert_eq!(status, 401, "{page}");
-    let login = format!("token={EDITOR_TOKEN}");
-    let (status, headers, _) = site.request(Method::POST, "/editor/login", None, Some(&login)).await;
-    assert_eq!(status, 303);
-    let set_cookie = headers["set-cookie"].to_str().expect("cookie").to_string();
+    let (cookie, set_cookie) = log_in(&site).await;
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/editor"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
-    let cookie = set_cookie.split(';').next().expect("cookie").to_string();
     let session = Some(cookie.as_str());
 
     // The dashboard and the edition's page.
@@ -437,13 +454,6 @@ async fn editor(db: Db) {
     );
     assert!(page.contains("DKIM is not configured"), "{page}");
     assert!(page.contains("Ransomware hits port operator"), "{page}");
-    let value_after = |page: &str, marker: &str| -> String {
-        page.split(marker)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("no {marker} in page"))
-            .to_string()
-    };
     let csrf = value_after(&page, "name=\"csrf\" value=\"");
     let id = value_after(&page, "name=\"story\" value=\"");
 
@@ -514,23 +524,10 @@ async fn editors_check_the_issues_links_on_demand() {
     };
     let site = Site::launch(Db::Sqlite, tail, Some(EDITOR_TOKEN), false).await;
     assert_exit(&site.env.run(&["collect"]).await, 0);
-    let login = format!("token={EDITOR_TOKEN}");
-    let (_, headers, _) = site.request(Method::POST, "/editor/login", None, Some(&login)).await;
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_string();
+    let (cookie, _) = log_in(&site).await;
     let (_, _, page) = site.request(Method::GET, "/editor/weekly", Some(&cookie), None).await;
     assert!(!page.contains("id=\"links\""), "links are checked on demand only");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_string();
+    let csrf = value_after(&page, "name=\"csrf\" value=\"");
     let form = format!("csrf={csrf}");
     let (status, _, page) = site
         .request(Method::POST, "/editor/weekly/links", Some(&cookie), Some(&form))
