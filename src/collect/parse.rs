@@ -61,6 +61,7 @@ pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) ->
         Some(upgraded) => Cow::Owned(upgraded.into_bytes()),
         None => body,
     };
+    let body = neutralise_stray_declarations(body);
     let looks_like_html = {
         let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
         head.contains("<!doctype html") || head.trim_start().starts_with("<html")
@@ -70,7 +71,13 @@ pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) ->
         // the link or a content hash, instead of feed-rs' generated id.
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser.parse(&body[..]).map_err(|e| {
+    // feed-rs (through quick-xml) has panicked on malformed documents (see
+    // `neutralise_stray_declarations`). Should another input do so, the
+    // panic costs this one source, not the collect run: the parser only
+    // reads `body`, so nothing is left half-changed.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(&body[..])))
+        .map_err(|panic| ParseError::NotAFeed(format!("the feed parser failed on it ({})", panic_message(&panic))))?;
+    let feed = parsed.map_err(|e| {
         if looks_like_html {
             ParseError::NotAFeed("the server sent an HTML page, not a feed".into())
         } else {
@@ -128,6 +135,49 @@ pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) ->
         items,
         total_items,
     })
+}
+
+/// quick-xml 0.42 panics ("set_encoding() called after prefix buffer was
+/// drained") on an XML declaration that is not at the start of the
+/// document, e.g. inside a title (found by fuzzing). XML allows the
+/// declaration only at the very start, so a later `<?xml …?>` is renamed
+/// into an ordinary processing instruction, which feed-rs skips.
+fn neutralise_stray_declarations(body: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    const DECL: &[u8] = b"<?xml";
+    let is_stray = |at: usize| {
+        at > 0
+            && body[at..].starts_with(DECL)
+            && body
+                .get(at + DECL.len())
+                .is_some_and(|b| b.is_ascii_whitespace() || *b == b'?')
+            && !body[..at].iter().all(u8::is_ascii_whitespace)
+    };
+    let stray: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|(at, b)| **b == b'<' && is_stray(*at))
+        .map(|(at, _)| at)
+        .collect();
+    if stray.is_empty() {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len() + stray.len() * 6);
+    let mut from = 0;
+    for at in stray {
+        out.extend_from_slice(&body[from..at + DECL.len()]);
+        out.extend_from_slice(b"-stray");
+        from = at + DECL.len();
+    }
+    out.extend_from_slice(&body[from..]);
+    Cow::Owned(out)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
 
 fn pick_link(links: &[feed_rs::model::Link]) -> Option<String> {
@@ -417,6 +467,30 @@ mod tests {
         );
         let feed = parse_feed_capped(json.as_bytes(), None, 4).expect("parses");
         assert_eq!((feed.items.len(), feed.total_items), (4, 5000));
+    }
+
+    #[test]
+    fn a_stray_declaration_neither_panics_nor_hides_the_feed() {
+        // Made the parser panic before (found by fuzzing).
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/feeds/late-declaration.xml"
+        ))
+        .expect("fixture");
+        let feed = parse_feed(&body, None).expect("parses");
+        assert_eq!(feed.items.len(), 1);
+        assert_eq!(feed.items[0].title, "Found by fuzzing");
+        let title = feed.title.unwrap_or_default();
+        assert!(
+            title.starts_with("Second declaration") && !title.contains("xml"),
+            "{title}"
+        );
+        // The declaration at the start is left alone.
+        let ok = b"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title></channel></rss>";
+        assert!(matches!(
+            neutralise_stray_declarations(Cow::Borrowed(ok)),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -107,6 +107,9 @@ impl Sanitizer {
             "script", "style", "iframe", "noscript", "template", "textarea", "select", "object", "embed", "svg",
             "math", "title",
         ]))
+        // `Builder::empty()` empties only the tags: without this, `lang`
+        // and `title` stay allowed on every element (found by fuzzing).
+        .generic_attributes(HashSet::new())
         .tag_attributes(std::collections::HashMap::from([
             ("a", HashSet::from(["href", "title"])),
             ("abbr", HashSet::from(["title"])),
@@ -304,6 +307,14 @@ mod tests {
         }
         assert!(clean.contains(r#"href="https://news.example/story""#), "{clean}");
         assert!(clean.contains(r#"rel="noopener noreferrer""#), "{clean}");
+        // Only the listed attributes, on the listed elements (found by fuzzing:
+        // ammonia's defaults allowed `title` and `lang` everywhere).
+        let clean =
+            s.clean_html(r#"<p title lang="en" x>a</p><abbr title="t" lang="en">b</abbr><a title="u" href="/x">c</a>"#);
+        assert_eq!(
+            clean,
+            r#"<p>a</p><abbr title="t">b</abbr><a title="u" href="https://news.example/x" rel="noopener noreferrer">c</a>"#
+        );
     }
 
     #[test]

@@ -195,6 +195,7 @@ async fn hostile_sources_fail_alone_with_reasons_and_memory_stays_bounded() {
         ("Unavailable", "status/503"),
         ("Gone", "status/410"),
         ("Malformed", "feeds/broken.xml"),
+        ("Late Declaration", "feeds/late-declaration.xml"),
         ("Web Page", "feeds/page.html"),
     ];
     let mut config = String::from("[collect]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\n\n");
@@ -262,6 +263,7 @@ max_stories = 50
     expect("Unavailable", &["FAILED", "HTTP 503"]);
     expect("Gone", &["DISABLED", "410"]);
     expect("Malformed", &["FAILED", "not a feed"]);
+    expect("Late Declaration", &[" ok ", "1 new"]);
     expect("Web Page", &["FAILED", "HTML page"]);
     eprintln!(
         "collect of {} sources: peak memory {} MiB",

@@ -344,7 +344,7 @@ async fn a_refused_recipient_is_suppressed_and_reported_while_others_are_deliver
 async fn wrong_smtp_password_stops_the_send_and_loses_no_recipient() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions {
-        auth: Some(("mailer".into(), "right".into())),
+        auth: Some(("mailer".into(), "right-Pw-8xQ2".into())),
         ..SmtpOptions::default()
     })
     .await;
@@ -361,16 +361,39 @@ async fn wrong_smtp_password_stops_the_send_and_loses_no_recipient() {
     env.write_config(&config("wrong-and-secret"));
     assert_exit(&env.run(&["subscribers", "add", "a@example.com"]).await, 0);
     assert_exit(&env.run(&["collect"]).await, 0);
-    let out = env.run(&["send", "weekly"]).await;
+    // At the most verbose logging, neither the password (as written, or as
+    // AUTH PLAIN puts it on the wire) nor TIDINGS_SECRET may show up.
+    let trace = [("RUST_LOG", "trace")];
+    let leaks = |out: &std::process::Output, password: &str| {
+        use base64::Engine;
+        let wire = base64::engine::general_purpose::STANDARD.encode(format!("\0mailer\0{password}"));
+        let all = format!("{}{}", stdout(out), crate::support::stderr(out));
+        assert!(all.len() > 1000, "trace logging is on: {all}");
+        [password, wire.as_str(), SECRET]
+            .into_iter()
+            .filter(|secret| all.contains(secret))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let out = env.run_with_env(&["send", "weekly"], &trace).await;
     assert_exit(&out, 1);
     let err = crate::support::stderr(&out);
     assert!(err.contains("535") || err.contains("authentication"), "{err}");
-    assert!(!err.contains("wrong-and-secret"), "password leaked: {err}");
+    assert_eq!(
+        leaks(&out, "wrong-and-secret"),
+        Vec::<String>::new(),
+        "secrets in the output"
+    );
     assert!(smtp.messages().is_empty());
     // Fixed password: the same issue goes out, to the same subscriber.
-    env.write_config(&config("right"));
-    let out = env.run(&["send", "weekly"]).await;
+    env.write_config(&config("right-Pw-8xQ2"));
+    let out = env.run_with_env(&["send", "weekly"], &trace).await;
     assert_exit(&out, 0);
+    assert_eq!(
+        leaks(&out, "right-Pw-8xQ2"),
+        Vec::<String>::new(),
+        "secrets in the output"
+    );
     assert_eq!(smtp.messages().len(), 1);
 }
 
