@@ -32,7 +32,11 @@ pub enum DeliverError {
     Build(String),
     #[error("stored issue is unreadable: {0}")]
     Content(String),
-    #[error("{0}")]
+    // Operators meet this when the database fills up or restarts mid-send
+    // (bench/drills/db-faults): say that nothing is lost and what to do.
+    #[error(
+        "cannot read or update the delivery ledger: {0} (nothing is lost: deliveries not recorded as sent go out with the next `tidings send` or the daemon's next pass)"
+    )]
     Store(#[from] crate::store::StoreError),
 }
 
