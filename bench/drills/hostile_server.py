@@ -15,6 +15,11 @@ import time
 XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script><a href="javascript:alert(3)">x</a><iframe src="https://evil.example/"></iframe><svg onload=alert(4)>'
 
 
+def rss(title, link, items):
+    """An RSS 2.0 document around ready-made <item> elements."""
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title><link>{link}</link>{items}</channel></rss>'.encode()
+
+
 def xss_feed():
     esc = XSS.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     items = "".join(
@@ -23,7 +28,7 @@ def xss_feed():
         f"<description>{esc} body {i}</description><pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
         for i in range(5)
     )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{esc}</title><link>https://xss.example/</link>{items}</channel></rss>'.encode()
+    return rss(esc, "https://xss.example/", items)
 
 
 def crlf_feed():
@@ -33,14 +38,12 @@ def crlf_feed():
         f"<description>text&#13;&#10;more\x0b</description></item>"
         for i in range(5)
     )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>CRLF</title><link>https://crlf.example/</link>{items}</channel></rss>'.encode()
+    return rss("CRLF", "https://crlf.example/", items)
 
 
 def many_items(n):
-    parts = ['<?xml version="1.0"?><rss version="2.0"><channel><title>Many</title><link>https://many.example/</link>']
-    parts += [f"<item><title>Item {i}</title><link>https://many.example/{i}</link></item>" for i in range(n)]
-    parts.append("</channel></rss>")
-    return "".join(parts).encode()
+    items = "".join(f"<item><title>Item {i}</title><link>https://many.example/{i}</link></item>" for i in range(n))
+    return rss("Many", "https://many.example/", items)
 
 
 # A gzip bomb: 1 GiB of zeros, about 1 MiB compressed.

@@ -21,7 +21,7 @@ use tidings::domain::{StoredStory, TagOrigin, TaggedTag};
 use tidings::rank::{self, Overrides, RankPolicy};
 use tidings::render::{Recipient, Renderer, build_issue_view, personalize};
 use tidings::store::{DeliveryRow, IssueRow};
-use tidings::token::{Purpose, Signer};
+use tidings::token::Signer;
 
 const SUBSCRIBERS: usize = 1_000;
 
@@ -202,20 +202,17 @@ fn main() {
     let start = Instant::now();
     for row in rows.iter().take(naive_n) {
         let issue = renderer.render_issue(&edition.template, None, &view).expect("renders");
-        let token = signer.sign(Purpose::Unsubscribe, row.subscriber_id, None);
-        let url = format!("https://news.example.com/unsubscribe/{token}");
-        let prefs = format!(
-            "https://news.example.com/preferences/{}",
-            signer.sign(Purpose::Preferences, row.subscriber_id, None)
-        );
+        // The same links as tidings' own messages, from the same helpers.
+        let token = plain.unsubscribe_token(row.subscriber_id);
+        let url = plain.unsubscribe_url(&token);
         let personal = personalize(
             &issue,
             &Recipient {
                 name: row.name.as_deref(),
                 email: &row.email,
                 unsubscribe_url: &url,
-                preferences_url: &prefs,
-                archive_url: "https://news.example.com/archive/weekly/1",
+                preferences_url: &plain.preferences_url(row.subscriber_id),
+                archive_url: &plain.archive_url(),
             },
         );
         let message = build_message(
