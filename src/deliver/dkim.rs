@@ -14,7 +14,7 @@ use lettre::message::header::HeaderName;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::config::Dkim;
+use crate::config::{BodyCanonicalization, Dkim};
 
 const OID_ED25519: &str = "1.3.101.112";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -72,7 +72,10 @@ pub fn load(settings: &Dkim) -> Result<DkimSigner, DkimKeyError> {
         headers,
         DkimCanonicalization {
             header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
+            body: match settings.body_canonicalization {
+                BodyCanonicalization::Simple => DkimCanonicalizationType::Simple,
+                BodyCanonicalization::Relaxed => DkimCanonicalizationType::Relaxed,
+            },
         },
     );
     Ok(DkimSigner { config, algorithm })

@@ -250,6 +250,14 @@ pub type DeliveryProgress<'a> = &'a (dyn Fn(&RunReport) + Sync);
 /// Sends every delivery of the issue that is due now, until none is left
 /// due or `stop` turns true. Deliveries waiting for a later retry are left
 /// for the next run.
+///
+/// Three things overlap so the SMTP connections never wait for the
+/// database: the next batch is claimed while the current one is being
+/// sent, and outcomes are committed by a recorder that takes whatever has
+/// queued up since its last commit (one statement for many messages) while
+/// sending goes on. The queue between them is short — `concurrency`
+/// outcomes — because an accepted message whose outcome is not yet
+/// committed is sent again after a crash.
 pub async fn run_issue(
     store: &Store,
     transport: &Transport,
@@ -261,131 +269,224 @@ pub async fn run_issue(
 ) -> Result<RunReport, DeliverError> {
     let issue_id = job.issue.id;
     // Counts at the start give the progress display its "to do".
-    let mut report = RunReport {
+    let report = std::sync::Mutex::new(RunReport {
         counts: store.delivery_counts(issue_id).await?,
         ..RunReport::default()
-    };
+    });
     let started = std::time::Instant::now();
-    let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
-        .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
-    let stopped = || *stop.borrow();
-    // Claims go forward from the last id claimed; when nothing is left ahead,
-    // one more claim from the start picks up retries that came due.
-    let mut cursor = 0;
-    while !stopped() {
-        let now = clock();
-        let mut rows = store
-            .claim_deliveries_after(issue_id, now, now + policy.lease, policy.batch(), cursor)
-            .await?;
-        if rows.is_empty() && cursor > 0 {
-            cursor = 0;
-            rows = store
-                .claim_deliveries_after(issue_id, now, now + policy.lease, policy.batch(), cursor)
-                .await?;
-        }
-        if rows.is_empty() {
-            break;
-        }
-        cursor = rows.iter().map(|r| r.id).max().unwrap_or(cursor);
-        let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
-        let mut outcomes: Vec<DeliveryOutcome> = Vec::with_capacity(policy.concurrency);
-        let mut queue = rows.into_iter();
-        let mut fatal: Option<String> = None;
-        loop {
-            while tasks.len() < policy.concurrency && fatal.is_none() && !stopped() {
-                let Some(row) = queue.next() else { break };
-                if let Some(limiter) = &limiter {
-                    limiter.until_ready().await;
-                }
-                let job = Arc::clone(&job);
-                let transport = transport.clone();
-                tasks.spawn(async move {
-                    let outcome = match job.message_for(&row, SystemTime::now()) {
-                        Ok(msg) => transport.send(&msg, &row.message_id).await,
-                        // An address that lettre cannot use will never work.
-                        Err(e) => SendOutcome::Permanent(e.to_string()),
-                    };
-                    (row, outcome)
-                });
-            }
-            let Some(joined) = tasks.join_next().await else { break };
-            let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
-            let now = clock();
-            let recorded = match outcome {
-                SendOutcome::Sent(reply) => {
-                    report.sent += 1;
-                    metrics::counter!("tidings_deliveries_total", "status" => "sent").increment(1);
-                    DeliveryOutcome::Sent {
-                        id: row.id,
-                        reply,
-                        at: now,
-                    }
-                }
-                SendOutcome::Transient(reply) if row.attempts < policy.max_attempts => {
-                    let at = now + policy.backoff(row.attempts, jitter());
-                    tracing::warn!(to = %row.email, attempt = row.attempts, retry_at = %at, "temporary failure: {reply}");
-                    report.retried += 1;
-                    metrics::counter!("tidings_deliveries_total", "status" => "retry").increment(1);
-                    DeliveryOutcome::Retry { id: row.id, reply, at }
-                }
-                SendOutcome::Transient(reply) => {
-                    tracing::warn!(to = %row.email, "giving up after {} attempts: {reply}", row.attempts);
-                    report.failed += 1;
-                    metrics::counter!("tidings_deliveries_total", "status" => "failed").increment(1);
-                    DeliveryOutcome::Failed {
-                        id: row.id,
-                        subscriber_id: row.subscriber_id,
-                        reply: format!("gave up after {} attempts: {reply}", row.attempts),
-                        bounce: false,
-                        at: now,
-                    }
-                }
-                SendOutcome::Permanent(reply) => {
-                    tracing::warn!(to = %row.email, "refused permanently: {reply}");
-                    report.failed += 1;
-                    metrics::counter!("tidings_deliveries_total", "status" => "bounced").increment(1);
-                    DeliveryOutcome::Failed {
-                        id: row.id,
-                        subscriber_id: row.subscriber_id,
-                        reply,
-                        bounce: true,
-                        at: now,
-                    }
-                }
-                SendOutcome::Fatal(reply) => {
-                    // Not this subscriber's fault: give the row back untouched.
-                    store.release_deliveries(&[row.id]).await?;
-                    fatal.get_or_insert(reply);
-                    continue;
-                }
-            };
-            outcomes.push(recorded);
-            // One commit per few messages: a crash can lose at most these
-            // records (their messages are then sent again) — no more than
-            // the messages in flight plus `concurrency` already accepted.
-            if outcomes.len() >= policy.concurrency {
-                store.record_outcomes(&outcomes).await?;
-                outcomes.clear();
-                progress(&report);
-            }
-        }
-        store.record_outcomes(&outcomes).await?;
-        outcomes.clear();
-        progress(&report);
-        // Claimed but never tried (stop or fatal error): give them back.
-        let unsent: Vec<i64> = queue.map(|r| r.id).collect();
-        store.release_deliveries(&unsent).await?;
-        if let Some(reason) = fatal {
-            report_counts(store, issue_id, &mut report).await?;
-            return Err(DeliverError::Unavailable(reason));
-        }
-    }
-    report.stopped = stopped();
+    let (outcome_tx, outcome_rx) = tokio::sync::mpsc::channel(policy.concurrency.max(1));
+    // Both run in this task (join!, not spawn), so they may borrow; the
+    // lock on `report` is never held across an await.
+    let (sending, recording) = tokio::join!(
+        send_due(store, transport, &job, policy, clock, stop, outcome_tx),
+        record_outcomes(store, outcome_rx, &report, progress),
+    );
+    // A failed recorder is the cause when both stop: the sender only saw
+    // its queue close.
+    recording?;
+    let fatal = sending?;
+    let mut report = report.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     report_counts(store, issue_id, &mut report).await?;
+    if let Some(reason) = fatal {
+        return Err(DeliverError::Unavailable(reason));
+    }
+    report.stopped = *stop.borrow();
     if report.sent > 0 {
         metrics::gauge!("tidings_send_rate").set(report.sent as f64 / started.elapsed().as_secs_f64().max(0.001));
     }
     Ok(report)
+}
+
+/// Claims up to a batch of due rows ahead of `cursor`, or from the start
+/// (retries that came due, expired leases) when nothing is left ahead.
+async fn claim_batch(
+    store: &Store,
+    issue_id: i64,
+    now: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+    cursor: i64,
+) -> Result<Vec<DeliveryRow>, DeliverError> {
+    let lease_until = now + policy.lease;
+    let mut rows = store
+        .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), cursor)
+        .await?;
+    if rows.is_empty() && cursor > 0 {
+        rows = store
+            .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), 0)
+            .await?;
+    }
+    Ok(rows)
+}
+
+type ClaimHandle = tokio::task::JoinHandle<Result<Vec<DeliveryRow>, DeliverError>>;
+
+async fn claimed(handle: ClaimHandle) -> Result<Vec<DeliveryRow>, DeliverError> {
+    handle
+        .await
+        .map_err(|e| DeliverError::Setup(format!("claim task failed: {e}")))?
+}
+
+/// The sending side of [`run_issue`]: claims, sends with up to
+/// `concurrency` messages in flight, and queues each outcome for the
+/// recorder. Returns the reason when the server refused us as a whole (an
+/// authentication failure): every row not tried is released.
+async fn send_due(
+    store: &Store,
+    transport: &Transport,
+    job: &Arc<IssueDelivery>,
+    policy: &DeliveryPolicy,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    stop: &tokio::sync::watch::Receiver<bool>,
+    outcomes: tokio::sync::mpsc::Sender<DeliveryOutcome>,
+) -> Result<Option<String>, DeliverError> {
+    let issue_id = job.issue.id;
+    let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
+        .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
+    let claim = |cursor: i64| -> ClaimHandle {
+        let (store, policy, now) = (store.clone(), policy.clone(), clock());
+        tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, cursor).await })
+    };
+    let mut next_claim = Some(claim(0));
+    let mut queue = std::collections::VecDeque::new();
+    let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
+    let mut fatal: Option<String> = None;
+    let mut recorder_gone = false;
+    loop {
+        let halted = *stop.borrow() || fatal.is_some() || recorder_gone;
+        if queue.is_empty()
+            && !halted
+            && let Some(handle) = next_claim.take()
+        {
+            let rows = claimed(handle).await?;
+            // Claims go forward from the last id claimed; the next batch is
+            // claimed while this one is sent.
+            if let Some(last) = rows.iter().map(|r| r.id).max() {
+                queue.extend(rows);
+                next_claim = Some(claim(last));
+            }
+        }
+        while tasks.len() < policy.concurrency && !halted {
+            let Some(row) = queue.pop_front() else { break };
+            if let Some(limiter) = &limiter {
+                limiter.until_ready().await;
+            }
+            let job = Arc::clone(job);
+            let transport = transport.clone();
+            tasks.spawn(async move {
+                let outcome = match job.message_for(&row, SystemTime::now()) {
+                    Ok(msg) => transport.send(&msg, &row.message_id).await,
+                    // An address that lettre cannot use will never work.
+                    Err(e) => SendOutcome::Permanent(e.to_string()),
+                };
+                (row, outcome)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            if halted || (queue.is_empty() && next_claim.is_none()) {
+                break;
+            }
+            continue;
+        };
+        let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
+        let Some(recorded) = outcome_of(row, outcome, policy, clock(), &mut fatal, store).await? else {
+            continue;
+        };
+        if outcomes.send(recorded).await.is_err() {
+            // The recorder failed; its error ends the run. What is in
+            // flight finishes, and its rows stay leased until the lease runs out.
+            recorder_gone = true;
+        }
+    }
+    // Claimed but never tried (stop, refusal, ledger failure): give them back.
+    let mut unsent: Vec<i64> = queue.iter().map(|r: &DeliveryRow| r.id).collect();
+    if let Some(handle) = next_claim.take() {
+        unsent.extend(claimed(handle).await?.iter().map(|r| r.id));
+    }
+    store.release_deliveries(&unsent).await?;
+    Ok(fatal)
+}
+
+/// What to record for one send: `None` when the server refused us as a
+/// whole, in which case the row is released and the reason kept in `fatal`.
+async fn outcome_of(
+    row: DeliveryRow,
+    outcome: SendOutcome,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+    fatal: &mut Option<String>,
+    store: &Store,
+) -> Result<Option<DeliveryOutcome>, DeliverError> {
+    Ok(Some(match outcome {
+        SendOutcome::Sent(reply) => {
+            metrics::counter!("tidings_deliveries_total", "status" => "sent").increment(1);
+            DeliveryOutcome::Sent {
+                id: row.id,
+                reply,
+                at: now,
+            }
+        }
+        SendOutcome::Transient(reply) if row.attempts < policy.max_attempts => {
+            let at = now + policy.backoff(row.attempts, jitter());
+            tracing::warn!(to = %row.email, attempt = row.attempts, retry_at = %at, "temporary failure: {reply}");
+            metrics::counter!("tidings_deliveries_total", "status" => "retry").increment(1);
+            DeliveryOutcome::Retry { id: row.id, reply, at }
+        }
+        SendOutcome::Transient(reply) => {
+            tracing::warn!(to = %row.email, "giving up after {} attempts: {reply}", row.attempts);
+            metrics::counter!("tidings_deliveries_total", "status" => "failed").increment(1);
+            DeliveryOutcome::Failed {
+                id: row.id,
+                subscriber_id: row.subscriber_id,
+                reply: format!("gave up after {} attempts: {reply}", row.attempts),
+                bounce: false,
+                at: now,
+            }
+        }
+        SendOutcome::Permanent(reply) => {
+            tracing::warn!(to = %row.email, "refused permanently: {reply}");
+            metrics::counter!("tidings_deliveries_total", "status" => "bounced").increment(1);
+            DeliveryOutcome::Failed {
+                id: row.id,
+                subscriber_id: row.subscriber_id,
+                reply,
+                bounce: true,
+                at: now,
+            }
+        }
+        SendOutcome::Fatal(reply) => {
+            // Not this subscriber's fault: give the row back untouched.
+            store.release_deliveries(&[row.id]).await?;
+            fatal.get_or_insert(reply);
+            return Ok(None);
+        }
+    }))
+}
+
+/// The recording side of [`run_issue`]: commits outcomes as they come, all
+/// that queued up during the previous commit in one go, and counts them
+/// into `report` once committed.
+async fn record_outcomes(
+    store: &Store,
+    mut queue: tokio::sync::mpsc::Receiver<DeliveryOutcome>,
+    report: &std::sync::Mutex<RunReport>,
+    progress: DeliveryProgress<'_>,
+) -> Result<(), DeliverError> {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, 512).await > 0 {
+        store.record_outcomes(&batch).await?;
+        let mut report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for outcome in &batch {
+            match outcome {
+                DeliveryOutcome::Sent { .. } => report.sent += 1,
+                DeliveryOutcome::Retry { .. } => report.retried += 1,
+                DeliveryOutcome::Failed { .. } => report.failed += 1,
+            }
+        }
+        progress(&report);
+        drop(report);
+        batch.clear();
+    }
+    Ok(())
 }
 
 async fn report_counts(store: &Store, issue_id: i64, report: &mut RunReport) -> Result<(), DeliverError> {

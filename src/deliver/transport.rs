@@ -5,10 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::address::Envelope;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::commands::{Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::DeliverError;
@@ -61,11 +64,120 @@ pub struct SmtpPool {
     credentials: Option<Credentials>,
     timeout: Duration,
     hello: ClientId,
-    idle: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+/// A connection of the pool, and whether its server pipelines.
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    /// The server announced PIPELINING (RFC 2920).
+    pipelining: bool,
+}
+
+/// Why a transaction did not end in "accepted", and whether the
+/// connection is still usable for the next one.
+struct TransactionError {
+    error: lettre::transport::smtp::Error,
+    /// Both sides agree where the dialogue stands (every command got its
+    /// reply): after an RSET the connection can carry the next message.
+    in_sync: bool,
+}
+
+impl TransactionError {
+    fn from_reply(error: lettre::transport::smtp::Error) -> Self {
+        // A reply with a code keeps the dialogue in step; anything else
+        // (a network error, an unreadable reply) does not.
+        let in_sync = error.status().is_some();
+        TransactionError { error, in_sync }
+    }
+}
+
+/// Text written to the server as it is (lettre's `command` takes anything
+/// that displays).
+struct Raw<'a>(&'a str);
+
+impl std::fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The DATA payload for `message`: SMTP transparency (RFC 5321 4.5.2: a
+/// line that starts with "." gets one more), then the end-of-data line,
+/// exactly as lettre's own codec writes them.
+fn data_payload(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    if message.first() == Some(&b'.') {
+        out.push(b'.');
+    }
+    let mut copied = 0;
+    for at in memchr::memmem::find_iter(message, b"\r\n.") {
+        out.extend_from_slice(&message[copied..at + 2]);
+        out.push(b'.');
+        copied = at + 2;
+    }
+    out.extend_from_slice(&message[copied..]);
+    out.extend_from_slice(b"\r\n.\r\n");
+    out
+}
+
+/// One mail transaction on a connection whose server pipelines: MAIL, RCPT
+/// and DATA go out in one write and their replies are read after it; the
+/// message and its end-of-data line go in a second. Two round trips per
+/// message instead of lettre's four, and a refusal leaves the connection
+/// usable. Messages that need SMTPUTF8 or 8BITMIME take lettre's own path.
+async fn pipelined_transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    email: &[u8],
+) -> Result<Response, TransactionError> {
+    let mut group = Mail::new(envelope.from().cloned(), vec![]).to_string();
+    for to in envelope.to() {
+        group.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+    }
+    group.push_str("DATA\r\n");
+    // Every reply is read, refusals included, so the dialogue stays in step.
+    let mut replies = vec![conn.command(Raw(&group)).await];
+    for _ in 0..=envelope.to().len() {
+        if replies
+            .last()
+            .is_some_and(|r| r.as_ref().is_err_and(|e| e.status().is_none()))
+        {
+            break;
+        }
+        replies.push(conn.read_response().await);
+    }
+    let data_accepted = replies.len() == envelope.to().len() + 2 && replies.last().is_some_and(Result::is_ok);
+    if let Some(first_error) = replies.into_iter().find_map(Result::err) {
+        let mut failed = TransactionError::from_reply(first_error);
+        if data_accepted {
+            // A server that takes DATA after refusing MAIL or RCPT: end the
+            // dialogue rather than send an empty message.
+            conn.abort().await;
+            failed.in_sync = false;
+        }
+        return Err(failed);
+    }
+    let payload = data_payload(email);
+    match std::str::from_utf8(&payload) {
+        Ok(text) => conn.command(Raw(text)).await,
+        // Not reached for ASCII messages; lettre's codec handles the rest.
+        Err(_) => conn.message(email).await,
+    }
+    .map_err(TransactionError::from_reply)
+}
+
+/// Whether an EHLO reply announces PIPELINING.
+fn announces_pipelining(ehlo: &Response) -> bool {
+    ehlo.message().any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("PIPELINING"))
+    })
 }
 
 impl SmtpPool {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, PoolError> {
+    async fn connect(&self) -> Result<Connection, PoolError> {
         let connect = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
         let tcp = tokio::time::timeout(self.timeout, connect)
             .await
@@ -78,13 +190,17 @@ impl SmtpPool {
             StartTls::Opportunistic if !conn.can_starttls() => {}
             StartTls::Opportunistic | StartTls::Required => conn.starttls(self.tls.clone(), &self.hello).await?,
         }
+        // lettre keeps only the extensions it uses from the EHLO reply; ask
+        // again (before AUTH, which some servers forget on a new EHLO) to
+        // learn whether the server pipelines.
+        let pipelining = announces_pipelining(&conn.command(Ehlo::new(self.hello.clone())).await?);
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
         }
-        Ok(conn)
+        Ok(Connection { smtp: conn, pipelining })
     }
 
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, PoolError> {
+    async fn checkout(&self) -> Result<Connection, PoolError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(conn) => Ok(conn),
@@ -92,43 +208,60 @@ impl SmtpPool {
         }
     }
 
-    fn checkin(&self, conn: AsyncSmtpConnection) {
-        if !conn.has_broken()
+    fn checkin(&self, conn: Connection) {
+        if !conn.smtp.has_broken()
             && let Ok(mut idle) = self.idle.lock()
         {
             idle.push(conn);
         }
     }
 
-    async fn send(&self, message: &Message) -> Result<lettre::transport::smtp::response::Response, PoolError> {
+    async fn send(&self, message: &Message) -> Result<Response, PoolError> {
         let mut conn = self.checkout().await?;
         let bytes = message.formatted();
-        let sent = tokio::time::timeout(self.timeout, conn.send(message.envelope(), &bytes)).await;
-        match sent {
+        let envelope = message.envelope();
+        let plain = bytes.is_ascii()
+            && envelope
+                .to()
+                .iter()
+                .chain(envelope.from())
+                .all(|a| AsRef::<str>::as_ref(a).is_ascii());
+        let transaction = async {
+            if conn.pipelining && plain {
+                pipelined_transaction(&mut conn.smtp, envelope, &bytes).await
+            } else {
+                // lettre ends the connection after any refusal.
+                conn.smtp
+                    .send(envelope, &bytes)
+                    .await
+                    .map_err(|error| TransactionError { error, in_sync: false })
+            }
+        };
+        match tokio::time::timeout(self.timeout, transaction).await {
             Ok(Ok(response)) => {
                 self.checkin(conn);
                 Ok(response)
             }
-            Ok(Err(e)) => {
+            Ok(Err(failed)) => {
                 // After a refusal the connection is still good (RSET); after
                 // a network error it is dropped.
-                if !conn.has_broken() && conn.command(lettre::transport::smtp::commands::Rset).await.is_ok() {
+                if failed.in_sync && !conn.smtp.has_broken() && conn.smtp.command(Rset).await.is_ok() {
                     self.checkin(conn);
                 }
-                Err(PoolError::Smtp(e))
+                Err(PoolError::Smtp(failed.error))
             }
             Err(_) => Err(io_error(std::io::ErrorKind::TimedOut, "SMTP command timed out")),
         }
     }
 
     async fn close(&self) {
-        let conns: Vec<AsyncSmtpConnection> = self
+        let conns: Vec<Connection> = self
             .idle
             .lock()
             .map(|mut idle| idle.drain(..).collect())
             .unwrap_or_default();
         for mut conn in conns {
-            let _ = conn.quit().await;
+            let _ = conn.smtp.quit().await;
         }
     }
 }
@@ -364,5 +497,46 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {
         SendOutcome::Permanent(msg)
     } else {
         SendOutcome::Transient(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_payload_stuffs_leading_dots_like_lettres_codec() {
+        assert_eq!(data_payload(b"a\r\nb\r\n"), b"a\r\nb\r\n\r\n.\r\n");
+        assert_eq!(
+            data_payload(b".first\r\n..two\r\nmid.dle\r\n.\r\n"),
+            b"..first\r\n...two\r\nmid.dle\r\n..\r\n\r\n.\r\n"
+        );
+        // A bare LF does not start a line for SMTP; lettre leaves it alone too.
+        assert_eq!(data_payload(b"x\n.y"), b"x\n.y\r\n.\r\n");
+    }
+
+    #[test]
+    fn pipelining_is_read_from_the_ehlo_reply() {
+        let reply = |lines: &[&str]| {
+            Response::new(
+                lettre::transport::smtp::response::Code::new(
+                    lettre::transport::smtp::response::Severity::PositiveCompletion,
+                    lettre::transport::smtp::response::Category::MailSystem,
+                    lettre::transport::smtp::response::Detail::Zero,
+                ),
+                lines.iter().map(|l| l.to_string()).collect(),
+            )
+        };
+        assert!(announces_pipelining(&reply(&[
+            "mx.example.com",
+            "SIZE 10240000",
+            "pipelining"
+        ])));
+        assert!(!announces_pipelining(&reply(&[
+            "mx.example.com",
+            "SIZE 10240000",
+            "8BITMIME"
+        ])));
+        assert!(!announces_pipelining(&reply(&["PIPELININGX"])));
     }
 }

@@ -44,7 +44,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite {
+        pool: SqlitePool,
+        /// One connection for the delivery ledger's writes. SQLite has one
+        /// writer at a time anyway; through one connection the writes queue
+        /// in the process instead of sleeping in SQLite's busy handler, and
+        /// the connection's page cache stays valid (a connection drops its
+        /// cache whenever another one has written).
+        ledger: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -59,12 +67,24 @@ pub struct Store {
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Sqlite { pool: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
+
+/// As [`with_pool`], for the delivery ledger's hot writes: SQLite's one
+/// ledger connection, PostgreSQL's pool.
+macro_rules! with_ledger_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { ledger: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_ledger_pool;
 
 impl Store {
     /// Opens (creating a SQLite file and its folder if needed) and migrates.
@@ -92,15 +112,18 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| StoreError::Open {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                Backend::Sqlite(pool)
+                let open = |connections: u32| {
+                    SqlitePoolOptions::new()
+                        .max_connections(connections)
+                        .connect_with(options.clone())
+                };
+                let fail = |e: sqlx::Error| StoreError::Open {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                };
+                let pool = open(4).await.map_err(fail)?;
+                let ledger = open(1).await.map_err(fail)?;
+                Backend::Sqlite { pool, ledger }
             }
             DatabaseUrl::Postgres(secret) => {
                 let options = PgConnectOptions::from_str(secret.expose()).map_err(|e| StoreError::Open {
@@ -126,7 +149,7 @@ impl Store {
     /// replicas at once, sqlx takes a lock).
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Backend::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -137,6 +160,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Backend::Sqlite { ledger, .. } = &self.backend {
+            ledger.close().await;
+        }
         with_pool!(self, pool => pool.close().await)
     }
 

@@ -291,14 +291,27 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
         std::path::Path::new(&python).exists(),
         "{python} is missing: run the tests with scripts/test, which installs dkimpy"
     );
-    for (key, public, algorithm) in [
-        ("ed25519.pem", "ed25519.pub.pem", "a=ed25519-sha256"),
-        ("rsa2048.pem", "rsa2048.pub.pem", "a=rsa-sha256"),
+    // (key, public key, algorithm tag, canonicalization setting, c= tag)
+    for (key, public, algorithm, setting, canonicalization) in [
+        (
+            "ed25519.pem",
+            "ed25519.pub.pem",
+            "a=ed25519-sha256",
+            "",
+            "c=relaxed/simple",
+        ),
+        (
+            "rsa2048.pem",
+            "rsa2048.pub.pem",
+            "a=rsa-sha256",
+            "canonicalization = \"relaxed/relaxed\"\n",
+            "c=relaxed/relaxed",
+        ),
     ] {
         let feeds = FeedServer::start().await;
         let smtp = SmtpServer::start(SmtpOptions::default()).await;
         let delivery = format!(
-            "feedback_id = \"weekly:tidings\"\n\n[dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"{root}/tests/fixtures/dkim/{key}\"\n"
+            "feedback_id = \"weekly:tidings\"\n\n[dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"{root}/tests/fixtures/dkim/{key}\"\n{setting}"
         );
         let env = setup(&feeds, &smtp, &delivery, 1, &["ünïcode.name@example.com"]).await;
         assert_exit(&env.run(&["send", "weekly"]).await, 0);
@@ -307,6 +320,7 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
             std::fs::write(&file, &message.data).expect("write eml");
             let text = String::from_utf8_lossy(&message.data);
             assert!(text.contains(algorithm), "{key}: {algorithm} in\n{text}");
+            assert!(text.contains(canonicalization), "{key}: {canonicalization} in\n{text}");
             assert!(text.contains("Feedback-ID: weekly:tidings"), "{text}");
             let out = std::process::Command::new(&python)
                 .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
@@ -334,17 +348,28 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
                 );
             }
         }
-        // A message altered on the way no longer verifies.
-        let file = env.path("signed-0.eml");
-        let tampered =
-            String::from_utf8_lossy(&std::fs::read(&file).expect("read")).replacen("Subject: ", "Subject: Re: ", 1);
-        std::fs::write(&file, tampered).expect("write");
-        let out = std::process::Command::new(&python)
-            .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
-            .arg(&file)
-            .arg(format!("{root}/tests/fixtures/dkim/{public}"))
-            .output()
-            .expect("run dkimpy");
-        assert!(!out.status.success(), "{key}: a tampered subject must fail");
+        // A message altered on the way no longer verifies: its subject, or
+        // a word of its body.
+        let original = String::from_utf8_lossy(&std::fs::read(env.path("signed-0.eml")).expect("read")).into_owned();
+        let body_at = original.find("\r\n\r\n").expect("header/body split");
+        let (head, body) = original.split_at(body_at);
+        for (what, tampered) in [
+            ("subject", original.replacen("Subject: ", "Subject: Re: ", 1)),
+            (
+                "body",
+                format!("{head}{}", body.replacen("unsubscribe", "unsubscribf", 1)),
+            ),
+        ] {
+            assert_ne!(tampered, original, "{key}: {what} was not changed");
+            let file = env.path("tampered.eml");
+            std::fs::write(&file, tampered).expect("write");
+            let out = std::process::Command::new(&python)
+                .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
+                .arg(&file)
+                .arg(format!("{root}/tests/fixtures/dkim/{public}"))
+                .output()
+                .expect("run dkimpy");
+            assert!(!out.status.success(), "{key}: a tampered {what} must fail");
+        }
     }
 }
