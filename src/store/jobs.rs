@@ -54,7 +54,8 @@ impl Store {
         with_pool!(self, pool => {
             Ok(sqlx::query_scalar(
                 "SELECT DISTINCT issue_id FROM deliveries
-                 WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1)
+                 WHERE status IN ('pending', 'sending')
+                   AND ((status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))
                  ORDER BY issue_id",
             )
             .bind(now)
