@@ -39,8 +39,20 @@ fn expected(n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_faults_are_retried_and_permanent_ones_suppressed() {
+    faults_are_retried_and_suppressed(true).await;
+}
+
+/// The same through a server that does not pipeline: lettre's own
+/// transaction, which ends the connection after a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pipelining_faults_are_retried_and_suppressed_too() {
+    faults_are_retried_and_suppressed(false).await;
+}
+
+async fn faults_are_retried_and_suppressed(pipelining: bool) {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions {
+        no_pipelining: !pipelining,
         refusals: vec![
             Refusal {
                 pattern: "grey".into(),
@@ -112,6 +124,13 @@ async fn temporary_faults_are_retried_and_permanent_ones_suppressed() {
         "{report}"
     );
     assert!(report.contains("messages/s"), "{report}");
+    // MAIL, RCPT and DATA went out together only where the server said it
+    // could take them.
+    if pipelining {
+        assert!(smtp.pipelined() >= 45, "pipelined {} transactions", smtp.pipelined());
+    } else {
+        assert_eq!(smtp.pipelined(), 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

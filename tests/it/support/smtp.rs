@@ -42,18 +42,23 @@ pub struct SmtpOptions {
     pub drop_mid_data_every: Option<usize>,
     /// Wait this long before accepting each message (a slow server).
     pub data_delay: Option<std::time::Duration>,
+    /// Do not announce PIPELINING (RFC 2920) in the EHLO reply.
+    pub no_pipelining: bool,
 }
 
 /// State shared by all connections of one server.
 #[derive(Default)]
 struct Shared {
     messages_seen: std::sync::atomic::AtomicUsize,
+    /// MAIL commands that arrived with the next command already behind them.
+    pipelined: std::sync::atomic::AtomicUsize,
     attempts: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 pub struct SmtpServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    shared: Arc<Shared>,
 }
 
 impl SmtpServer {
@@ -63,6 +68,7 @@ impl SmtpServer {
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = Arc::clone(&received);
         let shared = Arc::new(Shared::default());
+        let counters = Arc::clone(&shared);
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
@@ -74,7 +80,16 @@ impl SmtpServer {
                 });
             }
         });
-        SmtpServer { port, received }
+        SmtpServer {
+            port,
+            received,
+            shared: counters,
+        }
+    }
+
+    /// How many transactions the client pipelined (MAIL with RCPT already sent).
+    pub fn pipelined(&self) -> usize {
+        self.shared.pipelined.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -156,7 +171,11 @@ async fn session(
             if options.auth.is_some() && (tls || options.tls.is_none()) {
                 reply.push_str("250-AUTH PLAIN LOGIN\r\n");
             }
-            reply.push_str("250 PIPELINING\r\n");
+            reply.push_str(if options.no_pipelining {
+                "250 HELP\r\n"
+            } else {
+                "250 PIPELINING\r\n"
+            });
             write(&mut stream, &reply).await?;
         } else if upper == "STARTTLS" {
             let Some(acceptor) = options.tls.clone().filter(|_| !tls) else {
@@ -206,6 +225,9 @@ async fn session(
             if options.auth.is_some() && authed.is_none() {
                 write(&mut stream, "530 5.7.0 authentication required\r\n").await?;
                 continue;
+            }
+            if !stream.buffer().is_empty() {
+                shared.pipelined.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             mail_from = Some(addr(&line[10..]));
             rcpt_to.clear();
