@@ -5,6 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+source "$root/bench/one-edition.sh"
 work=$(mktemp -d)
 out="$root/bench/out/drills"
 mkdir -p "$out"
@@ -50,44 +51,9 @@ start_sink() {
 # to the drill sink with AUTH, retries after 1 s so a drill ends quickly.
 write_config() {
     [ -f "$work/feeds/feed0.xml" ] || python3 "$root/bench/collect/gen_feeds.py" "$work/feeds" 1 10
-    cat > "$work/tidings.toml" <<TOML
-[site]
-title = "Drill"
-base_url = "https://news.example.com"
-from = "Drill <drill@example.com>"
-templates = "$root/templates"
-
-[database]
-url = "$1"
-
-[smtp]
-url = "smtp://$SMTP_USER:$SMTP_PASSWORD@127.0.0.1:${SMTP_PORT:-2525}"
-starttls = "never"
-
-[delivery]
-concurrency = 8
-max_attempts = 6
-retry_initial = "1s"
-retry_max = "2s"
-lease = "2s"
-
-[[sources]]
-name = "Drill Feed"
-url = "$work/feeds/feed0.xml"
-tags = ["security"]
-
-[audiences.security]
-title = "Security"
-weights = { security = 1.0 }
-
-[[editions]]
-name = "weekly"
-title = "Weekly Drill"
-audience = "security"
-schedule = "0 0 8 * * Mon"
-max_stories = 10
-max_per_source = 10
-TOML
+    one_edition_config Drill "$1" "smtp://$SMTP_USER:$SMTP_PASSWORD@127.0.0.1:${SMTP_PORT:-2525}" \
+        $'concurrency = 8\nmax_attempts = 6\nretry_initial = "1s"\nretry_max = "2s"\nlease = "2s"' \
+        "$work/feeds/feed0.xml" > "$work/tidings.toml"
 }
 
 # tidings NAME ARGS…: runs the CLI, keeping its output (stdout and stderr)

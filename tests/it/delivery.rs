@@ -333,6 +333,15 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
             "feedback_id = \"weekly:tidings\"\n\n[dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"{root}/tests/fixtures/dkim/{key}\"\n{setting}"
         );
         let env = setup(&feeds, &smtp, &delivery, 1, &["ünïcode.name@example.com"]).await;
+        // dkimpy's verdict on one message file, with the public key given.
+        let dkimpy = |file: &std::path::Path| {
+            std::process::Command::new(&python)
+                .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
+                .arg(file)
+                .arg(format!("{root}/tests/fixtures/dkim/{public}"))
+                .output()
+                .expect("run dkimpy")
+        };
         assert_exit(&env.run(&["send", "weekly"]).await, 0);
         for (i, message) in smtp.messages().iter().enumerate() {
             let file = env.path(&format!("signed-{i}.eml"));
@@ -341,12 +350,7 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
             assert!(text.contains(algorithm), "{key}: {algorithm} in\n{text}");
             assert!(text.contains(canonicalization), "{key}: {canonicalization} in\n{text}");
             assert!(text.contains("Feedback-ID: weekly:tidings"), "{text}");
-            let out = std::process::Command::new(&python)
-                .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
-                .arg(&file)
-                .arg(format!("{root}/tests/fixtures/dkim/{public}"))
-                .output()
-                .expect("run dkimpy");
+            let out = dkimpy(&file);
             let report = String::from_utf8_lossy(&out.stdout).to_lowercase();
             assert!(
                 out.status.success(),
@@ -382,12 +386,7 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
             assert_ne!(tampered, original, "{key}: {what} was not changed");
             let file = env.path("tampered.eml");
             std::fs::write(&file, tampered).expect("write");
-            let out = std::process::Command::new(&python)
-                .arg(format!("{root}/tests/fixtures/dkim/verify.py"))
-                .arg(&file)
-                .arg(format!("{root}/tests/fixtures/dkim/{public}"))
-                .output()
-                .expect("run dkimpy");
+            let out = dkimpy(&file);
             assert!(!out.status.success(), "{key}: a tampered {what} must fail");
         }
     }
