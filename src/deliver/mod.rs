@@ -350,6 +350,9 @@ async fn send_due(
     let mut queue = std::collections::VecDeque::new();
     let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
     let mut fatal: Option<String> = None;
+    // Rows not tried, or refused for a reason that is not the subscriber's:
+    // released together when the loop ends.
+    let mut unsent: Vec<i64> = Vec::new();
     let mut recorder_gone = false;
     loop {
         let halted = *stop.borrow() || fatal.is_some() || recorder_gone;
@@ -388,8 +391,16 @@ async fn send_due(
             continue;
         };
         let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
-        let Some(recorded) = outcome_of(row, outcome, policy, clock(), &mut fatal, store).await? else {
-            continue;
+        let id = row.id;
+        let recorded = match outcome_of(row, outcome, policy, clock()) {
+            Ok(recorded) => recorded,
+            // The server refuses us, not this subscriber (authentication):
+            // give the row back untouched and stop.
+            Err(reason) => {
+                unsent.push(id);
+                fatal.get_or_insert(reason);
+                continue;
+            }
         };
         if outcomes.send(recorded).await.is_err() {
             // The recorder failed; its error ends the run. What is in
@@ -398,7 +409,7 @@ async fn send_due(
         }
     }
     // Claimed but never tried (stop, refusal, ledger failure): give them back.
-    let mut unsent: Vec<i64> = queue.iter().map(|r: &DeliveryRow| r.id).collect();
+    unsent.extend(queue.iter().map(|r: &DeliveryRow| r.id));
     if let Some(handle) = next_claim.take() {
         unsent.extend(claimed(handle).await?.iter().map(|r| r.id));
     }
@@ -406,17 +417,15 @@ async fn send_due(
     Ok(fatal)
 }
 
-/// What to record for one send: `None` when the server refused us as a
-/// whole, in which case the row is released and the reason kept in `fatal`.
-async fn outcome_of(
+/// What to record for one send, or — when the server refused us as a
+/// whole rather than this subscriber — the reason, and nothing to record.
+fn outcome_of(
     row: DeliveryRow,
     outcome: SendOutcome,
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
-    fatal: &mut Option<String>,
-    store: &Store,
-) -> Result<Option<DeliveryOutcome>, DeliverError> {
-    Ok(Some(match outcome {
+) -> Result<DeliveryOutcome, String> {
+    Ok(match outcome {
         SendOutcome::Sent(reply) => {
             metrics::counter!("tidings_deliveries_total", "status" => "sent").increment(1);
             DeliveryOutcome::Sent {
@@ -453,13 +462,8 @@ async fn outcome_of(
                 at: now,
             }
         }
-        SendOutcome::Fatal(reply) => {
-            // Not this subscriber's fault: give the row back untouched.
-            store.release_deliveries(&[row.id]).await?;
-            fatal.get_or_insert(reply);
-            return Ok(None);
-        }
-    }))
+        SendOutcome::Fatal(reply) => return Err(reply),
+    })
 }
 
 /// The recording side of [`run_issue`]: commits outcomes as they come, all

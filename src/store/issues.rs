@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreResult, with_ledger_pool, with_pool};
+use super::{Store, StoreResult, with_pool};
 
 /// An `issues` row (any backend's) as an [`IssueRow`].
 macro_rules! issue_row {
@@ -95,40 +95,48 @@ impl DeliveryCounts {
     }
 }
 
-// Pending rows in id order through the (issue_id, status, id) index: a claim
-// costs the same for the first batch of an issue and for the last, however
-// many rows are already sent.
-// `INDEXED BY`: left to itself SQLite picks the (issue, status,
-// next_attempt_at) index for the range and sorts every due row to take the
-// first few — a claim then costs O(pending), 75 ms at 1,000,000 subscribers.
-// Walking (issue, status, id) stops after `$4` rows.
-const CLAIM_PENDING_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_unfinished
-                  WHERE issue_id = $1 AND status IN ('pending', 'sending') AND status = 'pending'
-                  AND next_attempt_at <= $2 AND id > $5 ORDER BY id LIMIT $4)
-     RETURNING id, subscriber_id, email, name, message_id, attempts";
+/// A claim statement: lease up to `$4` rows of issue `$1` above id `$5`
+/// that match `$due`, in id order, walking the partial index
+/// `deliveries_unfinished` (whose condition the statement repeats, as SQLite
+/// requires to use it). A claim then costs the same for the first batch of
+/// an issue and for the last, however many rows are already sent. `$from`
+/// names the index for SQLite (left to itself it has been seen to sort
+/// every due row to take the first few: 75 ms per claim at 1,000,000
+/// subscribers); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
+/// several replicas claim disjoint batches.
+macro_rules! claim_sql {
+    ($from:literal, $due:literal, $lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM deliveries ",
+            $from,
+            " WHERE issue_id = $1 AND status IN ('pending', 'sending') AND ",
+            $due,
+            " AND id > $5 ORDER BY id LIMIT $4",
+            $lock,
+            ") RETURNING id, subscriber_id, email, name, message_id, attempts"
+        )
+    };
+}
 
-// PostgreSQL: SKIP LOCKED lets several replicas claim disjoint batches.
-const CLAIM_PENDING_POSTGRES: &str =
-    "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'sending')
-                  AND status = 'pending' AND next_attempt_at <= $2 AND id > $5 ORDER BY id LIMIT $4
-                  FOR UPDATE SKIP LOCKED)
-     RETURNING id, subscriber_id, email, name, message_id, attempts";
-
+const CLAIM_PENDING_SQLITE: &str = claim_sql!(
+    "INDEXED BY deliveries_unfinished",
+    "status = 'pending' AND next_attempt_at <= $2",
+    ""
+);
+const CLAIM_PENDING_POSTGRES: &str = claim_sql!(
+    "",
+    "status = 'pending' AND next_attempt_at <= $2",
+    " FOR UPDATE SKIP LOCKED"
+);
 // Rows whose lease ran out (their process died): taken over.
-const CLAIM_EXPIRED_SQLITE: &str = "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_unfinished
-                  WHERE issue_id = $1 AND status IN ('pending', 'sending') AND status = 'sending'
-                  AND lease_until < $2 AND id > $5 ORDER BY id LIMIT $4)
-     RETURNING id, subscriber_id, email, name, message_id, attempts";
-
+const CLAIM_EXPIRED_SQLITE: &str = claim_sql!(
+    "INDEXED BY deliveries_unfinished",
+    "status = 'sending' AND lease_until < $2",
+    ""
+);
 const CLAIM_EXPIRED_POSTGRES: &str =
-    "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-     WHERE id IN (SELECT id FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'sending')
-                  AND status = 'sending' AND lease_until < $2 AND id > $5 ORDER BY id LIMIT $4
-                  FOR UPDATE SKIP LOCKED)
-     RETURNING id, subscriber_id, email, name, message_id, attempts";
+    claim_sql!("", "status = 'sending' AND lease_until < $2", " FOR UPDATE SKIP LOCKED");
 
 impl Store {
     pub async fn find_issue(&self, edition: &str, slot_at: DateTime<Utc>) -> StoreResult<Option<IssueRow>> {
@@ -277,7 +285,7 @@ impl Store {
             if room <= 0 {
                 break;
             }
-            with_ledger_pool!(self, pool => {
+            with_pool!(self, ledger: pool => {
                 let rows = sqlx::query(sql)
                     .bind(issue_id)
                     .bind(now)
@@ -335,13 +343,13 @@ impl Store {
         if sent.len() == outcomes.len() && sent.len() <= 500 {
             // Only "sent": one statement is atomic on its own, so no
             // BEGIN/COMMIT round trips around it.
-            with_ledger_pool!(self, pool => {
+            with_pool!(self, ledger: pool => {
                 mark_sent!(&sent).build().execute(pool).await?;
                 Ok::<(), super::StoreError>(())
             })?;
             return Ok(());
         }
-        with_ledger_pool!(self, pool => {
+        with_pool!(self, ledger: pool => {
             let mut tx = pool.begin().await?;
             for chunk in sent.chunks(500) {
                 mark_sent!(chunk).build().execute(&mut *tx).await?;
@@ -384,7 +392,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        with_ledger_pool!(self, pool => {
+        with_pool!(self, ledger: pool => {
             let mut tx = pool.begin().await?;
             for id in ids {
                 sqlx::query(
@@ -401,7 +409,7 @@ impl Store {
     }
 
     pub async fn mark_sent(&self, delivery_id: i64, reply: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        with_ledger_pool!(self, pool => {
+        with_pool!(self, ledger: pool => {
             sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
                 .bind(delivery_id)
                 .bind(now)
@@ -414,7 +422,7 @@ impl Store {
 
     /// Puts a delivery back in the queue for another attempt at `at`.
     pub async fn mark_retry(&self, delivery_id: i64, reply: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        with_ledger_pool!(self, pool => {
+        with_pool!(self, ledger: pool => {
             sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
                 .bind(delivery_id)
                 .bind(at)
@@ -434,7 +442,7 @@ impl Store {
         bounce: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        with_ledger_pool!(self, pool => {
+        with_pool!(self, ledger: pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE deliveries SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1")
                 .bind(delivery.id)

@@ -64,27 +64,21 @@ pub struct Store {
 
 /// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool. The
 /// body is compiled once per backend, so sqlx infers each database's types.
+/// `with_pool!(store, ledger: pool => …)` takes SQLite's one ledger
+/// connection instead (PostgreSQL has one pool for both), for the delivery
+/// ledger's hot writes.
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
+        $crate::store::with_pool!($store, pool: $pool => $body)
+    };
+    ($store:expr, $sqlite:ident: $pool:ident => $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite { pool: $pool, .. } => $body,
+            $crate::store::Backend::Sqlite { $sqlite: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
-
-/// As [`with_pool`], for the delivery ledger's hot writes: SQLite's one
-/// ledger connection, PostgreSQL's pool.
-macro_rules! with_ledger_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite { ledger: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_ledger_pool;
 
 impl Store {
     /// Opens (creating a SQLite file and its folder if needed) and migrates.
