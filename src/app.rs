@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
-use crate::collect::{self, Fetcher, SourceResult};
+use crate::collect::{self, Collector, Fetcher, SourceResult};
 use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
 use crate::domain::{EmailAddress, StoredStory};
@@ -48,7 +48,7 @@ impl RankedAudience {
 }
 
 /// Most sources whose results are stored in one transaction.
-const STORE_BATCH: usize = 8;
+const STORE_BATCH: usize = 16;
 
 /// A source's fetch that finished, waiting to be stored.
 struct Finished {
@@ -212,10 +212,9 @@ impl App {
         let started = Instant::now();
         let settings = &self.config.collect;
         let fetcher = Fetcher::new(settings.limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
+        let collector = Arc::new(Collector::new(fetcher, &self.config.tag_rules, settings.policy.clone()));
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         let mut per_host: HashMap<String, Arc<Semaphore>> = HashMap::new();
-        let rules = Arc::new(self.config.tag_rules.clone());
-        let policy = Arc::new(settings.policy.clone());
         let mut reports: Vec<Option<SourceReport>> = vec![None; self.config.sources.len()];
         let mut states = Vec::with_capacity(self.config.sources.len());
         let mut tasks = JoinSet::new();
@@ -266,13 +265,7 @@ impl App {
                 SourceLocation::File(_) => None,
             };
             let validators = state.validators.clone();
-            let (fetcher, source, rules, policy, permits) = (
-                fetcher.clone(),
-                source.clone(),
-                Arc::clone(&rules),
-                Arc::clone(&policy),
-                Arc::clone(&permits),
-            );
+            let (collector, source, permits) = (Arc::clone(&collector), source.clone(), Arc::clone(&permits));
             tasks.spawn(async move {
                 // The permit travels with the result and is released only
                 // once the result is stored: finished fetches cannot pile up
@@ -282,8 +275,7 @@ impl App {
                     Some(p) => Some(p.acquire_owned().await),
                     None => None,
                 };
-                let result =
-                    collect::collect_source(&fetcher, &source, &location, &validators, &rules, &policy, now).await;
+                let result = collector.collect_source(&source, &location, &validators, now).await;
                 drop(host_permit);
                 (index, location, result, permit)
             });
@@ -331,41 +323,54 @@ impl App {
         Ok(report)
     }
 
-    /// Stores what a batch of sources gave: their new stories (one
-    /// transaction), the clusters those joined, and each source's fetch
-    /// state (one transaction). Returns each source's report.
+    /// Stores what a batch of sources gave — their new stories, the
+    /// clusters those joined, each source's fetch state — in one
+    /// transaction: a few statements for the whole batch, so the store keeps
+    /// up with many parallel fetches. Returns each source's report.
     async fn record_sources(
         &self,
         clusters: &mut Option<ClusterIndex>,
-        finished: Vec<Finished>,
+        mut finished: Vec<Finished>,
         states: &[SourceState],
         now: DateTime<Utc>,
     ) -> Result<Vec<(usize, SourceReport)>> {
         let policy = &self.config.collect.policy;
-        let stories: Vec<&crate::domain::NewStory> = finished
-            .iter()
-            .filter_map(|f| match &f.result {
-                Ok(SourceResult::Stories { stories, .. }) => Some(stories),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        let ids = self.store.insert_stories(&stories).await?;
-        let new: Vec<ClusterCandidate> = stories
-            .iter()
+        let mut stories = Vec::new();
+        let mut title_keys = Vec::new();
+        let mut counts = Vec::with_capacity(finished.len());
+        for f in &mut finished {
+            if let Ok(SourceResult::Stories {
+                stories: s,
+                title_keys: k,
+                ..
+            }) = &mut f.result
+            {
+                counts.push(s.len());
+                title_keys.append(k);
+                stories.append(s);
+            }
+        }
+        let candidates: Vec<(String, String)> = stories.iter().map(|s| (s.source.clone(), s.link.clone())).collect();
+        let mut tx = self.store.begin().await?;
+        let ids = tx.insert_stories(stories).await?;
+        let new: Vec<ClusterCandidate> = candidates
+            .into_iter()
+            .zip(title_keys)
             .zip(&ids)
-            .filter_map(|(s, id)| {
+            .filter_map(|(((source, link), keys), id)| {
                 id.map(|id| ClusterCandidate {
                     id,
-                    source: s.source.clone(),
-                    link: s.link.clone(),
-                    words: collect::cluster::title_words(&s.title),
+                    source,
+                    link,
+                    keys,
                     cluster_id: None,
                 })
             })
             .collect();
-        self.cluster(clusters, new, now).await?;
+        let pairs = self.cluster(clusters, new, now).await?;
+        tx.set_clusters(&pairs).await?;
         let mut ids = ids.into_iter();
+        let mut counts = counts.into_iter();
 
         let config_urls: Vec<String> = finished
             .iter()
@@ -384,20 +389,21 @@ impl App {
                     (FetchRecord::NotModified, Some(next), SourceStatus::NotModified)
                 }
                 Ok(SourceResult::Stories {
-                    stories,
                     validators,
                     cache,
                     ttl_minutes,
                     moved_to,
                     skipped,
                     dropped,
+                    ..
                 }) => {
-                    let new_count = ids.by_ref().take(stories.len()).flatten().count();
+                    let count = counts.next().unwrap_or_default();
+                    let new_count = ids.by_ref().take(count).flatten().count();
                     moved = moved_to.as_ref().map(|u| u.to_string());
                     let next = policy.next_after_success(now, cache, *ttl_minutes);
                     let status = SourceStatus::Collected {
                         new: new_count,
-                        unchanged: stories.len() - new_count,
+                        unchanged: count - new_count,
                         skipped: *skipped,
                         dropped: *dropped,
                     };
@@ -439,35 +445,35 @@ impl App {
                 },
             ));
         }
-        self.store.record_fetches(&updates).await?;
+        tx.record_fetches(&updates).await?;
+        tx.commit().await?;
         Ok(reports)
     }
 
-    /// Puts new stories into clusters with the recent ones they duplicate.
-    /// The index of recent stories is loaded once per collect run.
+    /// The (story id, cluster id) pairs that put new stories into clusters
+    /// with the recent ones they duplicate. The index of recent stories is
+    /// loaded once per collect run, when the first new stories arrive.
     async fn cluster(
         &self,
         index: &mut Option<ClusterIndex>,
         new: Vec<ClusterCandidate>,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(i64, i64)>> {
         if new.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        if index.is_none() {
-            let new_ids: std::collections::HashSet<i64> = new.iter().map(|c| c.id).collect();
-            let mut existing = self
-                .store
-                .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
-                .await?;
-            existing.retain(|c| !new_ids.contains(&c.id));
-            *index = Some(ClusterIndex::new(existing));
-        }
-        if let Some(index) = index {
-            let pairs = index.add(new);
-            self.store.set_clusters(&pairs).await?;
-        }
-        Ok(())
+        let index = match index {
+            Some(index) => index,
+            None => {
+                // Read outside the batch's transaction: committed stories only.
+                let existing = self
+                    .store
+                    .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
+                    .await?;
+                index.insert(ClusterIndex::new(existing))
+            }
+        };
+        Ok(index.add(new))
     }
 
     // -- rank -------------------------------------------------------------

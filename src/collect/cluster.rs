@@ -46,6 +46,12 @@ fn stem(word: &str) -> &str {
     word
 }
 
+/// A title as clustering compares it: its [`title_words`] as sorted keys.
+/// Computed where the story is made (in parallel), not where it is stored.
+pub fn title_keys(title: &str) -> Vec<u64> {
+    keys(&title_words(title))
+}
+
 pub fn similar_titles(a: &HashSet<String>, b: &HashSet<String>) -> bool {
     similar_keys(&keys(a), &keys(b))
 }
@@ -56,7 +62,8 @@ pub struct ClusterCandidate {
     pub id: i64,
     pub source: String,
     pub link: String,
-    pub words: HashSet<String>,
+    /// The title's [`title_keys`].
+    pub keys: Vec<u64>,
     /// The cluster it already belongs to, if any.
     pub cluster_id: Option<i64>,
 }
@@ -198,7 +205,7 @@ impl ClusterIndex {
     pub fn new(existing: Vec<ClusterCandidate>) -> Self {
         let mut index = ClusterIndex::default();
         for c in existing {
-            index.insert(c.id, c.source, c.link, keys(&c.words), c.cluster_id);
+            index.insert(c.id, c.source, c.link, c.keys, c.cluster_id);
         }
         index
     }
@@ -276,7 +283,7 @@ impl ClusterIndex {
     pub fn add(&mut self, new: Vec<ClusterCandidate>) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         for story in new {
-            let words = keys(&story.words);
+            let words = story.keys;
             let mut cluster_id = None;
             if let Some(at) = self.find(story.id, &story.source, &story.link, &words) {
                 let m = &mut self.entries[at];
@@ -311,7 +318,7 @@ mod tests {
             id,
             source: source.into(),
             link: link.into(),
-            words: title_words(title),
+            keys: title_keys(title),
             cluster_id: None,
         }
     }
@@ -350,9 +357,9 @@ mod tests {
         for (i, s) in stories.iter().enumerate() {
             let brute = stories[..i]
                 .iter()
-                .position(|e| e.source != s.source && similar_titles(&e.words, &s.words));
+                .position(|e| e.source != s.source && similar_keys(&e.keys, &s.keys));
             let index = ClusterIndex::new(stories[..i].to_vec());
-            let found = index.find(s.id, &s.source, &s.link, &keys(&s.words));
+            let found = index.find(s.id, &s.source, &s.link, &s.keys);
             assert_eq!(found.is_some(), brute.is_some(), "story {i}");
         }
     }

@@ -8,8 +8,11 @@ pub mod parse;
 pub mod sanitize;
 pub mod tag;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::{Source, TagRule};
@@ -103,6 +106,8 @@ pub enum SourceResult {
     },
     Stories {
         stories: Vec<NewStory>,
+        /// Each story's title as clustering compares it ([`cluster::title_keys`]).
+        title_keys: Vec<Vec<u64>>,
         validators: Validators,
         cache: CacheHints,
         ttl_minutes: Option<u32>,
@@ -114,37 +119,75 @@ pub enum SourceResult {
     },
 }
 
-/// Fetches and processes one source. `now` is the collection time.
-pub async fn collect_source(
-    fetcher: &Fetcher,
-    source: &Source,
-    location: &crate::config::SourceLocation,
-    validators: &Validators,
-    rules: &[TagRule],
-    policy: &CollectPolicy,
-    now: DateTime<Utc>,
-) -> Result<SourceResult, CollectError> {
-    let fetched = match fetcher.fetch(location, validators).await? {
-        FetchOutcome::NotModified { cache, moved_to } => {
-            return Ok(SourceResult::NotModified { cache, moved_to });
+/// What collecting every source of one run shares: the HTTP client, the
+/// tag rules, the policy, and the right to use a core.
+pub struct Collector {
+    fetcher: Fetcher,
+    rules: Arc<[TagRule]>,
+    policy: CollectPolicy,
+    /// Parsing and sanitising are CPU work. They run on the blocking pool,
+    /// at most one source per core: on the runtime's workers they would
+    /// stall every other fetch's socket for milliseconds at a time (a
+    /// 50-item feed takes a few), and more at once than cores only adds
+    /// threads, each with its own allocator arena.
+    cores: Semaphore,
+}
+
+impl Collector {
+    pub fn new(fetcher: Fetcher, rules: &[TagRule], policy: CollectPolicy) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Collector {
+            fetcher,
+            rules: rules.into(),
+            policy,
+            cores: Semaphore::new(cores),
         }
-        FetchOutcome::Body(f) => f,
-    };
-    // Read a few times the items kept, so "the newest N" still holds for
-    // feeds listed oldest first, without parsing a hostile 100,000.
-    let cap = policy.max_items.saturating_mul(5).max(1000);
-    let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
-    let ttl_minutes = feed.ttl;
-    let batch = stories_from_feed(feed, source, fetched.base.as_ref(), rules, policy.max_items, now);
-    Ok(SourceResult::Stories {
-        stories: batch.stories,
-        validators: fetched.validators,
-        cache: fetched.cache,
-        ttl_minutes,
-        moved_to: fetched.moved_to,
-        skipped: batch.skipped,
-        dropped: batch.dropped,
-    })
+    }
+
+    /// Fetches and processes one source. `now` is the collection time.
+    pub async fn collect_source(
+        &self,
+        source: &Source,
+        location: &crate::config::SourceLocation,
+        validators: &Validators,
+        now: DateTime<Utc>,
+    ) -> Result<SourceResult, CollectError> {
+        let fetched = match self.fetcher.fetch(location, validators).await? {
+            FetchOutcome::NotModified { cache, moved_to } => {
+                return Ok(SourceResult::NotModified { cache, moved_to });
+            }
+            FetchOutcome::Body(f) => f,
+        };
+        let _core = self
+            .cores
+            .acquire()
+            .await
+            .map_err(|e| ParseError::NotAFeed(format!("processing it failed ({e})")))?;
+        let (source, rules, max_items) = (source.clone(), Arc::clone(&self.rules), self.policy.max_items);
+        let processed = tokio::task::spawn_blocking(move || {
+            // Read a few times the items kept, so "the newest N" still holds
+            // for feeds listed oldest first, without parsing a hostile 100,000.
+            let cap = max_items.saturating_mul(5).max(1000);
+            let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
+            let ttl_minutes = feed.ttl;
+            let batch = stories_from_feed(feed, &source, fetched.base.as_ref(), &rules, max_items, now);
+            let title_keys = batch.stories.iter().map(|s| cluster::title_keys(&s.title)).collect();
+            Ok::<_, ParseError>(SourceResult::Stories {
+                stories: batch.stories,
+                title_keys,
+                validators: fetched.validators,
+                cache: fetched.cache,
+                ttl_minutes,
+                moved_to: fetched.moved_to,
+                skipped: batch.skipped,
+                dropped: batch.dropped,
+            })
+        })
+        .await
+        // A panic while processing costs this source, not the run.
+        .map_err(|e| ParseError::NotAFeed(format!("processing it failed ({e})")))?;
+        Ok(processed?)
+    }
 }
 
 /// Stories made from one feed.

@@ -56,6 +56,50 @@ enum Backend {
     Postgres(PgPool),
 }
 
+/// A write transaction on either backend: writes that land together, in
+/// one commit, or not at all. Dropped without [`StoreTx::commit`], it
+/// rolls back.
+pub struct StoreTx {
+    inner: TxInner,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, as
+/// [`with_pool!`] does for a pool.
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match &mut $tx.inner {
+            $crate::store::TxInner::Sqlite(t) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+            $crate::store::TxInner::Postgres(t) => {
+                let $conn: &mut sqlx::PgConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl StoreTx {
+    fn is_sqlite(&self) -> bool {
+        matches!(self.inner, TxInner::Sqlite(_))
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// A handle to the database; cheap to clone (it wraps a pool).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -109,6 +153,9 @@ impl Store {
                 let open = |connections: u32| {
                     SqlitePoolOptions::new()
                         .max_connections(connections)
+                        // A file in this process cannot drop like a network
+                        // connection: no ping before every use.
+                        .test_before_acquire(false)
                         .connect_with(options.clone())
                 };
                 let fail = |e: sqlx::Error| StoreError::Open {
@@ -165,6 +212,15 @@ impl Store {
             ledger.close().await;
         }
         with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> StoreResult<StoreTx> {
+        let inner = match &self.backend {
+            Backend::Sqlite { pool, .. } => TxInner::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(StoreTx { inner })
     }
 
     /// Reads a setting, or stores `init` for it when absent. Several

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
 use crate::collect::Validators;
 
 /// What tidings remembers about a source between runs.
@@ -84,77 +84,6 @@ impl Store {
         })
     }
 
-    /// Records fetches of sources, in one transaction. `fetch_url` is where
-    /// a source should be fetched next time (moved after a permanent
-    /// redirect); when `config_url` differs from the stored one, the old
-    /// state is dropped.
-    pub async fn record_fetches(&self, fetches: &[FetchUpdate<'_>]) -> StoreResult<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for f in fetches {
-            let FetchUpdate { name, config_url, next_fetch_at, now, .. } = *f;
-            let fetch_url = f.fetch_url.as_str();
-            sqlx::query(
-                "INSERT INTO sources (name, url, config_url, error_count) VALUES ($1, $2, $3, 0)
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .bind(fetch_url)
-            .bind(config_url)
-            .execute(&mut *tx)
-            .await?;
-            // A new URL in the configuration: forget what was learnt about the old one.
-            sqlx::query(
-                "UPDATE sources SET config_url = $2, etag = NULL, last_modified = NULL, error_count = 0,
-                 disabled_reason = NULL, next_fetch_at = NULL
-                 WHERE name = $1 AND (config_url IS NULL OR config_url <> $2)",
-            )
-            .bind(name)
-            .bind(config_url)
-            .execute(&mut *tx)
-            .await?;
-            let query = match &f.outcome {
-                FetchRecord::Ok(v) => sqlx::query(
-                    "UPDATE sources SET url = $2, etag = $4, last_modified = $5, last_fetch_at = $3, last_success_at = $3,
-                     last_status = 'ok', last_error = NULL, error_count = 0, next_fetch_at = $6 WHERE name = $1",
-                )
-                .bind(name)
-                .bind(fetch_url)
-                .bind(now)
-                .bind(v.etag.clone())
-                .bind(v.last_modified.clone())
-                .bind(next_fetch_at),
-                FetchRecord::NotModified => sqlx::query(
-                    "UPDATE sources SET url = $2, last_fetch_at = $3, last_success_at = $3, last_status = 'not-modified',
-                     last_error = NULL, error_count = 0, next_fetch_at = $4 WHERE name = $1",
-                )
-                .bind(name)
-                .bind(fetch_url)
-                .bind(now)
-                .bind(next_fetch_at),
-                FetchRecord::Error(e) => sqlx::query(
-                    "UPDATE sources SET last_fetch_at = $2, last_status = 'error', last_error = $3,
-                     error_count = error_count + 1, next_fetch_at = $4 WHERE name = $1",
-                )
-                .bind(name)
-                .bind(now)
-                .bind(e.to_string())
-                .bind(next_fetch_at),
-                FetchRecord::Disabled(e) => sqlx::query(
-                    "UPDATE sources SET last_fetch_at = $2, last_status = 'disabled', last_error = $3,
-                     error_count = error_count + 1, disabled_reason = $3, next_fetch_at = NULL WHERE name = $1",
-                )
-                .bind(name)
-                .bind(now)
-                .bind(e.to_string()),
-            };
-            query.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
     pub async fn list_sources(&self) -> StoreResult<Vec<SourceRow>> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
@@ -182,5 +111,71 @@ impl Store {
                 })
                 .collect()
         })
+    }
+}
+
+impl StoreTx {
+    /// Records fetches of sources, one statement per 100. `fetch_url` is
+    /// where a source should be fetched next time (moved after a permanent
+    /// redirect); when `config_url` differs from the stored one, what was
+    /// learnt about the old URL (validators, errors, a disabled state) is
+    /// dropped first. A source seen for the first time gets a row.
+    pub async fn record_fetches(&mut self, fetches: &[FetchUpdate<'_>]) -> StoreResult<()> {
+        // The inserted row is the complete new state of a source seen for
+        // the first time; for a known source, the update below derives the
+        // same from the stored row. `excluded` is the row that was to be
+        // inserted, `moved_on` whether the configured URL changed.
+        const MOVED_ON: &str = "(sources.config_url IS NULL OR sources.config_url <> excluded.config_url)";
+        let update = format!(
+            " ON CONFLICT (name) DO UPDATE SET
+               config_url = excluded.config_url,
+               url = CASE WHEN excluded.last_status IN ('ok', 'not-modified') OR {MOVED_ON} THEN excluded.url
+                          ELSE sources.url END,
+               etag = CASE WHEN excluded.last_status = 'ok' THEN excluded.etag WHEN {MOVED_ON} THEN NULL ELSE sources.etag END,
+               last_modified = CASE WHEN excluded.last_status = 'ok' THEN excluded.last_modified
+                                    WHEN {MOVED_ON} THEN NULL ELSE sources.last_modified END,
+               last_fetch_at = excluded.last_fetch_at,
+               last_success_at = COALESCE(excluded.last_success_at, sources.last_success_at),
+               last_status = excluded.last_status,
+               last_error = excluded.last_error,
+               error_count = CASE WHEN excluded.error_count = 0 THEN 0 WHEN {MOVED_ON} THEN 1
+                                  ELSE sources.error_count + 1 END,
+               next_fetch_at = excluded.next_fetch_at,
+               disabled_reason = CASE WHEN excluded.disabled_reason IS NOT NULL THEN excluded.disabled_reason
+                                      WHEN {MOVED_ON} THEN NULL ELSE sources.disabled_reason END"
+        );
+        with_tx!(self, conn => {
+            for chunk in fetches.chunks(100) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO sources (name, url, config_url, etag, last_modified, last_fetch_at, last_success_at,
+                     last_status, last_error, error_count, next_fetch_at, disabled_reason) ",
+                );
+                insert.push_values(chunk, |mut row, f| {
+                    let (status, validators, error, disabled) = match &f.outcome {
+                        FetchRecord::Ok(v) => ("ok", Some(*v), None, None),
+                        FetchRecord::NotModified => ("not-modified", None, None, None),
+                        FetchRecord::Error(e) => ("error", None, Some(e.as_str()), None),
+                        FetchRecord::Disabled(e) => ("disabled", None, Some(e.as_str()), Some(e.as_str())),
+                    };
+                    let succeeded = error.is_none();
+                    row.push_bind(f.name)
+                        .push_bind(f.fetch_url.as_str())
+                        .push_bind(f.config_url)
+                        .push_bind(validators.and_then(|v| v.etag.as_deref()))
+                        .push_bind(validators.and_then(|v| v.last_modified.as_deref()))
+                        .push_bind(f.now)
+                        .push_bind(succeeded.then_some(f.now))
+                        .push_bind(status)
+                        .push_bind(error)
+                        .push_bind(i64::from(!succeeded))
+                        // A disabled source is not due again, whatever the caller computed.
+                        .push_bind(f.next_fetch_at.filter(|_| disabled.is_none()))
+                        .push_bind(disabled);
+                });
+                insert.push(&update);
+                insert.build().persistent(false).execute(&mut *conn).await?;
+            }
+        });
+        Ok(())
     }
 }

@@ -5,68 +5,115 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreResult, with_pool};
-use crate::collect::cluster::{ClusterCandidate, title_words};
+use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
+use crate::collect::cluster::{ClusterCandidate, title_keys};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
-impl Store {
-    /// Stores the stories not seen before (by key) with their tags, in one
-    /// transaction, a few multi-row statements per batch. Returns, for each
-    /// story given, its new id, or `None` when it was already stored.
-    pub async fn insert_stories<S: std::borrow::Borrow<NewStory> + Sync>(
-        &self,
-        stories: &[S],
-    ) -> StoreResult<Vec<Option<i64>>> {
-        let stories: Vec<&NewStory> = stories.iter().map(|s| s.borrow()).collect();
+impl StoreTx {
+    /// Stores the stories not seen before (by key) with their tags, a few
+    /// multi-row statements per 200 stories. Returns, for each story given,
+    /// its new id, or `None` when it was already stored. The stories are
+    /// taken, not borrowed: their text moves into the statement instead of
+    /// being copied (a first collect binds megabytes of summaries).
+    pub async fn insert_stories(&mut self, stories: Vec<NewStory>) -> StoreResult<Vec<Option<i64>>> {
         // Well under SQLite's 32766 bound parameters per statement.
         const ROWS: usize = 200;
-        let mut ids: HashMap<&str, i64> = HashMap::new();
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for chunk in stories.chunks(ROWS) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at) ",
-                );
-                insert.push_values(chunk, |mut row, s| {
-                    row.push_bind(&s.key.0)
-                        .push_bind(&s.source)
-                        .push_bind(s.guid.as_deref())
-                        .push_bind(&s.title)
-                        .push_bind(&s.link)
-                        .push_bind(&s.summary_html)
-                        .push_bind(&s.summary_text)
-                        .push_bind(s.published_at)
-                        .push_bind(s.collected_at);
-                });
-                insert.push(" ON CONFLICT (story_key) DO NOTHING RETURNING id, story_key");
-                let rows = insert.build().persistent(false).fetch_all(&mut *tx).await?;
-                let by_key: HashMap<&str, &NewStory> = chunk.iter().map(|s| (s.key.0.as_str(), *s)).collect();
-                let mut new_in_chunk = Vec::new();
-                for r in &rows {
-                    let key: &str = r.try_get("story_key")?;
-                    let id: i64 = r.try_get("id")?;
-                    if let Some(&s) = by_key.get(key) {
-                        ids.insert(s.key.0.as_str(), id);
-                        new_in_chunk.push((id, s));
-                    }
-                }
-                let tags: Vec<(i64, &TaggedTag)> = new_in_chunk
-                    .iter()
-                    .flat_map(|(id, s)| s.tags.iter().map(move |t| (*id, t)))
-                    .collect();
-                for tag_chunk in tags.chunks(ROWS * 2) {
-                    let mut insert = sqlx::QueryBuilder::new("INSERT INTO story_tags (story_id, tag, origin) ");
-                    insert.push_values(tag_chunk, |mut row, (id, t)| {
-                        row.push_bind(*id).push_bind(&t.tag).push_bind(t.origin.encode());
-                    });
-                    insert.push(" ON CONFLICT DO NOTHING");
-                    insert.build().persistent(false).execute(&mut *tx).await?;
+        let mut ids = vec![None; stories.len()];
+        let mut stories = stories.into_iter();
+        let mut offset = 0;
+        let sqlite = self.is_sqlite();
+        with_tx!(self, conn => loop {
+            let mut chunk: Vec<NewStory> = stories.by_ref().take(ROWS).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let mut tags: Vec<Vec<TaggedTag>> = chunk.iter_mut().map(|s| std::mem::take(&mut s.tags)).collect();
+            let position: HashMap<String, usize> =
+                chunk.iter().enumerate().map(|(i, s)| (s.key.0.clone(), i)).collect();
+            let len = chunk.len();
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO stories (story_key, source, guid, title, link, summary_html, summary_text, published_at, collected_at) ",
+            );
+            insert.push_values(chunk, |mut row, s| {
+                row.push_bind(s.key.0)
+                    .push_bind(s.source)
+                    .push_bind(s.guid)
+                    .push_bind(s.title)
+                    .push_bind(s.link)
+                    .push_bind(s.summary_html)
+                    .push_bind(s.summary_text)
+                    .push_bind(s.published_at)
+                    .push_bind(s.collected_at);
+            });
+            insert.push(" ON CONFLICT (story_key) DO NOTHING");
+            // The (id, key) of each row inserted. sqlx hands SQLite's rows
+            // from its worker thread one at a time, a thread wake-up each
+            // (25,000 in a first collect); SQLite's single writer makes the
+            // new rows exactly those above the largest id before, read as
+            // one JSON row. PostgreSQL sends RETURNING's rows in one go, and
+            // another replica may insert meanwhile.
+            let inserted: Vec<(i64, String)> = if sqlite {
+                let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM stories")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                insert.build().persistent(false).execute(&mut *conn).await?;
+                let json: String =
+                    sqlx::query_scalar("SELECT json_group_array(json_array(id, story_key)) FROM stories WHERE id > $1")
+                        .bind(before)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                serde_json::from_str(&json).map_err(|e| super::StoreError::Corrupt(format!("new story ids: {e}")))?
+            } else {
+                insert.push(" RETURNING id, story_key");
+                let rows = insert.build().persistent(false).fetch_all(&mut *conn).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("id")?, r.try_get("story_key")?)))
+                    .collect::<StoreResult<_>>()?
+            };
+            let mut new_tags: Vec<(i64, TaggedTag)> = Vec::new();
+            for (id, key) in inserted {
+                if let Some(&at) = position.get(&key) {
+                    ids[offset + at] = Some(id);
+                    new_tags.extend(std::mem::take(&mut tags[at]).into_iter().map(|t| (id, t)));
                 }
             }
-            tx.commit().await?;
-            Ok::<(), super::StoreError>(())
-        })?;
-        Ok(stories.iter().map(|s| ids.get(s.key.0.as_str()).copied()).collect())
+            let mut new_tags = new_tags.into_iter().peekable();
+            while new_tags.peek().is_some() {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO story_tags (story_id, tag, origin) ");
+                insert.push_values(new_tags.by_ref().take(ROWS * 2), |mut row, (id, t)| {
+                    let origin = t.origin.encode();
+                    row.push_bind(id).push_bind(t.tag).push_bind(origin);
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                insert.build().persistent(false).execute(&mut *conn).await?;
+            }
+            offset += len;
+        });
+        Ok(ids)
+    }
+
+    /// Sets the cluster of each (story id, cluster id).
+    pub async fn set_clusters(&mut self, pairs: &[(i64, i64)]) -> StoreResult<()> {
+        with_tx!(self, conn => {
+            for (id, cluster) in pairs {
+                sqlx::query("UPDATE stories SET cluster_id = $2 WHERE id = $1")
+                    .bind(*id)
+                    .bind(*cluster)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// [`StoreTx::insert_stories`] in a transaction of its own.
+    pub async fn insert_stories(&self, stories: Vec<NewStory>) -> StoreResult<Vec<Option<i64>>> {
+        let mut tx = self.begin().await?;
+        let ids = tx.insert_stories(stories).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// Stories published in `[from, to]`, newest first, with their tags.
@@ -166,30 +213,11 @@ impl Store {
                         id: r.try_get("id")?,
                         source: r.try_get("source")?,
                         link: r.try_get("link")?,
-                        words: title_words(&title),
+                        keys: title_keys(&title),
                         cluster_id: r.try_get("cluster_id")?,
                     })
                 })
                 .collect()
-        })
-    }
-
-    /// Sets the cluster of each (story id, cluster id).
-    pub async fn set_clusters(&self, pairs: &[(i64, i64)]) -> StoreResult<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (id, cluster) in pairs {
-                sqlx::query("UPDATE stories SET cluster_id = $2 WHERE id = $1")
-                    .bind(*id)
-                    .bind(*cluster)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
         })
     }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
-use tidings::collect::cluster::{ClusterCandidate, assign_clusters, title_words};
+use tidings::collect::cluster::{ClusterCandidate, assign_clusters, title_keys};
 use tidings::config::{Config, SourceLocation};
 use tidings::domain::StoredStory;
 use tidings::rank::{self, Overrides, RankPolicy, Selection, Verdict};
@@ -67,7 +67,7 @@ fn corpus(config: &Config) -> Vec<StoredStory> {
             id: s.id,
             source: s.source.clone(),
             link: s.link.clone(),
-            words: title_words(&s.title),
+            keys: title_keys(&s.title),
             cluster_id: None,
         })
         .collect();

@@ -53,7 +53,7 @@ async fn stories_are_stored_once_with_their_tags() {
         let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
         assert_eq!(
             store
-                .insert_stories(&batch)
+                .insert_stories(batch)
                 .await
                 .expect("insert")
                 .iter()
@@ -62,15 +62,26 @@ async fn stories_are_stored_once_with_their_tags() {
             3,
             "{db:?}"
         );
-        assert!(
-            store
-                .insert_stories(&batch)
-                .await
-                .expect("insert again")
-                .iter()
-                .all(Option::is_none),
-            "{db:?}"
-        );
+        // Again, among 447 new stories (more than one statement's 200
+        // rows): the known ones get no id, each new one its own.
+        let mut bigger: Vec<NewStory> = (0..447).map(|i| story(&format!("n{i}"), 240)).collect();
+        for (at, known) in [(0, "a"), (250, "b"), (446, "c")] {
+            bigger.insert(at, story(known, 1));
+        }
+        let keys: Vec<String> = bigger.iter().map(|s| s.key.0.clone()).collect();
+        let ids = store.insert_stories(bigger).await.expect("insert again");
+        assert_eq!(ids.len(), 450);
+        for (key, id) in keys.iter().zip(&ids) {
+            match id {
+                None => assert!(["a", "b", "c"].contains(&key.as_str()), "{key} got no id ({db:?})"),
+                Some(id) => {
+                    let stored = store.story(*id).await.expect("story").expect("stored");
+                    assert_eq!(stored.title, format!("Title {key} — ünïcode 🖥️"), "{db:?}");
+                    assert_eq!(stored.tags.len(), 2, "{key}: tags ({db:?})");
+                }
+            }
+        }
+        assert_eq!(ids.iter().flatten().count(), 447, "{db:?}");
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
         let recent = store
             .stories_published_between(now - Duration::days(7), now)
@@ -103,7 +114,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
-        store.insert_stories(&[story("a", 1)]).await.expect("insert");
+        store.insert_stories(vec![story("a", 1)]).await.expect("insert");
         let story_id = store
             .stories_published_between(now - Duration::days(7), now)
             .await
@@ -222,6 +233,112 @@ async fn the_first_secret_written_wins() {
             ("first", true, "first", false),
             "{db:?}"
         );
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_state_follows_each_outcome_and_a_new_configured_url() {
+    use tidings::collect::Validators;
+    use tidings::store::{FetchRecord, FetchUpdate};
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
+        let validators = Validators {
+            etag: Some("\"v1\"".into()),
+            last_modified: Some("Sat, 28 Nov 2026 11:00:00 GMT".into()),
+        };
+        let record = |config_url: &'static str, fetch_url: &'static str, outcome: FetchRecord<'static>| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.expect("begin");
+                let update = FetchUpdate {
+                    name: "feed",
+                    config_url,
+                    fetch_url: fetch_url.into(),
+                    outcome,
+                    next_fetch_at: Some(now + Duration::hours(1)),
+                    now,
+                };
+                tx.record_fetches(&[update]).await.expect("record");
+                tx.commit().await.expect("commit");
+                store
+                    .source_states()
+                    .await
+                    .expect("states")
+                    .remove("feed")
+                    .expect("state")
+            }
+        };
+        let v: &'static Validators = Box::leak(Box::new(validators.clone()));
+        // First fetch, moved permanently: the new URL is where to go next.
+        let s = record("https://a.example/feed", "https://a.example/moved", FetchRecord::Ok(v)).await;
+        assert_eq!(
+            (s.url.as_str(), s.error_count),
+            ("https://a.example/moved", 0),
+            "{db:?}"
+        );
+        assert_eq!(s.validators, validators, "{db:?}");
+        // Failures count up and keep what was learnt.
+        record(
+            "https://a.example/feed",
+            "https://a.example/moved",
+            FetchRecord::Error("500".into()),
+        )
+        .await;
+        let s = record(
+            "https://a.example/feed",
+            "https://a.example/moved",
+            FetchRecord::Error("500".into()),
+        )
+        .await;
+        assert_eq!(
+            (s.error_count, s.url.as_str()),
+            (2, "https://a.example/moved"),
+            "{db:?}"
+        );
+        assert_eq!(s.validators, validators, "{db:?}");
+        // Another URL in the configuration: a fresh start, even when its
+        // first fetch fails — and the next run fetches the new URL.
+        let s = record(
+            "https://b.example/feed",
+            "https://b.example/feed",
+            FetchRecord::Error("timeout".into()),
+        )
+        .await;
+        assert_eq!(s.config_url.as_deref(), Some("https://b.example/feed"), "{db:?}");
+        assert_eq!((s.url.as_str(), s.error_count), ("https://b.example/feed", 1), "{db:?}");
+        assert_eq!(s.validators, Validators::default(), "{db:?}");
+        let s = record(
+            "https://b.example/feed",
+            "https://b.example/feed",
+            FetchRecord::NotModified,
+        )
+        .await;
+        assert_eq!(
+            (s.error_count, s.next_fetch_at),
+            (0, Some(now + Duration::hours(1))),
+            "{db:?}"
+        );
+        // Gone: disabled, not due again, until the configured URL changes.
+        let s = record(
+            "https://b.example/feed",
+            "https://b.example/feed",
+            FetchRecord::Disabled("410 Gone".into()),
+        )
+        .await;
+        assert_eq!(
+            (s.disabled_reason.as_deref(), s.next_fetch_at),
+            (Some("410 Gone"), None),
+            "{db:?}"
+        );
+        let row = store.list_sources().await.expect("list").remove(0);
+        assert_eq!(row.last_status.as_deref(), Some("disabled"), "{db:?}");
+        assert_eq!(row.last_success_at, Some(now), "{db:?}");
+        let s = record("https://c.example/feed", "https://c.example/feed", FetchRecord::Ok(v)).await;
+        assert_eq!((s.disabled_reason, s.error_count), (None, 0), "{db:?}");
         store.close().await;
         finish(db).await;
     }
