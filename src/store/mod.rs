@@ -6,7 +6,8 @@
 //! both. The SQL is written once in the dialect both accept (`$1`
 //! placeholders, `ON CONFLICT`, `RETURNING`); the few places that differ say
 //! so. Each method runs the same body against either pool through
-//! [`with_pool!`]. Rows become domain types here and nowhere else.
+//! [`with_pool!`], or inside a [`StoreTx`] through [`with_tx!`]. Rows become
+//! domain types here and nowhere else.
 
 mod editorial;
 mod issues;
