@@ -212,7 +212,11 @@ impl App {
         let started = Instant::now();
         let settings = &self.config.collect;
         let fetcher = Fetcher::new(settings.limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
-        let collector = Arc::new(Collector::new(fetcher, &self.config.tag_rules, settings.policy.clone()));
+        let collector = Arc::new(Collector::new(
+            fetcher,
+            &self.config.tag_rules,
+            settings.policy.max_items,
+        ));
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         let mut per_host: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut reports: Vec<Option<SourceReport>> = vec![None; self.config.sources.len()];

@@ -124,7 +124,8 @@ pub enum SourceResult {
 pub struct Collector {
     fetcher: Fetcher,
     rules: Arc<[TagRule]>,
-    policy: CollectPolicy,
+    /// Items kept per feed ([`CollectPolicy::max_items`]).
+    max_items: usize,
     /// Parsing and sanitising are CPU work. They run on the blocking pool,
     /// at most one source per core: on the runtime's workers they would
     /// stall every other fetch's socket for milliseconds at a time (a
@@ -134,12 +135,12 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(fetcher: Fetcher, rules: &[TagRule], policy: CollectPolicy) -> Self {
+    pub fn new(fetcher: Fetcher, rules: &[TagRule], max_items: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Collector {
             fetcher,
             rules: rules.into(),
-            policy,
+            max_items,
             cores: Semaphore::new(cores),
         }
     }
@@ -163,7 +164,7 @@ impl Collector {
             .acquire()
             .await
             .map_err(|e| ParseError::NotAFeed(format!("processing it failed ({e})")))?;
-        let (source, rules, max_items) = (source.clone(), Arc::clone(&self.rules), self.policy.max_items);
+        let (source, rules, max_items) = (source.clone(), Arc::clone(&self.rules), self.max_items);
         let processed = tokio::task::spawn_blocking(move || {
             // Read a few times the items kept, so "the newest N" still holds
             // for feeds listed oldest first, without parsing a hostile 100,000.

@@ -204,26 +204,16 @@ fn text_as_html(t: &feed_rs::model::Text) -> String {
 /// A title as one line of plain text. Titles often carry entities or markup
 /// ("AT&amp;T", "<b>New</b>") even when declared as plain text.
 fn plain_title(t: &feed_rs::model::Text) -> String {
-    let raw = super::sanitize::repair_mojibake(&t.content);
-    let raw = raw.as_ref();
-    if t.content_type.subty() != "plain" || raw.contains('<') || raw.contains('&') {
-        super::sanitize::html_to_text(raw)
-    } else {
-        super::sanitize::clean_line(raw)
-    }
+    // Plain text without '<' or '&' takes html_to_text's own fast path.
+    super::sanitize::html_to_text(&super::sanitize::repair_mojibake(&t.content))
 }
 
 /// Some feeds pack several categories in one element: "AI, Security".
 /// Markup in a category is dropped, its text kept.
 fn split_categories(label: &str) -> Vec<String> {
-    let label = if label.contains('<') || label.contains('&') {
-        super::sanitize::html_to_text(label)
-    } else {
-        label.to_string()
-    };
-    label
+    super::sanitize::html_to_text(label)
         .split([',', ';', '|'])
-        .map(|s| super::sanitize::clean_line(s.trim()))
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
 }

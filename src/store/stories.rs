@@ -22,6 +22,7 @@ impl StoreTx {
         let mut stories = stories.into_iter();
         let mut offset = 0;
         let sqlite = self.is_sqlite();
+        let mut last_id: Option<i64> = None;
         with_tx!(self, conn => loop {
             let mut chunk: Vec<NewStory> = stories.by_ref().take(ROWS).collect();
             if chunk.is_empty() {
@@ -53,16 +54,24 @@ impl StoreTx {
             // one JSON row. PostgreSQL sends RETURNING's rows in one go, and
             // another replica may insert meanwhile.
             let inserted: Vec<(i64, String)> = if sqlite {
-                let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM stories")
-                    .fetch_one(&mut *conn)
-                    .await?;
+                // Read once per call; after each statement, the largest id
+                // it inserted.
+                let before = match last_id {
+                    Some(id) => id,
+                    None => sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM stories")
+                        .fetch_one(&mut *conn)
+                        .await?,
+                };
                 insert.build().persistent(false).execute(&mut *conn).await?;
                 let json: String =
                     sqlx::query_scalar("SELECT json_group_array(json_array(id, story_key)) FROM stories WHERE id > $1")
                         .bind(before)
                         .fetch_one(&mut *conn)
                         .await?;
-                serde_json::from_str(&json).map_err(|e| super::StoreError::Corrupt(format!("new story ids: {e}")))?
+                let inserted: Vec<(i64, String)> = serde_json::from_str(&json)
+                    .map_err(|e| super::StoreError::Corrupt(format!("new story ids: {e}")))?;
+                last_id = Some(inserted.iter().map(|(id, _)| *id).fold(before, i64::max));
+                inserted
             } else {
                 insert.push(" RETURNING id, story_key");
                 let rows = insert.build().persistent(false).fetch_all(&mut *conn).await?;
