@@ -355,6 +355,12 @@ impl App {
             }
         }
         let candidates: Vec<(String, String)> = stories.iter().map(|s| (s.source.clone(), s.link.clone())).collect();
+        // Loaded before the transaction begins, so one connection does both
+        // (each SQLite connection is a thread of its own) and the index
+        // holds committed stories only.
+        if clusters.is_none() && !stories.is_empty() {
+            *clusters = Some(self.cluster_index(now).await?);
+        }
         let mut tx = self.store.begin().await?;
         let ids = tx.insert_stories(stories).await?;
         let new: Vec<ClusterCandidate> = candidates
@@ -371,7 +377,7 @@ impl App {
                 })
             })
             .collect();
-        let pairs = self.cluster(clusters, new, now).await?;
+        let pairs = clusters.as_mut().map(|index| index.add(new)).unwrap_or_default();
         tx.set_clusters(&pairs).await?;
         let mut ids = ids.into_iter();
         let mut counts = counts.into_iter();
@@ -454,30 +460,10 @@ impl App {
         Ok(reports)
     }
 
-    /// The (story id, cluster id) pairs that put new stories into clusters
-    /// with the recent ones they duplicate. The index of recent stories is
-    /// loaded once per collect run, when the first new stories arrive.
-    async fn cluster(
-        &self,
-        index: &mut Option<ClusterIndex>,
-        new: Vec<ClusterCandidate>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(i64, i64)>> {
-        if new.is_empty() {
-            return Ok(Vec::new());
-        }
-        let index = match index {
-            Some(index) => index,
-            None => {
-                // Read outside the batch's transaction: committed stories only.
-                let existing = self
-                    .store
-                    .cluster_candidates(now - Duration::days(CLUSTER_DAYS))
-                    .await?;
-                index.insert(ClusterIndex::new(existing))
-            }
-        };
-        Ok(index.add(new))
+    /// The index of recent stories that new ones are clustered with; loaded
+    /// once per collect run, when the first new stories arrive.
+    async fn cluster_index(&self, now: DateTime<Utc>) -> Result<ClusterIndex> {
+        Ok(self.store.cluster_index(now - Duration::days(CLUSTER_DAYS)).await?)
     }
 
     // -- rank -------------------------------------------------------------

@@ -10,6 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let args = cli::Cli::parse(); // clap exits with 2 on usage errors itself
     init_logging(args.verbose, args.log_format);
     tidings::install_crypto_provider();
@@ -30,6 +31,32 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives each thread that allocates an arena of its own, up to eight
+/// per core, and each arena keeps its high-water mark. tidings' threads
+/// hand their data on (fetch → parse → store), so one arena per core avoids
+/// lock contention just as well: `bench/collect/run` measured the same
+/// speed and 4 MiB less peak memory. An operator's `MALLOC_ARENA_MAX` or
+/// `GLIBC_TUNABLES` still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    let set_by_operator = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+    if set_by_operator {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only sets a malloc parameter; it is called before any
+    // other thread exists, as its documentation asks. A refusal (0) leaves
+    // glibc's default, which is correct too.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 /// The error and its causes, each once: the library's errors already
 /// include their cause's text, so a cause the message contains is skipped.

@@ -7,7 +7,9 @@
 //! Word sets over titles are cheap and explainable; SimHash/MinHash would
 //! only pay off at millions of stories per window.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 
 /// Words too common to tell two titles apart.
 const STOP_WORDS: &[&str] = &[
@@ -75,25 +77,55 @@ pub struct ClusterCandidate {
 /// their first `n − ⌈0.75·n⌉ + 1` words, so only those are indexed and
 /// probed — and a length filter. Words are hashed once and compared as
 /// sorted lists.
+///
+/// It holds every story of the clustering window (tens of thousands), so
+/// it is laid out flat — a few contiguous arrays of numbers, no allocation
+/// per story, link or word — at about 150 bytes a story: maps of strings
+/// and a list per word took 400.
 #[derive(Debug, Default)]
 pub struct ClusterIndex {
     entries: Vec<Entry>,
+    /// Every indexed title's keys end to end; an entry names its slice.
+    keys: Vec<u64>,
     /// Source names as small numbers: compared once per candidate.
-    sources: std::collections::HashMap<String, u32>,
-    by_link: std::collections::HashMap<String, Vec<usize>>,
-    by_word: std::collections::HashMap<u64, Vec<Posting>>,
+    sources: HashMap<String, u32>,
+    /// A link's [`link_key`] → the first and last entry with that link;
+    /// the ones between are chained through [`Entry::same_link`].
+    by_link: FxHashMap<u64, Chain>,
+    /// A title key → its most recent posting; a word's postings are
+    /// chained back in time through [`Posting::earlier`].
+    by_word: FxHashMap<u64, u32>,
+    postings: Vec<Posting>,
+}
+
+/// Marks the end of a chain.
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    first: u32,
+    last: u32,
+}
+
+/// A link as a number. Two different links share one with a chance of
+/// about 10⁻¹¹ in a window of 25,000 stories.
+fn link_key(link: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    link.hash(&mut h);
+    h.finish()
 }
 
 /// An indexed title word: which story, where the word stands in its sorted
 /// keys and how many keys it has — enough to rule most candidates out
-/// without touching the story.
+/// without comparing titles.
 #[derive(Debug, Clone, Copy)]
 struct Posting {
     at: u32,
+    /// The same word's previous posting, or [`NONE`].
+    earlier: u32,
     position: u16,
     len: u16,
-    /// The story's [`signature`].
-    signature: u64,
 }
 
 /// One bit per key (by its low bits): a key of one title that the other
@@ -118,10 +150,15 @@ fn signatures_allow(a: u64, a_len: usize, b: u64, b_len: usize) -> bool {
 #[derive(Debug)]
 struct Entry {
     id: i64,
-    source: u32,
     cluster_id: Option<i64>,
-    /// Hashes of the title's words, sorted.
-    words: Vec<u64>,
+    /// The title's [`signature`].
+    signature: u64,
+    /// Where the title's keys start in [`ClusterIndex::keys`].
+    keys_at: u32,
+    keys_len: u16,
+    source: u32,
+    /// The next entry with the same link, or [`NONE`].
+    same_link: u32,
 }
 
 /// A word as a number whose order is the order prefix filtering uses. Any
@@ -204,8 +241,9 @@ fn similar_keys(a: &[u64], b: &[u64]) -> bool {
 impl ClusterIndex {
     pub fn new(existing: Vec<ClusterCandidate>) -> Self {
         let mut index = ClusterIndex::default();
+        index.reserve(existing.len());
         for c in existing {
-            index.insert(c.id, c.source, c.link, c.keys, c.cluster_id);
+            index.insert(c);
         }
         index
     }
@@ -218,58 +256,98 @@ impl ClusterIndex {
         self.entries.is_empty()
     }
 
-    fn insert(&mut self, id: i64, source: String, link: String, words: Vec<u64>, cluster_id: Option<i64>) {
-        let at = self.entries.len();
+    fn reserve(&mut self, stories: usize) {
+        self.entries.reserve(stories);
+        self.keys.reserve(stories * 8);
+        self.postings.reserve(stories * 3);
+    }
+
+    fn words(&self, at: usize) -> &[u64] {
+        let e = &self.entries[at];
+        &self.keys[e.keys_at as usize..][..usize::from(e.keys_len)]
+    }
+
+    /// Adds a story; `c.keys` must be sorted ([`title_keys`]).
+    pub fn insert(&mut self, c: ClusterCandidate) {
+        let at = self.entries.len() as u32;
         let next = self.sources.len() as u32;
-        let source = *self.sources.entry(source).or_insert(next);
-        self.by_link.entry(link).or_default().push(at);
-        let sig = signature(&words);
-        for (position, key) in prefix(&words).iter().enumerate() {
-            self.by_word.entry(*key).or_default().push(Posting {
-                at: at as u32,
+        let source = *self.sources.entry(c.source).or_insert(next);
+        let chain = self
+            .by_link
+            .entry(link_key(&c.link))
+            .or_insert(Chain { first: at, last: at });
+        if chain.last != at {
+            self.entries[chain.last as usize].same_link = at;
+            chain.last = at;
+        }
+        // A title is at most 300 characters, so far fewer keys than this.
+        let words = &c.keys[..c.keys.len().min(usize::from(u16::MAX))];
+        let len = words.len() as u16;
+        for (position, key) in prefix(words).iter().enumerate() {
+            let head = self.by_word.entry(*key).or_insert(NONE);
+            self.postings.push(Posting {
+                at,
+                earlier: *head,
                 position: position as u16,
-                len: words.len().min(usize::from(u16::MAX)) as u16,
-                signature: sig,
+                len,
             });
+            *head = (self.postings.len() - 1) as u32;
         }
         self.entries.push(Entry {
-            id,
+            id: c.id,
+            cluster_id: c.cluster_id,
+            signature: signature(words),
+            keys_at: self.keys.len() as u32,
+            keys_len: len,
             source,
-            cluster_id,
-            words,
+            same_link: NONE,
         });
+        self.keys.extend_from_slice(words);
     }
 
     /// The earliest indexed story from another source with the same link
-    /// or a similar title.
-    fn find(&self, id: i64, source: &str, link: &str, words: &[u64]) -> Option<usize> {
+    /// or a similar title. `recent` is scratch space.
+    fn find(&self, id: i64, source: &str, link: &str, words: &[u64], recent: &mut Vec<Posting>) -> Option<usize> {
         let source = self.sources.get(source).copied();
         let eligible = |at: usize| {
             let e = &self.entries[at];
             e.id < id && Some(e.source) != source
         };
-        // Posting lists are in insertion order, so the first hit of each
-        // list is its earliest; the answer is the smallest of those.
-        let mut best: Option<usize> = self
-            .by_link
-            .get(link)
-            .and_then(|list| list.iter().copied().find(|&at| eligible(at)));
+        let mut best: Option<usize> = self.by_link.get(&link_key(link)).and_then(|chain| {
+            let mut at = chain.first;
+            while at != NONE {
+                if eligible(at as usize) {
+                    return Some(at as usize);
+                }
+                at = self.entries[at as usize].same_link;
+            }
+            None
+        });
         let sig = signature(words);
         for (position, key) in prefix(words).iter().enumerate() {
-            let Some(list) = self.by_word.get(key) else { continue };
+            let Some(&head) = self.by_word.get(key) else { continue };
             // A word in thousands of titles is noise, not news: look at its
             // most recent stories only, so one probe stays cheap.
-            let recent = &list[list.len().saturating_sub(MAX_POSTINGS)..];
+            recent.clear();
+            let mut p = head;
+            while p != NONE && recent.len() < MAX_POSTINGS {
+                let posting = self.postings[p as usize];
+                recent.push(posting);
+                p = posting.earlier;
+            }
+            // Oldest first, so the first hit is the earliest; the answer is
+            // the smallest of each word's first hits.
             let hit = recent
                 .iter()
+                .rev()
                 .take_while(|p| best.is_none_or(|b| (p.at as usize) < b))
                 .filter(|p| {
                     let len = usize::from(p.len);
                     could_reach(words.len(), position, len, usize::from(p.position))
-                        && signatures_allow(sig, words.len(), p.signature, len)
+                        && signatures_allow(sig, words.len(), self.entries[p.at as usize].signature, len)
                 })
                 .map(|p| p.at as usize)
-                .find(|&at| eligible(at) && similar_keys(&self.entries[at].words, words));
+                .find(|&at| eligible(at) && similar_keys(self.words(at), words));
             if hit.is_some() {
                 best = hit;
             }
@@ -282,20 +360,20 @@ impl ClusterIndex {
     /// cluster, named by its first story's id (which joins it too).
     pub fn add(&mut self, new: Vec<ClusterCandidate>) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
-        for story in new {
-            let words = story.keys;
-            let mut cluster_id = None;
-            if let Some(at) = self.find(story.id, &story.source, &story.link, &words) {
+        let mut recent = Vec::with_capacity(MAX_POSTINGS);
+        self.reserve(new.len());
+        for mut story in new {
+            if let Some(at) = self.find(story.id, &story.source, &story.link, &story.keys, &mut recent) {
                 let m = &mut self.entries[at];
                 let cluster = m.cluster_id.unwrap_or(m.id);
                 if m.cluster_id.is_none() {
                     m.cluster_id = Some(cluster);
                     out.push((m.id, cluster));
                 }
-                cluster_id = Some(cluster);
+                story.cluster_id = Some(cluster);
                 out.push((story.id, cluster));
             }
-            self.insert(story.id, story.source, story.link, words, cluster_id);
+            self.insert(story);
         }
         out.sort_unstable();
         out.dedup();
@@ -359,7 +437,7 @@ mod tests {
                 .iter()
                 .position(|e| e.source != s.source && similar_keys(&e.keys, &s.keys));
             let index = ClusterIndex::new(stories[..i].to_vec());
-            let found = index.find(s.id, &s.source, &s.link, &s.keys);
+            let found = index.find(s.id, &s.source, &s.link, &s.keys, &mut Vec::new());
             assert_eq!(found.is_some(), brute.is_some(), "story {i}");
         }
     }

@@ -3,6 +3,7 @@
 //! caller (`app::collect`) records it.
 
 pub mod cluster;
+mod cpu_pool;
 pub mod fetch;
 pub mod parse;
 pub mod sanitize;
@@ -12,11 +13,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::{Source, TagRule};
 use crate::domain::{NewStory, StoryKey};
+use cpu_pool::CpuPool;
 pub use fetch::{CacheHints, FetchError, FetchLimits, FetchOutcome, Fetcher, Validators};
 pub use parse::{ParseError, ParsedFeed, ParsedItem, parse_feed};
 
@@ -120,18 +121,15 @@ pub enum SourceResult {
 }
 
 /// What collecting every source of one run shares: the HTTP client, the
-/// tag rules, the policy, and the right to use a core.
+/// tag rules, the policy, and the threads that parse.
 pub struct Collector {
     fetcher: Fetcher,
     rules: Arc<[TagRule]>,
     /// Items kept per feed ([`CollectPolicy::max_items`]).
     max_items: usize,
-    /// Parsing and sanitising are CPU work. They run on the blocking pool,
-    /// at most one source per core: on the runtime's workers they would
-    /// stall every other fetch's socket for milliseconds at a time (a
-    /// 50-item feed takes a few), and more at once than cores only adds
-    /// threads, each with its own allocator arena.
-    cores: Semaphore,
+    /// Parsing and sanitising, one feed per core at a time (see
+    /// [`cpu_pool`] for why not the blocking pool).
+    cpu: CpuPool,
 }
 
 impl Collector {
@@ -141,7 +139,7 @@ impl Collector {
             fetcher,
             rules: rules.into(),
             max_items,
-            cores: Semaphore::new(cores),
+            cpu: CpuPool::new("tidings-parse", cores),
         }
     }
 
@@ -159,34 +157,31 @@ impl Collector {
             }
             FetchOutcome::Body(f) => f,
         };
-        let _core = self
-            .cores
-            .acquire()
-            .await
-            .map_err(|e| ParseError::NotAFeed(format!("processing it failed ({e})")))?;
         let (source, rules, max_items) = (source.clone(), Arc::clone(&self.rules), self.max_items);
-        let processed = tokio::task::spawn_blocking(move || {
-            // Read a few times the items kept, so "the newest N" still holds
-            // for feeds listed oldest first, without parsing a hostile 100,000.
-            let cap = max_items.saturating_mul(5).max(1000);
-            let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
-            let ttl_minutes = feed.ttl;
-            let batch = stories_from_feed(feed, &source, fetched.base.as_ref(), &rules, max_items, now);
-            let title_keys = batch.stories.iter().map(|s| cluster::title_keys(&s.title)).collect();
-            Ok::<_, ParseError>(SourceResult::Stories {
-                stories: batch.stories,
-                title_keys,
-                validators: fetched.validators,
-                cache: fetched.cache,
-                ttl_minutes,
-                moved_to: fetched.moved_to,
-                skipped: batch.skipped,
-                dropped: batch.dropped,
+        let processed = self
+            .cpu
+            .run(move || {
+                // Read a few times the items kept, so "the newest N" still holds
+                // for feeds listed oldest first, without parsing a hostile 100,000.
+                let cap = max_items.saturating_mul(5).max(1000);
+                let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
+                let ttl_minutes = feed.ttl;
+                let batch = stories_from_feed(feed, &source, fetched.base.as_ref(), &rules, max_items, now);
+                let title_keys = batch.stories.iter().map(|s| cluster::title_keys(&s.title)).collect();
+                Ok::<_, ParseError>(SourceResult::Stories {
+                    stories: batch.stories,
+                    title_keys,
+                    validators: fetched.validators,
+                    cache: fetched.cache,
+                    ttl_minutes,
+                    moved_to: fetched.moved_to,
+                    skipped: batch.skipped,
+                    dropped: batch.dropped,
+                })
             })
-        })
-        .await
-        // A panic while processing costs this source, not the run.
-        .map_err(|e| ParseError::NotAFeed(format!("processing it failed ({e})")))?;
+            .await
+            // A panic while processing costs this source, not the run.
+            .map_err(|e| ParseError::NotAFeed(e.to_string()))?;
         Ok(processed?)
     }
 }

@@ -151,20 +151,24 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                let open = |connections: u32| {
+                let pool_options = |connections: u32| {
                     SqlitePoolOptions::new()
                         .max_connections(connections)
                         // A file in this process cannot drop like a network
                         // connection: no ping before every use.
                         .test_before_acquire(false)
-                        .connect_with(options.clone())
                 };
-                let fail = |e: sqlx::Error| StoreError::Open {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                };
-                let pool = open(4).await.map_err(fail)?;
-                let ledger = open(1).await.map_err(fail)?;
+                let pool = pool_options(4)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|e| StoreError::Open {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                // Opened when a send first writes to it, not by every
+                // command: each SQLite connection is a thread of its own.
+                // The pool above has just opened the same file.
+                let ledger = pool_options(1).connect_lazy_with(options);
                 Backend::Sqlite { pool, ledger }
             }
             DatabaseUrl::Postgres(secret) => {

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
-use crate::collect::cluster::{ClusterCandidate, title_keys};
+use crate::collect::cluster::{ClusterCandidate, ClusterIndex, title_keys};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
 impl StoreTx {
@@ -206,27 +207,27 @@ impl Store {
         })
     }
 
-    /// Stories published since `since`, as clustering sees them.
-    pub async fn cluster_candidates(&self, since: DateTime<Utc>) -> StoreResult<Vec<ClusterCandidate>> {
+    /// The clustering index of the stories published since `since`, built
+    /// as the rows arrive rather than from a list of them all.
+    pub async fn cluster_index(&self, since: DateTime<Utc>) -> StoreResult<ClusterIndex> {
         with_pool!(self, pool => {
-            let rows = sqlx::query(
+            let mut rows = sqlx::query(
                 "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",
             )
             .bind(since)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let title: String = r.try_get("title")?;
-                    Ok(ClusterCandidate {
-                        id: r.try_get("id")?,
-                        source: r.try_get("source")?,
-                        link: r.try_get("link")?,
-                        keys: title_keys(&title),
-                        cluster_id: r.try_get("cluster_id")?,
-                    })
-                })
-                .collect()
+            .fetch(pool);
+            let mut index = ClusterIndex::default();
+            while let Some(r) = rows.try_next().await? {
+                let title: String = r.try_get("title")?;
+                index.insert(ClusterCandidate {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    link: r.try_get("link")?,
+                    keys: title_keys(&title),
+                    cluster_id: r.try_get("cluster_id")?,
+                });
+            }
+            Ok(index)
         })
     }
 

@@ -343,3 +343,53 @@ async fn fetch_state_follows_each_outcome_and_a_new_configured_url() {
         finish(db).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_index_is_built_from_the_stored_window() {
+    use tidings::collect::cluster::{ClusterCandidate, title_keys};
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let told = |key: &str, source: &str, title: &str, hours_ago: i64| NewStory {
+            source: source.into(),
+            title: title.into(),
+            ..story(key, hours_ago)
+        };
+        let ids = store
+            .insert_stories(vec![
+                told("old", "A", "Kubernetes breach disclosed by cloud vendor", 24 * 30),
+                told("k1", "A", "Kubernetes breach disclosed by cloud vendor", 5),
+                told("p1", "A", "Ransomware gang hits major port operator in Rotterdam", 4),
+                told("p2", "B", "Ransomware gang hits major port operator, Rotterdam", 3),
+            ])
+            .await
+            .expect("insert");
+        let [Some(_old), Some(k1), Some(p1), Some(p2)] = ids[..] else {
+            panic!("four new stories: {ids:?} ({db:?})")
+        };
+        let mut tx = store.begin().await.expect("begin");
+        tx.set_clusters(&[(p1, p1), (p2, p1)]).await.expect("clusters");
+        tx.commit().await.expect("commit");
+
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
+        let mut index = store.cluster_index(now - Duration::days(7)).await.expect("index");
+        assert_eq!(index.len(), 3, "the month-old story is outside the window ({db:?})");
+        let new = |id: i64, source: &str, link: &str, title: &str| ClusterCandidate {
+            id,
+            source: source.into(),
+            link: link.into(),
+            keys: title_keys(title),
+            cluster_id: None,
+        };
+        let pairs = index.add(vec![
+            // Another source's rewording of the windowed Kubernetes story.
+            new(p2 + 1, "C", "https://c.example/k", "Cloud vendor discloses Kubernetes breach"),
+            // The port story again, by link: it joins the stored cluster.
+            new(p2 + 2, "C", "https://example.com/p2", "Harbour systems down"),
+            new(p2 + 3, "C", "https://c.example/g", "Gardening tips for the office"),
+        ]);
+        assert_eq!(pairs, [(k1, k1), (p2 + 1, k1), (p2 + 2, p1)], "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
