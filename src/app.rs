@@ -218,6 +218,10 @@ impl App {
             settings.policy.max_items,
         ));
         let permits = Arc::new(Semaphore::new(settings.concurrency));
+        // Sources fetched or waiting to be stored: one batch more than are
+        // fetched at once, so the next batch is fetched and parsed while
+        // one is written, and no more results than that wait in memory.
+        let places = Arc::new(Semaphore::new(settings.concurrency + STORE_BATCH));
         let mut per_host: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut reports: Vec<Option<SourceReport>> = vec![None; self.config.sources.len()];
         let mut states = Vec::with_capacity(self.config.sources.len());
@@ -269,19 +273,22 @@ impl App {
                 SourceLocation::File(_) => None,
             };
             let validators = state.validators.clone();
-            let (collector, source, permits) = (Arc::clone(&collector), source.clone(), Arc::clone(&permits));
+            let (collector, source) = (Arc::clone(&collector), source.clone());
+            let (permits, places) = (Arc::clone(&permits), Arc::clone(&places));
             tasks.spawn(async move {
-                // The permit travels with the result and is released only
+                // The place travels with the result and is released only
                 // once the result is stored: finished fetches cannot pile up
-                // in memory while the database catches up.
+                // in memory while the database catches up. It is taken
+                // first, so a source waiting for one holds nothing.
+                let place = places.acquire_owned().await;
                 let permit = permits.acquire_owned().await;
                 let host_permit = match host_permits {
                     Some(p) => Some(p.acquire_owned().await),
                     None => None,
                 };
                 let result = collector.collect_source(&source, &location, &validators, now).await;
-                drop(host_permit);
-                (index, location, result, permit)
+                drop((host_permit, permit));
+                (index, location, result, place)
             });
             states.push(state);
         }
@@ -295,16 +302,16 @@ impl App {
                 batch.push(more);
             }
             let mut finished = Vec::with_capacity(batch.len());
-            let mut permits = Vec::with_capacity(batch.len());
+            let mut batch_places = Vec::with_capacity(batch.len());
             for joined in batch {
-                let (index, location, result, permit) =
+                let (index, location, result, place) =
                     joined.map_err(|e| Error::Other(format!("collect task failed: {e}")))?;
                 finished.push(Finished {
                     index,
                     location,
                     result,
                 });
-                permits.push(permit);
+                batch_places.push(place);
             }
             for (index, report) in self.record_sources(&mut clusters, finished, &states, now).await? {
                 match &report.status {
@@ -316,7 +323,7 @@ impl App {
                 progress(&report);
                 reports[index] = Some(report);
             }
-            drop(permits);
+            drop(batch_places);
         }
         let report = CollectReport {
             sources: reports.into_iter().flatten().collect(),

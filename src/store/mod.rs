@@ -150,6 +150,18 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
+                    // A multi-row statement inside a transaction keeps a
+                    // statement journal, by default a temporary file: two
+                    // write calls per page it changes, 40,000 of them in a
+                    // 25,000-story collect. In memory it is a few hundred KiB
+                    // for one statement.
+                    .pragma("temp_store", "memory")
+                    // For a new file (an existing one keeps its own): a story
+                    // row is about 1.6 KiB (summary as HTML and as text), so
+                    // 4 KiB pages held two and a collect wrote three times
+                    // the frames; bench/collect measured a 25,000-story
+                    // collect 10–15 % faster with 16 KiB.
+                    .page_size(16384)
                     .busy_timeout(Duration::from_secs(10));
                 let pool_options = |connections: u32| {
                     SqlitePoolOptions::new()

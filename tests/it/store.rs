@@ -50,6 +50,19 @@ async fn stories_are_stored_once_with_their_tags() {
     for db in databases().await {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
+        if matches!(db, Db::Sqlite) {
+            // A new file gets 16 KiB pages: a story row is about 1.6 KiB.
+            let file = dir.path().join("nested/dir/test.db");
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", file.display()))
+                    .await
+                    .expect("open the file directly");
+            let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(&mut conn)
+                .await
+                .expect("pragma");
+            assert_eq!(page, 16384);
+        }
         let batch = vec![story("a", 1), story("b", 30), story("c", 400)];
         assert_eq!(
             store
@@ -383,7 +396,12 @@ async fn the_cluster_index_is_built_from_the_stored_window() {
         };
         let pairs = index.add(vec![
             // Another source's rewording of the windowed Kubernetes story.
-            new(p2 + 1, "C", "https://c.example/k", "Cloud vendor discloses Kubernetes breach"),
+            new(
+                p2 + 1,
+                "C",
+                "https://c.example/k",
+                "Cloud vendor discloses Kubernetes breach",
+            ),
             // The port story again, by link: it joins the stored cluster.
             new(p2 + 2, "C", "https://example.com/p2", "Harbour systems down"),
             new(p2 + 3, "C", "https://c.example/g", "Gardening tips for the office"),
