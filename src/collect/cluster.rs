@@ -241,7 +241,7 @@ fn similar_keys(a: &[u64], b: &[u64]) -> bool {
 impl ClusterIndex {
     pub fn new(existing: Vec<ClusterCandidate>) -> Self {
         let mut index = ClusterIndex::default();
-        index.reserve(existing.len());
+        index.reserve_for(&existing);
         for c in existing {
             index.insert(c);
         }
@@ -252,14 +252,23 @@ impl ClusterIndex {
         self.entries.len()
     }
 
+    /// Gives back what growing one story at a time left unused.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.postings.shrink_to_fit();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    fn reserve(&mut self, stories: usize) {
-        self.entries.reserve(stories);
-        self.keys.reserve(stories * 8);
-        self.postings.reserve(stories * 3);
+    /// Room for these stories, grown once per batch.
+    fn reserve_for(&mut self, stories: &[ClusterCandidate]) {
+        self.entries.reserve(stories.len());
+        self.keys.reserve(stories.iter().map(|c| c.keys.len()).sum());
+        self.postings
+            .reserve(stories.iter().map(|c| prefix(&c.keys).len()).sum());
     }
 
     fn words(&self, at: usize) -> &[u64] {
@@ -361,7 +370,7 @@ impl ClusterIndex {
     pub fn add(&mut self, new: Vec<ClusterCandidate>) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         let mut recent = Vec::with_capacity(MAX_POSTINGS);
-        self.reserve(new.len());
+        self.reserve_for(&new);
         for mut story in new {
             if let Some(at) = self.find(story.id, &story.source, &story.link, &story.keys, &mut recent) {
                 let m = &mut self.entries[at];
@@ -440,6 +449,29 @@ mod tests {
             let found = index.find(s.id, &s.source, &s.link, &s.keys, &mut Vec::new());
             assert_eq!(found.is_some(), brute.is_some(), "story {i}");
         }
+    }
+
+    #[test]
+    fn a_link_shared_by_several_stories_finds_the_earliest_from_another_source() {
+        let existing = vec![
+            c(1, "A", "https://x/1", "First telling of the story here"),
+            c(2, "B", "https://x/1", "Second telling, other words entirely"),
+            c(3, "C", "https://x/1", "Third telling with more new words"),
+        ];
+        let new = vec![c(4, "A", "https://x/1", "Fourth telling from the first source")];
+        assert_eq!(assign_clusters(&existing, &new), [(2, 2), (4, 2)]);
+    }
+
+    #[test]
+    fn a_common_word_is_probed_in_its_most_recent_stories_only() {
+        let title = "Identical wording across many outlets today";
+        let existing: Vec<ClusterCandidate> = (1..=300)
+            .map(|id| c(id, &format!("S{id}"), &format!("https://x/{id}"), title))
+            .collect();
+        let new = vec![c(301, "T", "https://t/1", title)];
+        // The earliest of the last MAX_POSTINGS (256) stories with its words.
+        let earliest = 300 - MAX_POSTINGS as i64 + 1;
+        assert_eq!(assign_clusters(&existing, &new), [(earliest, earliest), (301, earliest)]);
     }
 
     #[test]

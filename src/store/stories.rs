@@ -227,6 +227,7 @@ impl Store {
                     cluster_id: r.try_get("cluster_id")?,
                 });
             }
+            index.shrink_to_fit();
             Ok(index)
         })
     }
