@@ -362,9 +362,8 @@ impl App {
             }
         }
         let candidates: Vec<(String, String)> = stories.iter().map(|s| (s.source.clone(), s.link.clone())).collect();
-        // Loaded before the transaction begins, so one connection does both
-        // (each SQLite connection is a thread of its own) and the index
-        // holds committed stories only.
+        // Loaded before the batch's transaction begins: the index must hold
+        // committed stories only (this batch's join it through `add`).
         if clusters.is_none() && !stories.is_empty() {
             *clusters = Some(self.cluster_index(now).await?);
         }

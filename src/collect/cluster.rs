@@ -80,8 +80,8 @@ pub struct ClusterCandidate {
 ///
 /// It holds every story of the clustering window (tens of thousands), so
 /// it is laid out flat — a few contiguous arrays of numbers, no allocation
-/// per story, link or word — at about 150 bytes a story: maps of strings
-/// and a list per word took 400.
+/// per story, link or word — at under 200 bytes a story: maps of strings
+/// and a list per word took over 400.
 #[derive(Debug, Default)]
 pub struct ClusterIndex {
     entries: Vec<Entry>,
@@ -471,7 +471,10 @@ mod tests {
         let new = vec![c(301, "T", "https://t/1", title)];
         // The earliest of the last MAX_POSTINGS (256) stories with its words.
         let earliest = 300 - MAX_POSTINGS as i64 + 1;
-        assert_eq!(assign_clusters(&existing, &new), [(earliest, earliest), (301, earliest)]);
+        assert_eq!(
+            assign_clusters(&existing, &new),
+            [(earliest, earliest), (301, earliest)]
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! takes a few). Tokio's blocking pool is not used for it because it starts
 //! a new thread whenever none is idle at that instant — nine of them in a
 //! 500-feed collect on two cores — and glibc gives each thread that
-//! allocates an arena of its own, which keeps its high-water mark: those
-//! arenas were a third of the collect's peak memory. One thread per core,
-//! the same ones for the whole run, hold it down to what the work needs.
+//! allocates an arena of its own, which keeps its high-water mark. One
+//! thread per core, the same ones for the whole run, is what the work
+//! needs.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};

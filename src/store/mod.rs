@@ -158,9 +158,10 @@ impl Store {
                     .pragma("temp_store", "memory")
                     // For a new file (an existing one keeps its own): a story
                     // row is about 1.6 KiB (summary as HTML and as text), so
-                    // 4 KiB pages held two and a collect wrote three times
-                    // the frames; bench/collect measured a 25,000-story
-                    // collect 10–15 % faster with 16 KiB.
+                    // a 4 KiB page held two. bench/collect/run: a 25,000-story
+                    // collect 10–15 % faster with 16 KiB; the ledger's small
+                    // rows pay some of it back (bench/send/run on SQLite
+                    // 5–20 % slower), still well above its target.
                     .page_size(16384)
                     .busy_timeout(Duration::from_secs(10));
                 let pool_options = |connections: u32| {
