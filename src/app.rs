@@ -17,7 +17,7 @@ use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunRep
 use crate::domain::{EmailAddress, StoredStory};
 use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, RenderedIssue, Renderer};
-use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store};
+use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store, StoreConn};
 use crate::token::Signer;
 use crate::{Error, Result};
 
@@ -227,7 +227,10 @@ impl App {
         let mut states = Vec::with_capacity(self.config.sources.len());
         let mut tasks = JoinSet::new();
         let mut clusters: Option<ClusterIndex> = None;
-        let mut known = self.store.source_states().await?;
+        // The run reads and stores through this one connection (see
+        // StoreConn).
+        let mut conn = self.store.connection().await?;
+        let mut known = conn.source_states().await?;
         for (index, source) in self.config.sources.iter().enumerate() {
             let config_url = source.location.to_string();
             let state = known
@@ -313,7 +316,10 @@ impl App {
                 });
                 batch_places.push(place);
             }
-            for (index, report) in self.record_sources(&mut clusters, finished, &states, now).await? {
+            for (index, report) in self
+                .record_sources(&mut conn, &mut clusters, finished, &states, now)
+                .await?
+            {
                 match &report.status {
                     SourceStatus::Failed { reason, .. } => {
                         tracing::warn!(source = %report.name, "failed: {reason}")
@@ -340,6 +346,7 @@ impl App {
     /// up with many parallel fetches. Returns each source's report.
     async fn record_sources(
         &self,
+        conn: &mut StoreConn,
         clusters: &mut Option<ClusterIndex>,
         mut finished: Vec<Finished>,
         states: &[SourceState],
@@ -362,12 +369,12 @@ impl App {
             }
         }
         let candidates: Vec<(String, String)> = stories.iter().map(|s| (s.source.clone(), s.link.clone())).collect();
-        // Loaded before the batch's transaction begins: the index must hold
-        // committed stories only (this batch's join it through `add`).
+        let mut tx = conn.begin().await?;
+        // Read in the batch's transaction, through its connection, before it
+        // writes: committed stories only (this batch's join through `add`).
         if clusters.is_none() && !stories.is_empty() {
-            *clusters = Some(self.cluster_index(now).await?);
+            *clusters = Some(tx.cluster_index(now - Duration::days(CLUSTER_DAYS)).await?);
         }
-        let mut tx = self.store.begin().await?;
         let ids = tx.insert_stories(stories).await?;
         let new: Vec<ClusterCandidate> = candidates
             .into_iter()
@@ -464,12 +471,6 @@ impl App {
         tx.record_fetches(&updates).await?;
         tx.commit().await?;
         Ok(reports)
-    }
-
-    /// The index of recent stories that new ones are clustered with; loaded
-    /// once per collect run, when the first new stories arrive.
-    async fn cluster_index(&self, now: DateTime<Utc>) -> Result<ClusterIndex> {
-        Ok(self.store.cluster_index(now - Duration::days(CLUSTER_DAYS)).await?)
     }
 
     // -- rank -------------------------------------------------------------

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
+use super::{Store, StoreConn, StoreResult, StoreTx, with_conn, with_pool, with_tx};
 use crate::collect::Validators;
 
 /// What tidings remembers about a source between runs.
@@ -57,31 +57,7 @@ pub struct FetchUpdate<'a> {
 impl Store {
     /// What is remembered about every source, by name (one query for all).
     pub async fn source_states(&self) -> StoreResult<std::collections::HashMap<String, SourceState>> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT name, url, config_url, etag, last_modified, next_fetch_at, disabled_reason, error_count FROM sources",
-            )
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("name")?,
-                        SourceState {
-                            url: r.try_get("url")?,
-                            config_url: r.try_get("config_url")?,
-                            validators: Validators {
-                                etag: r.try_get("etag")?,
-                                last_modified: r.try_get("last_modified")?,
-                            },
-                            next_fetch_at: r.try_get("next_fetch_at")?,
-                            disabled_reason: r.try_get("disabled_reason")?,
-                            error_count: r.try_get("error_count")?,
-                        },
-                    ))
-                })
-                .collect()
-        })
+        self.connection().await?.source_states().await
     }
 
     pub async fn list_sources(&self) -> StoreResult<Vec<SourceRow>> {
@@ -114,7 +90,38 @@ impl Store {
     }
 }
 
-impl StoreTx {
+impl StoreConn {
+    /// What is remembered about every source, by name (one query for all).
+    pub async fn source_states(&mut self) -> StoreResult<std::collections::HashMap<String, SourceState>> {
+        with_conn!(self, conn => {
+            let rows = sqlx::query(
+                "SELECT name, url, config_url, etag, last_modified, next_fetch_at, disabled_reason, error_count FROM sources",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("name")?,
+                        SourceState {
+                            url: r.try_get("url")?,
+                            config_url: r.try_get("config_url")?,
+                            validators: Validators {
+                                etag: r.try_get("etag")?,
+                                last_modified: r.try_get("last_modified")?,
+                            },
+                            next_fetch_at: r.try_get("next_fetch_at")?,
+                            disabled_reason: r.try_get("disabled_reason")?,
+                            error_count: r.try_get("error_count")?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+}
+
+impl StoreTx<'_> {
     /// Records fetches of sources, one statement per 100. `fetch_url` is
     /// where a source should be fetched next time (moved after a permanent
     /// redirect); when `config_url` differs from the stored one, what was

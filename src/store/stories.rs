@@ -10,7 +10,7 @@ use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
 use crate::collect::cluster::{ClusterCandidate, ClusterIndex, title_keys};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Stores the stories not seen before (by key) with their tags, a few
     /// multi-row statements per 200 stories. Returns, for each story given,
     /// its new id, or `None` when it was already stored. The stories are
@@ -100,6 +100,32 @@ impl StoreTx {
             offset += len;
         });
         Ok(ids)
+    }
+
+    /// The clustering index of the stories published since `since`, built
+    /// as the rows arrive rather than from a list of them all. Read before
+    /// the transaction writes, it holds committed stories only.
+    pub async fn cluster_index(&mut self, since: DateTime<Utc>) -> StoreResult<ClusterIndex> {
+        with_tx!(self, conn => {
+            let mut rows = sqlx::query(
+                "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",
+            )
+            .bind(since)
+            .fetch(&mut *conn);
+            let mut index = ClusterIndex::default();
+            while let Some(r) = rows.try_next().await? {
+                let title: String = r.try_get("title")?;
+                index.insert(ClusterCandidate {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    link: r.try_get("link")?,
+                    keys: title_keys(&title),
+                    cluster_id: r.try_get("cluster_id")?,
+                });
+            }
+            index.shrink_to_fit();
+            Ok(index)
+        })
     }
 
     /// Sets the cluster of each (story id, cluster id).
@@ -204,31 +230,6 @@ impl Store {
                 .bind(link)
                 .fetch_all(pool)
                 .await?)
-        })
-    }
-
-    /// The clustering index of the stories published since `since`, built
-    /// as the rows arrive rather than from a list of them all.
-    pub async fn cluster_index(&self, since: DateTime<Utc>) -> StoreResult<ClusterIndex> {
-        with_pool!(self, pool => {
-            let mut rows = sqlx::query(
-                "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",
-            )
-            .bind(since)
-            .fetch(pool);
-            let mut index = ClusterIndex::default();
-            while let Some(r) = rows.try_next().await? {
-                let title: String = r.try_get("title")?;
-                index.insert(ClusterCandidate {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    link: r.try_get("link")?,
-                    keys: title_keys(&title),
-                    cluster_id: r.try_get("cluster_id")?,
-                });
-            }
-            index.shrink_to_fit();
-            Ok(index)
         })
     }
 

@@ -385,7 +385,9 @@ async fn the_cluster_index_is_built_from_the_stored_window() {
         tx.commit().await.expect("commit");
 
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
-        let mut index = store.cluster_index(now - Duration::days(7)).await.expect("index");
+        let mut tx = store.begin().await.expect("begin");
+        let mut index = tx.cluster_index(now - Duration::days(7)).await.expect("index");
+        drop(tx);
         assert_eq!(index.len(), 3, "the month-old story is outside the window ({db:?})");
         let new = |id: i64, source: &str, link: &str, title: &str| ClusterCandidate {
             id,
@@ -407,6 +409,44 @@ async fn the_cluster_index_is_built_from_the_stored_window() {
             new(p2 + 3, "C", "https://c.example/g", "Gardening tips for the office"),
         ]);
         assert_eq!(pairs, [(k1, k1), (p2 + 1, k1), (p2 + 2, p1)], "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_reads_first_still_writes_when_another_writer_came_in_between() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
+        // Reads first, as the collector does (the cluster index)...
+        let mut conn = store.connection().await.expect("connection");
+        let mut tx = conn.begin().await.expect("begin");
+        tx.cluster_index(now - Duration::days(7)).await.expect("index");
+        // ...while another writer comes in. On SQLite a deferred BEGIN would
+        // let it commit first and then refuse this transaction's write
+        // (SQLITE_BUSY_SNAPSHOT); an immediate one makes it wait instead.
+        let other = store.clone();
+        let writer = tokio::spawn(async move { other.insert_stories(vec![story("other", 1)]).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.insert_stories(vec![story("mine", 1)])
+            .await
+            .expect("write after the read");
+        tx.commit().await.expect("commit");
+        let theirs = writer.await.expect("join").expect("the other writer's insert");
+        assert_eq!(theirs.iter().flatten().count(), 1, "{db:?}");
+        // The held connection runs the next transaction and reads too.
+        let states = conn.source_states().await.expect("states");
+        assert!(states.is_empty(), "{db:?}");
+        let mut tx = conn.begin().await.expect("begin again");
+        assert_eq!(
+            tx.cluster_index(now - Duration::days(7)).await.expect("index").len(),
+            2,
+            "{db:?}"
+        );
+        drop(tx);
+        drop(conn);
         store.close().await;
         finish(db).await;
     }
