@@ -279,16 +279,18 @@ impl App {
             let (collector, source) = (Arc::clone(&collector), source.clone());
             let (permits, places) = (Arc::clone(&permits), Arc::clone(&places));
             tasks.spawn(async move {
-                // The place travels with the result and is released only
-                // once the result is stored: finished fetches cannot pile up
-                // in memory while the database catches up. It is taken
-                // first, so a source waiting for one holds nothing.
-                let place = places.acquire_owned().await;
-                let permit = permits.acquire_owned().await;
+                // The host's turn first: a source queued behind others of
+                // a busy host holds nothing the rest of the run needs. Then
+                // a place, which travels with the result and is released
+                // only once the result is stored (finished fetches cannot
+                // pile up in memory while the database catches up), then
+                // one of the run's fetch slots.
                 let host_permit = match host_permits {
                     Some(p) => Some(p.acquire_owned().await),
                     None => None,
                 };
+                let place = places.acquire_owned().await;
+                let permit = permits.acquire_owned().await;
                 let result = collector.collect_source(&source, &location, &validators, now).await;
                 drop((host_permit, permit));
                 (index, location, result, place)

@@ -444,6 +444,32 @@ schedule = "0 0 8 * * Mon"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_queued_for_a_busy_host_do_not_hold_up_another_host() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    // Six slow feeds on one host, listed first, then one on another host
+    // ("localhost": the same server under another name).
+    let mut config = String::from("[collect]\nconcurrency = 2\nper_host = 1\n");
+    for n in 0..6 {
+        config.push_str(&format!(
+            "\n[[sources]]\nname = \"Busy {n}\"\nurl = \"{}\"\n",
+            feeds.url(&format!("paced/{n}"))
+        ));
+    }
+    let other = feeds.url("paced/99").replace("127.0.0.1", "localhost");
+    config.push_str(&format!("\n[[sources]]\nname = \"Other host\"\nurl = \"{other}\"\n"));
+    env.write_config(&config);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let order = feeds.paced_order.lock().map(|o| o.clone()).unwrap_or_default();
+    assert_eq!(order.len(), 7, "{order:?}");
+    // The busy host's queue waits for its one connection without taking
+    // the run's other fetch slot: the other host is fetched beside its
+    // first feed, not after the whole queue.
+    let at = order.iter().position(|&n| n == 99);
+    assert!(at.is_some_and(|at| at < 2), "fetched in this order: {order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_are_fetched_in_parallel_but_politely_per_host() {
     let feeds = FeedServer::start().await;
     let env = TestEnv::new(Db::Sqlite);

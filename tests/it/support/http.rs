@@ -26,6 +26,7 @@ struct Shared {
     now: DateTime<Utc>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
+    paced_order: Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 pub struct FeedServer {
@@ -33,6 +34,8 @@ pub struct FeedServer {
     pub requests: Arc<AtomicUsize>,
     /// Most `/paced/…` requests ever in flight at once.
     pub max_in_flight: Arc<AtomicUsize>,
+    /// The `/paced/N` requests' N, in the order they arrived.
+    pub paced_order: Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 impl FeedServer {
@@ -40,7 +43,9 @@ impl FeedServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds");
         let requests = Arc::new(AtomicUsize::new(0));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let paced_order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Shared {
+            paced_order: Arc::clone(&paced_order),
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: Arc::clone(&max_in_flight),
             dir,
@@ -84,6 +89,7 @@ impl FeedServer {
             base: format!("http://{addr}"),
             requests,
             max_in_flight,
+            paced_order,
         }
     }
 
@@ -194,6 +200,9 @@ async fn many_items() -> Response {
 
 /// A small feed answered after 300 ms, counting requests in flight.
 async fn paced(State(s): State<Shared>, Path(n): Path<u32>) -> Response {
+    if let Ok(mut order) = s.paced_order.lock() {
+        order.push(n);
+    }
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
