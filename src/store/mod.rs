@@ -99,33 +99,20 @@ impl StoreConn {
 /// (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
 const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 
-/// Runs `$body` with `$conn` bound to the transaction's connection, as
-/// [`with_pool!`] does for a pool.
-macro_rules! with_tx {
-    ($tx:expr, $conn:ident => $body:expr) => {
-        match &mut $tx.inner {
-            $crate::store::TxInner::Sqlite(t) => {
-                let $conn: &mut sqlx::SqliteConnection = &mut **t;
-                $body
-            }
-            $crate::store::TxInner::Postgres(t) => {
-                let $conn: &mut sqlx::PgConnection = &mut **t;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_tx;
-
-/// [`with_tx!`] for a held [`StoreConn`], outside any transaction.
+/// Runs `$body` with `$conn` bound to a held [`StoreConn`]'s connection,
+/// outside any transaction, as [`with_pool!`] does for a pool. The `@`
+/// arm serves [`with_tx!`] too: both wrap a connection per backend.
 macro_rules! with_conn {
     ($held:expr, $conn:ident => $body:expr) => {
+        $crate::store::with_conn!(@ConnInner, $held, $conn => $body)
+    };
+    (@$kind:ident, $held:expr, $conn:ident => $body:expr) => {
         match &mut $held.inner {
-            $crate::store::ConnInner::Sqlite(c) => {
+            $crate::store::$kind::Sqlite(c) => {
                 let $conn: &mut sqlx::SqliteConnection = &mut **c;
                 $body
             }
-            $crate::store::ConnInner::Postgres(c) => {
+            $crate::store::$kind::Postgres(c) => {
                 let $conn: &mut sqlx::PgConnection = &mut **c;
                 $body
             }
@@ -133,6 +120,14 @@ macro_rules! with_conn {
     };
 }
 pub(crate) use with_conn;
+
+/// [`with_conn!`] for the connection of a [`StoreTx`].
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        $crate::store::with_conn!(@TxInner, $tx, $conn => $body)
+    };
+}
+pub(crate) use with_tx;
 
 impl StoreTx<'_> {
     fn is_sqlite(&self) -> bool {
