@@ -65,10 +65,8 @@ fn links_with_rust_lld() -> bool {
         return false;
     }
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags
-        .split('\x1f')
-        .any(|f| f.contains("linker") || f.contains("link-self-contained"))
-    {
+    let other_linker = ["linker", "link-self-contained", "fuse-ld"];
+    if flags.split('\x1f').any(|f| other_linker.iter().any(|o| f.contains(o))) {
         return false;
     }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
