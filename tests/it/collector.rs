@@ -443,19 +443,27 @@ schedule = "0 0 8 * * Mon"
     );
 }
 
+/// `collect_settings` followed by six sources on the feed server's paced
+/// route (each answers slowly and records the order it was asked in),
+/// named "`name` 0" to "`name` 5".
+fn paced_sources(collect_settings: &str, name: &str, feeds: &FeedServer) -> String {
+    let mut config = String::from(collect_settings);
+    for n in 0..6 {
+        config.push_str(&format!(
+            "\n[[sources]]\nname = \"{name} {n}\"\nurl = \"{}\"\n",
+            feeds.url(&format!("paced/{n}"))
+        ));
+    }
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_queued_for_a_busy_host_do_not_hold_up_another_host() {
     let feeds = FeedServer::start().await;
     let env = TestEnv::new(Db::Sqlite);
     // Six slow feeds on one host, listed first, then one on another host
     // ("localhost": the same server under another name).
-    let mut config = String::from("[collect]\nconcurrency = 2\nper_host = 1\n");
-    for n in 0..6 {
-        config.push_str(&format!(
-            "\n[[sources]]\nname = \"Busy {n}\"\nurl = \"{}\"\n",
-            feeds.url(&format!("paced/{n}"))
-        ));
-    }
+    let mut config = paced_sources("[collect]\nconcurrency = 2\nper_host = 1\n", "Busy", &feeds);
     let other = feeds.url("paced/99").replace("127.0.0.1", "localhost");
     config.push_str(&format!("\n[[sources]]\nname = \"Other host\"\nurl = \"{other}\"\n"));
     env.write_config(&config);
@@ -473,13 +481,7 @@ async fn sources_queued_for_a_busy_host_do_not_hold_up_another_host() {
 async fn sources_are_fetched_in_parallel_but_politely_per_host() {
     let feeds = FeedServer::start().await;
     let env = TestEnv::new(Db::Sqlite);
-    let mut config = String::from("[collect]\nconcurrency = 16\nper_host = 2\n");
-    for n in 0..6 {
-        config.push_str(&format!(
-            "\n[[sources]]\nname = \"Paced {n}\"\nurl = \"{}\"\n",
-            feeds.url(&format!("paced/{n}"))
-        ));
-    }
+    let config = paced_sources("[collect]\nconcurrency = 16\nper_host = 2\n", "Paced", &feeds);
     env.write_config(&config);
     assert_exit(&env.run(&["collect"]).await, 0);
     assert_eq!(
