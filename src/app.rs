@@ -14,7 +14,7 @@ use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
 use crate::collect::{self, Collector, Fetcher, SourceResult};
 use crate::config::{Config, Edition, Source, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
-use crate::domain::{EmailAddress, StoredStory};
+use crate::domain::{EmailAddress, StoredStory, SubscriberName};
 use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, RenderedIssue, Renderer};
 use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store, StoreConn};
@@ -559,7 +559,7 @@ impl App {
                 slot_at: slot,
                 composed_at: now,
                 deliver_from: slot.max(now),
-                subject: &draft.rendered.anonymous.subject,
+                subject: &draft.rendered.public_subject(),
                 content: &content,
                 stories: &draft.story_ids,
                 message_id_nonce: &nonce,
@@ -876,7 +876,7 @@ impl App {
         let draft = self.draft(edition, slot, now).await?;
         Ok(SendReport::DryRun {
             slot,
-            subject: draft.rendered.anonymous.subject.clone(),
+            subject: draft.rendered.public_subject(),
             stories: draft.story_ids.len(),
             recipients: if draft.story_ids.len() < edition.min_stories {
                 0
@@ -924,7 +924,7 @@ impl App {
                 edition: edition.name.clone(),
                 slot_at: slot,
                 composed_at: now,
-                subject: draft.rendered.anonymous.subject.clone(),
+                subject: draft.rendered.public_subject(),
                 content: String::new(),
             },
             encoded: draft.rendered.encode(),
@@ -1092,10 +1092,13 @@ pub fn parse_subscriber_csv(
                 continue;
             }
         };
-        let name = name_col
-            .and_then(|c| record.get(c))
-            .map(crate::collect::sanitize::clean_line)
-            .filter(|n| !n.is_empty());
+        let name = match SubscriberName::parse(name_col.and_then(|c| record.get(c)).unwrap_or_default()) {
+            Ok(n) => n.map(SubscriberName::into_string),
+            Err(e) => {
+                rows.push(Err((line, format!("{raw_email}: {e}"))));
+                continue;
+            }
+        };
         let editions: Vec<String> = editions_col
             .and_then(|c| record.get(c))
             .map(|s| {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tidings::app::{App, CollectReport, PreviewFormat, SendOptions, SendReport, SourceStatus};
 use tidings::config::{self, Config};
-use tidings::domain::{EmailAddress, SubscriberStatus};
+use tidings::domain::{EmailAddress, SubscriberName, SubscriberStatus};
 use tidings::rank;
 use tidings::store::AddOutcome;
 
@@ -946,10 +946,17 @@ async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outco
                 a.editions
             };
             app.check_editions(&editions)?;
-            let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            let name = SubscriberName::parse(a.name.as_deref().unwrap_or_default())
+                .map_err(|e| tidings::Error::Usage(e.to_string()))?;
             match app
                 .store
-                .add_subscriber(&email, name, SubscriberStatus::Active, &editions, Utc::now())
+                .add_subscriber(
+                    &email,
+                    name.as_ref().map(SubscriberName::as_str),
+                    SubscriberStatus::Active,
+                    &editions,
+                    Utc::now(),
+                )
                 .await?
             {
                 AddOutcome::Added(_) => println!("added {email} ({})", editions.join(", ")),

@@ -28,7 +28,7 @@ use serde::Serialize;
 mod editor;
 
 use crate::app::App;
-use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::domain::{EmailAddress, SubscriberName, SubscriberStatus};
 use crate::render::Personal;
 use crate::token::Purpose;
 
@@ -186,6 +186,15 @@ fn bad_link(app: &App, e: impl std::fmt::Display) -> Response {
     )
 }
 
+fn bad_form(app: &App, problem: &str) -> Response {
+    message(
+        app,
+        StatusCode::BAD_REQUEST,
+        "Nothing was changed",
+        &[problem, "Go back, correct it and try again."],
+    )
+}
+
 /// Form fields of an `application/x-www-form-urlencoded` body; repeated
 /// names (checkboxes) keep every value.
 fn form_fields(body: &[u8]) -> Vec<(String, String)> {
@@ -256,16 +265,14 @@ async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo
     let app = state.app();
     let fields = form_fields(&body);
     let raw_email = field(&fields, "email").unwrap_or_default().trim().to_string();
-    let name = field(&fields, "name")
-        .map(crate::collect::sanitize::clean_line)
-        .filter(|n| !n.is_empty());
+    let raw_name = field(&fields, "name").unwrap_or_default();
     let mut editions = chosen_editions(&app, &fields);
     let again = |error: String, status: StatusCode| {
         let ctx = SubscribeCtx {
             site: site(&app),
             editions: edition_choices(&app, &editions),
             email: raw_email.clone(),
-            name: name.clone().unwrap_or_default(),
+            name: crate::collect::sanitize::shorten(&crate::collect::sanitize::clean_line(raw_name), 100),
             error: Some(error),
         };
         page(&app, status, "web_subscribe.html.j2", ctx)
@@ -279,6 +286,10 @@ async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo
     let email = match EmailAddress::parse(&raw_email) {
         Ok(e) => e,
         Err(e) => return again(format!("That address cannot be used: {e}."), StatusCode::BAD_REQUEST),
+    };
+    let name = match SubscriberName::parse(raw_name) {
+        Ok(n) => n.map(SubscriberName::into_string),
+        Err(e) => return again(format!("That name cannot be used: {e}."), StatusCode::BAD_REQUEST),
     };
     if editions.is_empty() {
         editions = app.config.editions.iter().map(|e| e.name.clone()).collect();
@@ -559,9 +570,10 @@ async fn show_preferences(state: &WebState, token: &str, saved_fields: Option<Ve
     };
     let saved = saved_fields.is_some();
     if let Some(fields) = saved_fields {
-        let name = field(&fields, "name")
-            .map(crate::collect::sanitize::clean_line)
-            .filter(|n| !n.is_empty());
+        let name = match SubscriberName::parse(field(&fields, "name").unwrap_or_default()) {
+            Ok(n) => n.map(SubscriberName::into_string),
+            Err(e) => return bad_form(&app, &format!("That name cannot be used: {e}.")),
+        };
         let editions = chosen_editions(&app, &fields);
         let paused = field(&fields, "paused").is_some();
         // Bounced stays bounced; pending needs the confirmation link.

@@ -163,7 +163,7 @@ fn main() {
             edition: "weekly".into(),
             slot_at: now,
             composed_at: now,
-            subject: rendered.named.subject.clone(),
+            subject: rendered.public_subject(),
             content: String::new(),
         },
         encoded: rendered.encode(),

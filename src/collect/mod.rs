@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{Source, TagRule};
-use crate::domain::{NewStory, StoryKey};
+use crate::domain::{NewStory, StoryKey, TaggedTag};
 use cpu_pool::CpuPool;
 pub use fetch::{CacheHints, FetchError, FetchLimits, FetchOutcome, Fetcher, Validators};
 pub use parse::{ParseError, ParsedFeed, ParsedItem, parse_feed};
@@ -302,17 +302,24 @@ impl<'a> Normaliser<'a> {
             .map(|p| p.min(now).with_nanosecond_zero())
             .unwrap_or(now);
         let tags = tag::tag_story(&self.source.tags, &item.categories, self.rules, &title, &summary_text);
+        let defuse = sanitize::defuse_markers;
         Some(NewStory {
             key,
             source: self.source.name.clone(),
             guid: item.guid.clone(),
-            title,
-            link,
-            summary_html,
-            summary_text,
+            title: defuse(title),
+            link: defuse(link),
+            summary_html: defuse(summary_html),
+            summary_text: defuse(summary_text),
             published_at: published,
             collected_at: now,
-            tags,
+            tags: tags
+                .into_iter()
+                .map(|t| TaggedTag {
+                    tag: defuse(t.tag),
+                    ..t
+                })
+                .collect(),
         })
     }
 }

@@ -260,6 +260,17 @@ impl html5ever::tokenizer::TokenSink for TextSink {
     }
 }
 
+/// Breaks text that looks like the fixed per-subscriber markers of issues
+/// stored by earlier versions (`TIDINGSx…`), so that no stored text can
+/// become a reader's value even where such an issue is still delivered.
+pub fn defuse_markers(s: String) -> String {
+    if s.contains("TIDINGSx") {
+        s.replace("TIDINGSx", "TIDINGS-x")
+    } else {
+        s
+    }
+}
+
 /// One line of plain text: control characters (CR, LF, NUL, …) and runs of
 /// white space become single spaces.
 pub fn clean_line(s: &str) -> String {

@@ -209,20 +209,19 @@ impl IssueDelivery {
         let url = self.unsubscribe_url(&token);
         let preferences = self.preferences_url(row.subscriber_id);
         let archive = self.archive_url();
-        let name = row.name.as_deref().map(crate::collect::sanitize::clean_line);
-        let variant = if name.is_some() {
-            &self.encoded.named
-        } else {
-            &self.encoded.anonymous
-        };
-        let values = crate::render::SlotValues {
-            name: name.as_deref().unwrap_or_default(),
+        let values = Recipient {
+            name: row.name.as_deref(),
             email: &row.email,
             unsubscribe_url: &url,
             preferences_url: &preferences,
             archive_url: &archive,
         };
-        let subject = crate::render::fill_subject(&variant.subject, &values);
+        let variant = if values.name.is_some() {
+            &self.encoded.named
+        } else {
+            &self.encoded.anonymous
+        };
+        let subject = variant.subject.fill(&values, crate::render::Escape::None);
         let mut message = message::build_encoded_message(
             &self.context,
             &message::Addressed {

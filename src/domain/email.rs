@@ -8,9 +8,11 @@ use std::str::FromStr;
 #[error("not a valid email address: {0}")]
 pub struct EmailError(String);
 
-/// A syntactically valid address, trimmed and lower-cased. (RFC 5321 lets
-/// a server treat the local part as case-sensitive; none that matters does,
-/// and "Ann@" and "ann@" being two subscribers would mail one person twice.)
+/// An address that can be delivered on the public internet, trimmed and
+/// lower-cased: a dot-atom local part (no quoted strings) at a domain name
+/// with a dot (no IP literals, no `localhost`). (RFC 5321 lets a server
+/// treat the local part as case-sensitive; none that matters does, and
+/// "Ann@" and "ann@" being two subscribers would mail one person twice.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EmailAddress(String);
 
@@ -30,11 +32,34 @@ impl EmailAddress {
                 "it contains spaces, commas, angle brackets or control characters".into(),
             ));
         }
+        if s.contains('"') {
+            return Err(EmailError("quoted local parts cannot be used".into()));
+        }
         let addr = lettre::Address::from_str(s).map_err(|e| EmailError(e.to_string()))?;
         let domain = addr.domain().to_lowercase();
         let user = addr.user().to_lowercase();
-        if !domain.contains('.') && domain != "localhost" {
+        if domain.starts_with('[') {
+            return Err(EmailError(format!("\"{domain}\" is an IP address, not a domain")));
+        }
+        if !domain.contains('.') {
             return Err(EmailError(format!("domain \"{domain}\" has no dot")));
+        }
+        let labels_ok = domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+        let tld_ok = domain
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()));
+        if !labels_ok || !tld_ok {
+            return Err(EmailError(format!("\"{domain}\" is not a domain name")));
+        }
+        if user.starts_with('.') || user.ends_with('.') || user.contains("..") {
+            return Err(EmailError("the part before @ has a misplaced dot".into()));
         }
         Ok(EmailAddress(format!("{user}@{domain}")))
     }
@@ -112,6 +137,16 @@ mod tests {
             "a@b",
             "Jane <jane@example.com>",
             "a,b@example.com",
+            "x@[127.0.0.1]",
+            "x@[IPv6:::1]",
+            "\"a\\\"b\"@example.com",
+            "\"john doe\"@example.com",
+            "root@localhost",
+            "a@127.0.0.1",
+            "a@exa_mple.com",
+            "a@-example.com",
+            "a@example..com",
+            ".a@example.com",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -6,4 +6,4 @@ mod subscriber;
 
 pub use email::{EmailAddress, EmailError, Mailbox};
 pub use story::{NewStory, StoredStory, StoryKey, TagOrigin, TaggedTag, normalise_tag};
-pub use subscriber::{DeliveryStatus, Subscriber, SubscriberStatus};
+pub use subscriber::{DeliveryStatus, NameError, Subscriber, SubscriberName, SubscriberStatus};

@@ -7,33 +7,8 @@
 //! decoder removes, so the decoded part is exactly what [`super::personalize`]
 //! gives, with CRLF line endings.
 
-use super::{ARCHIVE_SLOT, EMAIL_SLOT, NAME_SLOT, PREFERENCES_SLOT, RenderedIssue, UNSUBSCRIBE_SLOT, escape_html};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Name,
-    Email,
-    Unsubscribe,
-    Preferences,
-    Archive,
-}
-
-const SLOTS: [(&str, Slot); 5] = [
-    (NAME_SLOT, Slot::Name),
-    (EMAIL_SLOT, Slot::Email),
-    (UNSUBSCRIBE_SLOT, Slot::Unsubscribe),
-    (PREFERENCES_SLOT, Slot::Preferences),
-    (ARCHIVE_SLOT, Slot::Archive),
-];
-
-/// The values of one subscriber's slots, as plain text.
-pub struct SlotValues<'a> {
-    pub name: &'a str,
-    pub email: &'a str,
-    pub unsubscribe_url: &'a str,
-    pub preferences_url: &'a str,
-    pub archive_url: &'a str,
-}
+use super::slots::{Escape, Recipient, Slot, SlottedText};
+use super::{RenderedIssue, escape_html};
 
 /// One part (text or HTML) of a variant, encoded once.
 #[derive(Debug, Clone)]
@@ -41,8 +16,7 @@ pub struct EncodedPart {
     /// Encoded static text; one more than `slots`.
     pieces: Vec<Vec<u8>>,
     slots: Vec<Slot>,
-    /// HTML-escape the values (the HTML part).
-    html: bool,
+    escape: Escape,
 }
 
 /// Both parts of both variants, and the subjects (filled per message).
@@ -54,7 +28,7 @@ pub struct EncodedIssue {
 
 #[derive(Debug, Clone)]
 pub struct EncodedVariant {
-    pub subject: String,
+    pub subject: SlottedText,
     pub text: EncodedPart,
     pub html: EncodedPart,
 }
@@ -63,8 +37,8 @@ impl RenderedIssue {
     pub fn encode(&self) -> EncodedIssue {
         let variant = |v: &super::RenderedVariant| EncodedVariant {
             subject: v.subject.clone(),
-            text: EncodedPart::new(&v.text, false),
-            html: EncodedPart::new(&v.html, true),
+            text: EncodedPart::new(&v.text, Escape::None),
+            html: EncodedPart::new(&v.html, Escape::Html),
         };
         EncodedIssue {
             named: variant(&self.named),
@@ -74,44 +48,26 @@ impl RenderedIssue {
 }
 
 impl EncodedPart {
-    pub fn new(text: &str, html: bool) -> Self {
-        let mut pieces = Vec::new();
-        let mut slots = Vec::new();
-        let mut rest = text;
-        loop {
-            let next = SLOTS
-                .iter()
-                .filter_map(|(marker, slot)| rest.find(marker).map(|at| (at, *marker, *slot)))
-                .min_by_key(|(at, _, _)| *at);
-            match next {
-                Some((at, marker, slot)) => {
-                    pieces.push(encode(&rest[..at]));
-                    slots.push(slot);
-                    rest = &rest[at + marker.len()..];
-                }
-                None => {
-                    pieces.push(encode(rest));
-                    break;
-                }
-            }
+    pub fn new(text: &SlottedText, escape: Escape) -> Self {
+        let (pieces, slots) = text.parts();
+        EncodedPart {
+            pieces: pieces.iter().map(|p| encode(p)).collect(),
+            slots: slots.to_vec(),
+            escape,
         }
-        EncodedPart { pieces, slots, html }
     }
 
     /// The encoded part with one subscriber's values.
-    pub fn fill(&self, values: &SlotValues<'_>) -> Vec<u8> {
+    pub fn fill(&self, who: &Recipient<'_>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.pieces.iter().map(Vec::len).sum::<usize>() + 64 * self.slots.len());
         for (i, piece) in self.pieces.iter().enumerate() {
             out.extend_from_slice(piece);
             let Some(slot) = self.slots.get(i) else { break };
-            let raw = match slot {
-                Slot::Name => values.name,
-                Slot::Email => values.email,
-                Slot::Unsubscribe => values.unsubscribe_url,
-                Slot::Preferences => values.preferences_url,
-                Slot::Archive => values.archive_url,
+            let raw = who.value(*slot);
+            let value = match self.escape {
+                Escape::Html => escape_html(&raw),
+                Escape::None => raw.into_owned(),
             };
-            let value = if self.html { escape_html(raw) } else { raw.to_string() };
             // Soft breaks around the value keep every line short (none at
             // the very end: a part does not end in a soft break).
             out.extend_from_slice(b"=\r\n");
@@ -134,20 +90,45 @@ fn encode(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{Recipient, RenderedVariant, personalize};
+    use crate::render::{RenderedVariant, personalize};
 
-    fn variant(body: &str) -> RenderedVariant {
+    /// A part as a render leaves it: static text around slots.
+    fn slotted(parts: &[&str], slots: &[Slot]) -> SlottedText {
+        let json = serde_json::json!({ "pieces": parts, "slots": slots });
+        serde_json::from_value(json).expect("slotted text")
+    }
+
+    fn variant(body: &[&str; 3]) -> RenderedVariant {
         RenderedVariant {
-            subject: "Weekly".into(),
-            html: format!("<p>{body}</p>\n<a href=\"{UNSUBSCRIBE_SLOT}\">Unsubscribe</a> {ARCHIVE_SLOT}"),
-            text: format!("{body}\nUnsubscribe: {UNSUBSCRIBE_SLOT}\nPreferences: {PREFERENCES_SLOT}\n"),
+            subject: SlottedText::plain("Weekly"),
+            html: slotted(
+                &[
+                    &format!("<p>{}", body[0]),
+                    body[1],
+                    &format!("{}</p>\n<a href=\"", body[2]),
+                    "\">Unsubscribe</a> ",
+                    "",
+                ],
+                &[Slot::Name, Slot::Email, Slot::Unsubscribe, Slot::Archive],
+            ),
+            text: slotted(
+                &[
+                    body[0],
+                    body[1],
+                    &format!("{}\nUnsubscribe: ", body[2]),
+                    "\nPreferences: ",
+                    "\n",
+                ],
+                &[Slot::Name, Slot::Email, Slot::Unsubscribe, Slot::Preferences],
+            ),
         }
     }
 
     #[test]
     fn filled_parts_decode_to_the_personalised_text() {
         let long = "Caf\u{e9} \u{1f5a5}\u{fe0f} news — ".repeat(40);
-        let body = format!("Hello {NAME_SLOT} <{EMAIL_SLOT}>, {long} trailing space \nnext line");
+        let tail = format!(">, {long} trailing space \nnext line");
+        let body = ["Hello ", " <", tail.as_str()];
         let issue = RenderedIssue {
             named: variant(&body),
             anonymous: variant(&body),
@@ -161,19 +142,13 @@ mod tests {
             archive_url: "https://news.example.com/archive/weekly/7",
         };
         let personal = personalize(&issue, &recipient);
+        assert!(personal.html.contains("Hello Ada &lt;Ω&gt; Lovelace"));
         let encoded = issue.encode();
-        let values = SlotValues {
-            name: "Ada <Ω> Lovelace",
-            email: recipient.email,
-            unsubscribe_url: recipient.unsubscribe_url,
-            preferences_url: recipient.preferences_url,
-            archive_url: recipient.archive_url,
-        };
         for (part, expected) in [
             (&encoded.named.text, &personal.text),
             (&encoded.named.html, &personal.html),
         ] {
-            let bytes = part.fill(&values);
+            let bytes = part.fill(&recipient);
             for line in bytes.split(|b| *b == b'\n') {
                 assert!(line.len() <= 78, "line too long: {}", String::from_utf8_lossy(line));
                 assert!(line.is_ascii());

@@ -1,17 +1,19 @@
 //! Rendering an issue through the editor-owned templates in `templates/`.
 //!
 //! An issue is rendered once per variant (subscribers with a name, and
-//! without, so `{% if subscriber.name %}` works), with placeholders for the
-//! per-subscriber values; [`personalize`] then fills them in for each
-//! subscriber by string replacement, HTML-escaped in the HTML part. That
-//! keeps the cost per subscriber to a few string copies, and every
-//! subscriber gets exactly the same issue.
+//! without, so `{% if subscriber.name %}` works), with the places of the
+//! per-subscriber values recorded ([`slots`]); [`personalize`] then writes
+//! each subscriber's values into those places, HTML-escaped in the HTML
+//! part. That keeps the cost per subscriber to a few string copies, and
+//! every subscriber gets exactly the same issue.
 
 mod encoded;
+pub mod slots;
 pub mod tldr;
 mod view;
 
-pub use encoded::{EncodedIssue, EncodedPart, EncodedVariant, SlotValues};
+pub use encoded::{EncodedIssue, EncodedPart, EncodedVariant};
+pub use slots::{Escape, Recipient, Slot, SlottedText};
 
 use std::path::{Path, PathBuf};
 
@@ -19,12 +21,6 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 pub use view::{IssueView, SectionView, StoryView, SubscriberView, build_issue_view};
-
-const NAME_SLOT: &str = "TIDINGSxSUBSCRIBERxNAMEx7f3a";
-const EMAIL_SLOT: &str = "TIDINGSxSUBSCRIBERxEMAILx7f3a";
-const UNSUBSCRIBE_SLOT: &str = "TIDINGSxUNSUBSCRIBExURLx7f3a";
-const PREFERENCES_SLOT: &str = "TIDINGSxPREFERENCESxURLx7f3a";
-const ARCHIVE_SLOT: &str = "TIDINGSxARCHIVExURLx7f3a";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -38,6 +34,8 @@ pub enum RenderError {
     Load { dir: PathBuf, reason: String },
     #[error("inlining CSS of {file}: {reason}")]
     Css { file: String, reason: String },
+    #[error("no randomness from the OS: {0}")]
+    Random(String),
 }
 
 /// The templates of one folder, loaded at start-up (and again on reload):
@@ -53,12 +51,13 @@ impl std::fmt::Debug for Renderer {
     }
 }
 
-/// The three parts of an issue for one kind of subscriber, with placeholders.
+/// The three parts of an issue for one kind of subscriber, with the places
+/// of the per-subscriber values.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RenderedVariant {
-    pub subject: String,
-    pub html: String,
-    pub text: String,
+    pub subject: SlottedText,
+    pub html: SlottedText,
+    pub text: SlottedText,
 }
 
 /// An issue rendered once, stored with the issue, personalised per subscriber.
@@ -76,7 +75,13 @@ impl RenderedIssue {
     /// The HTML of the issue's public archive page.
     pub fn web_html(&self, archive_url: &str, subscribe_url: &str) -> String {
         match &self.web {
-            Some(web) => web.html.replace(ARCHIVE_SLOT, &escape_html(archive_url)),
+            Some(web) => web.html.fill(
+                &Recipient {
+                    archive_url,
+                    ..Recipient::default()
+                },
+                Escape::Html,
+            ),
             None => {
                 personalize(
                     self,
@@ -92,6 +97,15 @@ impl RenderedIssue {
             }
         }
     }
+
+    /// The subject as the archive and the CLI show it: no subscriber's values.
+    pub fn public_subject(&self) -> String {
+        self.web
+            .as_ref()
+            .unwrap_or(&self.anonymous)
+            .subject
+            .fill(&Recipient::default(), Escape::None)
+    }
 }
 
 /// One subscriber's copy.
@@ -100,15 +114,6 @@ pub struct Personal {
     pub subject: String,
     pub html: String,
     pub text: String,
-}
-
-pub struct Recipient<'a> {
-    pub name: Option<&'a str>,
-    pub email: &'a str,
-    pub unsubscribe_url: &'a str,
-    pub preferences_url: &'a str,
-    /// The issue's page in the public archive.
-    pub archive_url: &'a str,
 }
 
 impl Renderer {
@@ -160,14 +165,21 @@ impl Renderer {
         subject_template: Option<&str>,
         view: &IssueView,
     ) -> Result<RenderedIssue, RenderError> {
+        let mut markers = slots::Markers::new()?;
+        // A fresh random marker cannot already be in the view; checked all
+        // the same, since a value in the wrong place is a leak.
+        let given = serde_json::to_string(view).unwrap_or_default();
+        while markers.found_in(&given) {
+            markers = slots::Markers::new()?;
+        }
         let mut named = view.clone();
         named.subscriber = SubscriberView {
-            name: Some(NAME_SLOT.to_string()),
-            email: EMAIL_SLOT.to_string(),
+            name: Some(markers.marker(Slot::Name)),
+            email: markers.marker(Slot::Email),
         };
-        named.unsubscribe_url = UNSUBSCRIBE_SLOT.to_string();
-        named.preferences_url = PREFERENCES_SLOT.to_string();
-        named.archive_url = ARCHIVE_SLOT.to_string();
+        named.unsubscribe_url = markers.marker(Slot::Unsubscribe);
+        named.preferences_url = markers.marker(Slot::Preferences);
+        named.archive_url = markers.marker(Slot::Archive);
         let mut anonymous = named.clone();
         anonymous.subscriber.name = None;
         // The archive's page of the issue: no subscriber, a subscribe link.
@@ -176,11 +188,11 @@ impl Renderer {
         web.subscriber.email = String::new();
         web.unsubscribe_url = view.subscribe_url.clone();
         web.preferences_url = String::new();
-        let mut web = self.render_variant(template, subject_template, &web, false)?;
-        web.text = String::new();
+        let mut web = self.render_variant(template, subject_template, &web, &markers, false)?;
+        web.text = SlottedText::plain("");
         Ok(RenderedIssue {
-            named: self.render_variant(template, subject_template, &named, true)?,
-            anonymous: self.render_variant(template, subject_template, &anonymous, true)?,
+            named: self.render_variant(template, subject_template, &named, &markers, true)?,
+            anonymous: self.render_variant(template, subject_template, &anonymous, &markers, true)?,
             web: Some(web),
         })
     }
@@ -190,15 +202,19 @@ impl Renderer {
         template: &str,
         subject_template: Option<&str>,
         view: &IssueView,
+        markers: &slots::Markers,
         is_email: bool,
     ) -> Result<RenderedVariant, RenderError> {
         let html_name = format!("{template}.html.j2");
         let text_name = format!("{template}.txt.j2");
         let ctx = minijinja::Value::from(minijinja::value::Serde(view));
         let html = self.render_file(&html_name, &ctx)?;
-        let text = self.render_file(&text_name, &ctx)?;
-        for (name, body) in [(&html_name, &html), (&text_name, &text)] {
-            if is_email && !body.contains(UNSUBSCRIBE_SLOT) {
+        let text = markers.split(&self.render_file(&text_name, &ctx)?);
+        for (name, has_link) in [
+            (&html_name, html.contains(&markers.marker(Slot::Unsubscribe))),
+            (&text_name, text.has(Slot::Unsubscribe)),
+        ] {
+            if is_email && !has_link {
                 return Err(RenderError::Template {
                     file: self.dir.join(name).display().to_string(),
                     line: None,
@@ -221,8 +237,12 @@ impl Renderer {
                 file: self.dir.join(&html_name).display().to_string(),
                 reason: e.to_string(),
             })?;
-        let subject = render_subject(subject_template, view)?;
-        Ok(RenderedVariant { subject, html, text })
+        let subject = markers.split(&render_subject(subject_template, view)?);
+        Ok(RenderedVariant {
+            subject,
+            html: markers.split(&html),
+            text,
+        })
     }
 
     /// Renders a web page template (`web_*.html.j2`) with `ctx`.
@@ -289,16 +309,6 @@ fn render_subject(subject_template: Option<&str>, view: &IssueView) -> Result<St
     Ok(crate::collect::sanitize::clean_line(&rendered))
 }
 
-/// A subject with one subscriber's values (subjects are header text).
-pub fn fill_subject(subject: &str, values: &SlotValues<'_>) -> String {
-    subject
-        .replace(NAME_SLOT, values.name)
-        .replace(EMAIL_SLOT, values.email)
-        .replace(UNSUBSCRIBE_SLOT, values.unsubscribe_url)
-        .replace(PREFERENCES_SLOT, values.preferences_url)
-        .replace(ARCHIVE_SLOT, values.archive_url)
-}
-
 /// Fills in one subscriber's values.
 pub fn personalize(issue: &RenderedIssue, who: &Recipient<'_>) -> Personal {
     let variant = if who.name.is_some() {
@@ -306,25 +316,10 @@ pub fn personalize(issue: &RenderedIssue, who: &Recipient<'_>) -> Personal {
     } else {
         &issue.anonymous
     };
-    let name = who.name.map(crate::collect::sanitize::clean_line).unwrap_or_default();
-    let fill_text = |s: &str| {
-        s.replace(NAME_SLOT, &name)
-            .replace(EMAIL_SLOT, who.email)
-            .replace(UNSUBSCRIBE_SLOT, who.unsubscribe_url)
-            .replace(PREFERENCES_SLOT, who.preferences_url)
-            .replace(ARCHIVE_SLOT, who.archive_url)
-    };
-    let fill_html = |s: &str| {
-        s.replace(NAME_SLOT, &escape_html(&name))
-            .replace(EMAIL_SLOT, &escape_html(who.email))
-            .replace(UNSUBSCRIBE_SLOT, &escape_html(who.unsubscribe_url))
-            .replace(PREFERENCES_SLOT, &escape_html(who.preferences_url))
-            .replace(ARCHIVE_SLOT, &escape_html(who.archive_url))
-    };
     Personal {
-        subject: fill_text(&variant.subject),
-        html: fill_html(&variant.html),
-        text: fill_text(&variant.text),
+        subject: variant.subject.fill(who, Escape::None),
+        html: variant.html.fill(who, Escape::Html),
+        text: variant.text.fill(who, Escape::None),
     }
 }
 

@@ -76,7 +76,8 @@ impl Store {
                      ON CONFLICT (edition) DO UPDATE SET note = $2, updated_at = $3",
                 )
                 .bind(edition)
-                .bind(note.trim())
+                // Every way a note comes in passes here.
+                .bind(crate::collect::sanitize::defuse_markers(note.trim().to_string()))
                 .bind(now)
                 .execute(pool)
                 .await?;

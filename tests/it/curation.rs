@@ -106,7 +106,16 @@ fn render_text(config: &Config, stories: &[StoredStory], edition: &str) -> (Stri
         .expect("templates")
         .render_issue(&e.template, e.subject.as_deref(), &view)
         .expect("render");
-    (rendered.anonymous.text, rendered.anonymous.html)
+    // The per-subscriber values show as the names templates use for them.
+    let who = tidings::render::Recipient {
+        name: None,
+        email: "[subscriber.email]",
+        unsubscribe_url: "[unsubscribe_url]",
+        preferences_url: "[preferences_url]",
+        archive_url: "[archive_url]",
+    };
+    let personal = tidings::render::personalize(&rendered, &who);
+    (personal.text, personal.html)
 }
 
 fn titles(selection: &Selection<'_>) -> Vec<String> {

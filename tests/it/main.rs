@@ -9,5 +9,6 @@ mod curation;
 mod daemon;
 mod delivery;
 mod pipeline;
+mod security;
 mod store;
 mod web;
