@@ -156,6 +156,13 @@ struct RawDkim {
 #[serde(deny_unknown_fields)]
 struct RawWeb {
     listen: Option<String>,
+    metrics_listen: Option<String>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
+    pending_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +249,38 @@ fn default_timezone() -> String {
 // ---------------------------------------------------------------------------
 // The validated settings.
 
+/// `[web]`: how `serve` guards itself against slow, idle and many clients.
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// `/metrics` on its own address; then not on `listen`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Longest a client may take to send a request's headers, and to start
+    /// the next request on a kept-alive connection.
+    pub header_timeout: std::time::Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Unconfirmed sign-ups are deleted after this many days.
+    pub pending_days: u32,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            metrics_listen: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            pending_days: 7,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this was read from.
@@ -253,8 +292,9 @@ pub struct Config {
     pub mailbox_dir: PathBuf,
     pub delivery: Delivery,
     pub collect: Collect,
-    /// `[web] listen`: where `serve` answers /healthz and /metrics.
+    /// `[web] listen`: where `serve` answers the pages, /healthz and /metrics.
     pub web_listen: std::net::SocketAddr,
+    pub web: Web,
     pub sources: Vec<Source>,
     pub tag_rules: Vec<TagRule>,
     pub audiences: BTreeMap<String, Audience>,
@@ -1135,6 +1175,83 @@ impl Config {
             }
         };
 
+        let web = {
+            let w = &raw.web;
+            let defaults = Web::default();
+            let mut web_duration = |key: &str, value: &Option<String>, default: std::time::Duration| match value {
+                None => default,
+                Some(v) => match parse_duration(v) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        bad(key, "must be longer than 0".into());
+                        default
+                    }
+                    Err(e) => {
+                        bad(key, e);
+                        default
+                    }
+                },
+            };
+            let header_timeout = web_duration("web.header_timeout", &w.header_timeout, defaults.header_timeout);
+            let idle_timeout = web_duration("web.idle_timeout", &w.idle_timeout, defaults.idle_timeout);
+            let metrics_listen = w.metrics_listen.as_deref().and_then(|m| match m.parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    bad(
+                        "web.metrics_listen",
+                        format!("\"{m}\" is not an address like 127.0.0.1:9090"),
+                    );
+                    None
+                }
+            });
+            let max_connections = match w.max_connections {
+                Some(0) => {
+                    bad("web.max_connections", "must be at least 1".into());
+                    defaults.max_connections
+                }
+                Some(n) => n,
+                None => defaults.max_connections,
+            };
+            let max_header_bytes = match w.max_header_bytes {
+                Some(n) if !(1024..=1024 * 1024).contains(&n) => {
+                    bad("web.max_header_bytes", format!("{n} is outside 1024 to 1048576"));
+                    defaults.max_header_bytes
+                }
+                Some(n) => n,
+                None => defaults.max_header_bytes,
+            };
+            let mut trusted_proxies = Vec::new();
+            for (i, p) in w.trusted_proxies.iter().flatten().enumerate() {
+                let parsed = p
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                match parsed {
+                    Ok(net) => trusted_proxies.push(net),
+                    Err(_) => bad(
+                        &format!("web.trusted_proxies[{i}]"),
+                        format!("\"{p}\" is not an address or a CIDR block like 10.0.0.0/8"),
+                    ),
+                }
+            }
+            let pending_days = match w.pending_days {
+                Some(0) => {
+                    bad("web.pending_days", "must be at least 1".into());
+                    defaults.pending_days
+                }
+                Some(n) => n,
+                None => defaults.pending_days,
+            };
+            Web {
+                metrics_listen,
+                header_timeout,
+                idle_timeout,
+                max_connections,
+                max_header_bytes,
+                trusted_proxies,
+                pending_days,
+            }
+        };
+
         // Template syntax errors are configuration errors: found now, with
         // the file and line, not halfway through a send.
         if templates_dir.is_dir()
@@ -1204,6 +1321,7 @@ impl Config {
                 dkim,
             },
             web_listen,
+            web,
             collect: Collect {
                 schedule: collect_schedule,
                 concurrency: collect_concurrency,

@@ -86,16 +86,30 @@ pub async fn serve(
     let web_state = crate::web::WebState::new(Arc::clone(&shared_app), metrics);
     let address = listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
     tracing::info!(%address, "listening");
-    let mut web_stop = stop_rx.clone();
-    let web = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = web_stop.wait_for(|s| *s).await;
-        };
-        let service = crate::web::router(web_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
-            tracing::error!("web server: {e}");
+    let limits = app.config.web.clone();
+    let metrics_web = match limits.metrics_listen {
+        Some(at) => {
+            let metrics_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| Error::Other(format!("web.metrics_listen {at}: {e}")))?;
+            let address = metrics_listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
+            tracing::info!(%address, "metrics listening");
+            let router = crate::web::metrics_router(web_state.clone());
+            Some(tokio::spawn(crate::web::serve(
+                metrics_listener,
+                router,
+                limits.clone(),
+                stop_rx.clone(),
+            )))
         }
-    });
+        None => None,
+    };
+    let web = tokio::spawn(crate::web::serve(
+        listener,
+        crate::web::router(web_state),
+        limits,
+        stop_rx.clone(),
+    ));
 
     let scheduler = JobScheduler::new()
         .await
@@ -167,6 +181,9 @@ pub async fn serve(
     }
     let _ = daemon.scheduler.shutdown().await;
     let _ = web.await;
+    if let Some(metrics_web) = metrics_web {
+        let _ = metrics_web.await;
+    }
     daemon.app.store.close().await;
     tracing::info!("stopped");
     Ok(())

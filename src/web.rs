@@ -26,6 +26,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 mod editor;
+mod server;
+
+pub use server::serve;
 
 use crate::app::App;
 use crate::domain::{EmailAddress, SubscriberName, SubscriberStatus};
@@ -72,10 +75,16 @@ impl WebState {
     }
 }
 
+/// Every page; `/metrics` too unless `[web] metrics_listen` serves it apart.
 pub fn router(state: WebState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    let metrics_apart = state.app().config.web.metrics_listen.is_some();
+    let router = Router::new().route("/healthz", get(healthz));
+    let router = if metrics_apart {
+        router
+    } else {
+        router.route("/metrics", get(metrics))
+    };
+    router
         .route("/subscribe", get(subscribe_form).post(subscribe))
         .route("/confirm/{token}", get(confirm))
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
@@ -87,10 +96,19 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// `/metrics` alone, for `[web] metrics_listen`.
+pub fn metrics_router(state: WebState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
 async fn healthz(State(state): State<WebState>) -> Response {
     match state.app().store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}\n")).into_response(),
+        Err(e) => {
+            // The reason goes to the log, not to whoever asks.
+            tracing::error!("healthz: database unavailable: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
     }
 }
 

@@ -39,13 +39,13 @@ async fn add_subscribers(env: &TestEnv, n: usize) {
 }
 
 /// A running `tidings serve` with its JSON log lines.
-struct Served {
+pub(crate) struct Served {
     child: tokio::process::Child,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
-    async fn start(env: &TestEnv) -> Served {
+    pub(crate) async fn start(env: &TestEnv) -> Served {
         let mut child = env
             .command(&["--log-format", "json", "serve"])
             .env("RUST_LOG", "info")
@@ -69,15 +69,20 @@ impl Served {
         self.logs.lock().expect("lock").iter().any(|l| l.contains(needle))
     }
 
-    fn all_logs(&self) -> String {
+    pub(crate) fn all_logs(&self) -> String {
         self.logs.lock().expect("lock").join("\n")
     }
 
-    async fn address(&self) -> String {
+    pub(crate) async fn address(&self) -> String {
+        self.address_logged_as("listening").await
+    }
+
+    /// The address of the log line whose message is `message`.
+    pub(crate) async fn address_logged_as(&self, message: &str) -> String {
         for _ in 0..200 {
             let found = self.logs.lock().expect("lock").iter().find_map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                (v["fields"]["message"] == "listening").then(|| v["fields"]["address"].as_str().map(str::to_string))?
+                (v["fields"]["message"] == message).then(|| v["fields"]["address"].as_str().map(str::to_string))?
             });
             if let Some(a) = found {
                 return a;
@@ -96,7 +101,7 @@ impl Served {
         assert!(status.success());
     }
 
-    async fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn stop(mut self) -> std::process::ExitStatus {
         self.signal("-TERM").await;
         tokio::time::timeout(Duration::from_secs(40), self.child.wait())
             .await

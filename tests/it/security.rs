@@ -1,11 +1,16 @@
 //! Issue 17's findings, each tried as an attacker would, against the real
 //! binary and `tidings serve` on 127.0.0.1.
 
-use mail_parser::MessageParser;
+use std::time::Duration;
 
+use mail_parser::MessageParser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::daemon::Served;
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, TestEnv, assert_exit};
+use crate::support::{Db, TestEnv, alpha_weekly, assert_exit};
 
 /// Text from a feed, an editor's note and a subscriber's name that holds
 /// the markers earlier versions filled in reaches the reader as text:
@@ -100,4 +105,103 @@ subject = "{{{{ edition.title }}}} for {{{{ subscriber.name or 'you' }}}}"
             assert_eq!(subject, "Weekly for you");
         }
     }
+}
+
+/// `tidings serve` with `[web]` limits set low, the JSON-logging binary.
+async fn serve_with_web(web: &str) -> (TestEnv, Served, String) {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        "[web]\nlisten = \"127.0.0.1:0\"\n{web}\n\n[collect]\nschedule = \"0 0 0 1 1 *\"\n{}",
+        alpha_weekly(&feeds, "0 0 8 * * Mon", "")
+    ));
+    let served = Served::start(&env).await;
+    let address = served.address().await;
+    (env, served, address)
+}
+
+/// Reads until the server closes the connection (or `within` passes):
+/// what it sent, and whether it closed.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+/// Idle sockets, clients that trickle their headers and clients that send
+/// huge headers are cut off, and `/healthz` answers all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_and_oversized_clients_are_cut_and_health_still_answers() {
+    let (_env, served, address) =
+        serve_with_web("header_timeout = \"1s\"\nidle_timeout = \"3s\"\nmax_connections = 32\nmax_header_bytes = 8192")
+            .await;
+    // More idle connections than the server takes at once.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(TcpStream::connect(&address).await.expect("connect"));
+    }
+    // Slowloris: a header line that never ends, a byte at a time.
+    let mut slow = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(&address).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .expect("write");
+        slow.push(s);
+    }
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            for s in &mut slow {
+                let _ = s.write_all(b"a").await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    // Health answers within a few seconds although every slot was taken.
+    let started = std::time::Instant::now();
+    tidings::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let health = tokio::time::timeout(
+        Duration::from_secs(8),
+        client.get(format!("http://{address}/healthz")).send(),
+    )
+    .await
+    .expect("healthz answers while slow clients wait")
+    .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The idle sockets were closed by the server.
+    for s in idle.iter_mut().take(5) {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(5)).await;
+        assert!(closed, "an idle connection stayed open");
+    }
+    let mut slow = trickle.await.expect("trickle");
+    for s in slow.iter_mut().take(3) {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(2)).await;
+        assert!(closed, "a connection trickling its headers stayed open");
+    }
+    // A header larger than max_header_bytes is refused at once.
+    let mut big = TcpStream::connect(&address).await.expect("connect");
+    let mut request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'b', 400 * 1024));
+    let _ = big.write_all(&request).await;
+    let (answer, closed) = read_until_closed(&mut big, Duration::from_secs(3)).await;
+    assert!(closed, "an oversized header kept its connection");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    served.stop().await;
 }

@@ -2,7 +2,6 @@
 //! serve` on 127.0.0.1 in this process, the CLI for collecting and sending,
 //! mail written to the mailbox folder.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use tidings::app::App;
@@ -74,10 +73,12 @@ impl Site {
         };
         let config = Config::load(&env.config_path(), &env_var).expect("config");
         let app = Arc::new(App::open(config).await.expect("open"));
+        let limits = app.config.web.clone();
         let state = tidings::web::WebState::new(Arc::new(RwLock::new(app)), None);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let service = tidings::web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-            let _ = axum::serve(listener, service).await;
+            tidings::web::serve(listener, tidings::web::router(state), limits, stopped).await;
+            drop(stop);
         });
         let client = reqwest::Client::builder()
             .no_proxy()
