@@ -496,6 +496,14 @@ pub struct Collect {
 }
 
 /// Parses "30s", "10m", "1h 30m", "24h".
+/// A token whose characters carry less than about 80 bits, estimated as
+/// length × log2(distinct characters): `aaaa…`, `abababab…`, 16 spaces.
+fn guessable(token: &str) -> bool {
+    let distinct: std::collections::BTreeSet<char> = token.chars().collect();
+    let bits = token.chars().count() as f64 * (distinct.len().max(1) as f64).log2();
+    token.trim() != token || bits < 80.0
+}
+
 pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(raw.trim())
         .map_err(|e| format!("\"{raw}\" is not a duration like \"30s\", \"10m\" or \"6h\" ({e})"))
@@ -1265,7 +1273,19 @@ impl Config {
             Some(s) if s.len() < MIN_EDITOR_TOKEN_LEN => {
                 bad(
                     ENV_EDITOR_TOKEN,
-                    format!("is {} bytes long; it must be at least {MIN_EDITOR_TOKEN_LEN}", s.len()),
+                    format!(
+                        "is {} bytes long; it must be at least {MIN_EDITOR_TOKEN_LEN} (make one with: openssl rand -hex 32)",
+                        s.len()
+                    ),
+                );
+                None
+            }
+            Some(s) if guessable(&s) => {
+                bad(
+                    ENV_EDITOR_TOKEN,
+                    "is too easy to guess (too few different characters, or white space at either end); \
+                     make one with: openssl rand -hex 32"
+                        .into(),
                 );
                 None
             }
@@ -1645,5 +1665,30 @@ template = "weekly"
         let msg = err.to_string();
         assert!(msg.contains("smtp.url"), "{msg}");
         assert!(!msg.contains("sekritpass"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod token_strength_tests {
+    use super::guessable;
+
+    #[test]
+    fn editor_tokens_that_are_easy_to_guess_are_refused() {
+        for weak in [
+            "aaaaaaaaaaaaaaaa",
+            "                ",
+            "abababababababab",
+            "0123456789abcdef",
+            " padded-token-0123456789 ",
+        ] {
+            assert!(guessable(weak), "{weak:?} should be refused");
+        }
+        for strong in [
+            "editor-token-0123456789",
+            "3f9c2a7d41e08b56c9d2e71f4a3b8c60",
+            "correct horse battery staple",
+        ] {
+            assert!(!guessable(strong), "{strong:?} should be accepted");
+        }
     }
 }

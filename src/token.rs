@@ -17,7 +17,9 @@ const TAG_BYTES: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Unsubscribe,
-    Confirm,
+    /// A sign-up's confirmation link (the id is the sign-up's, not the
+    /// subscriber's).
+    Signup,
     Preferences,
     /// An editor's login session (the web editor's cookie).
     EditorSession,
@@ -29,7 +31,7 @@ impl Purpose {
     fn label(self) -> &'static str {
         match self {
             Purpose::Unsubscribe => "unsubscribe",
-            Purpose::Confirm => "confirm",
+            Purpose::Signup => "signup",
             Purpose::Preferences => "preferences",
             Purpose::EditorSession => "editor-session",
             Purpose::Csrf => "csrf",
@@ -118,7 +120,7 @@ mod tests {
         let t = s.sign(Purpose::Unsubscribe, 42, None);
         assert_eq!(s.verify(Purpose::Unsubscribe, &t, 0), Ok(42));
         // Another purpose, another id, another key, a flipped character.
-        assert_eq!(s.verify(Purpose::Confirm, &t, 0), Err(TokenError::BadSignature));
+        assert_eq!(s.verify(Purpose::Signup, &t, 0), Err(TokenError::BadSignature));
         let other_id = t.replacen("42.", "43.", 1);
         assert_eq!(
             s.verify(Purpose::Unsubscribe, &other_id, 0),
@@ -140,8 +142,8 @@ mod tests {
     #[test]
     fn expiry() {
         let s = Signer::new(b"k");
-        let t = s.sign(Purpose::Confirm, 7, Some(1000));
-        assert_eq!(s.verify(Purpose::Confirm, &t, 1000), Ok(7));
-        assert_eq!(s.verify(Purpose::Confirm, &t, 1001), Err(TokenError::Expired));
+        let t = s.sign(Purpose::Signup, 7, Some(1000));
+        assert_eq!(s.verify(Purpose::Signup, &t, 1000), Ok(7));
+        assert_eq!(s.verify(Purpose::Signup, &t, 1001), Err(TokenError::Expired));
     }
 }

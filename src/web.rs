@@ -2,7 +2,7 @@
 //! JavaScript:
 //!
 //! - `GET /healthz` (the process runs and the database answers), `GET /metrics`;
-//! - subscribers: `GET/POST /subscribe` (double opt-in), `GET /confirm/{token}`,
+//! - subscribers: `GET/POST /subscribe` (double opt-in), `GET/POST /confirm/{token}`,
 //!   `GET/POST /unsubscribe/{token}` (the POST is the RFC 8058 one-click
 //!   target of `List-Unsubscribe`), `GET/POST /preferences/{token}`;
 //! - readers: `GET /archive`, `GET /archive/{edition}/{issue}`, `GET /archive/feed.atom`.
@@ -12,19 +12,22 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Duration, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
+mod client;
 mod editor;
 mod server;
 
@@ -44,27 +47,80 @@ pub struct WebState {
     pub app: Arc<RwLock<Arc<App>>>,
     pub metrics: Option<Arc<PrometheusHandle>>,
     limits: Arc<Limits>,
+    /// Sign-ups are handled after the answer, so its timing says nothing
+    /// about the address.
+    signups: mpsc::Sender<SignupRequest>,
 }
 
-/// Sign-ups per client address and per email address.
+/// One bucket per purpose, so sign-ups never lock the editor out.
 struct Limits {
-    per_ip: DefaultKeyedRateLimiter<String>,
-    per_address: DefaultKeyedRateLimiter<String>,
+    signups_per_client: DefaultKeyedRateLimiter<String>,
+    logins_per_client: DefaultKeyedRateLimiter<String>,
+    /// Confirmation emails per mailbox (`+tags` folded).
+    confirmations_per_mailbox: DefaultKeyedRateLimiter<String>,
+    checks: AtomicU64,
 }
+
+impl Limits {
+    /// Whether `key` may go on; now and then forgets keys whose buckets
+    /// are full again, so the tables do not grow without end.
+    fn allow(&self, limiter: &DefaultKeyedRateLimiter<String>, key: &str) -> bool {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            self.prune();
+        }
+        limiter.check_key(&key.to_string()).is_ok()
+    }
+
+    fn prune(&self) {
+        for limiter in [
+            &self.signups_per_client,
+            &self.logins_per_client,
+            &self.confirmations_per_mailbox,
+        ] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// A sign-up as the form gave it, checked.
+struct SignupRequest {
+    email: EmailAddress,
+    name: Option<String>,
+    editions: Vec<String>,
+    at: DateTime<Utc>,
+}
+
+/// How many sign-ups may wait to be handled; beyond it the form says "busy".
+const SIGNUP_QUEUE: usize = 1024;
+/// How often unconfirmed sign-ups are looked for and deleted.
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl WebState {
+    /// Starts the sign-up worker too, on the current tokio runtime.
     pub fn new(app: Arc<RwLock<Arc<App>>>, metrics: Option<Arc<PrometheusHandle>>) -> Self {
-        // 5 sign-ups per minute from one client, 3 per hour for one address.
         let per_minute = |n| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         let per_hour = |n| Quota::per_hour(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
-        WebState {
+        let limits = Arc::new(Limits {
+            signups_per_client: RateLimiter::keyed(per_minute(5)),
+            logins_per_client: RateLimiter::keyed(per_minute(5)),
+            confirmations_per_mailbox: RateLimiter::keyed(per_hour(3)),
+            checks: AtomicU64::new(0),
+        });
+        let (signups, queue) = mpsc::channel(SIGNUP_QUEUE);
+        let state = WebState {
             app,
             metrics,
-            limits: Arc::new(Limits {
-                per_ip: RateLimiter::keyed(per_minute(5)),
-                per_address: RateLimiter::keyed(per_hour(3)),
-            }),
-        }
+            limits,
+            signups,
+        };
+        tokio::spawn(signup_worker(state.clone(), queue));
+        state
+    }
+
+    /// The client's address for limits and logs (see `client.rs`).
+    fn client(&self, app: &App, peer: SocketAddr, headers: &HeaderMap) -> String {
+        client::limiter_key(client::client_ip(peer, headers, &app.config.web.trusted_proxies))
     }
 
     fn app(&self) -> Arc<App> {
@@ -86,14 +142,35 @@ pub fn router(state: WebState) -> Router {
     };
     router
         .route("/subscribe", get(subscribe_form).post(subscribe))
-        .route("/confirm/{token}", get(confirm))
+        .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/preferences/{token}", get(preferences_page).post(save_preferences))
         .route("/archive", get(archive))
         .route("/archive/feed.atom", get(archive_feed))
         .route("/archive/{edition}/{issue}", get(archive_issue))
         .merge(editor::routes())
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// On every page: no framing, no sniffing, no referrer (links carry tokens),
+/// and a policy that allows the pages' own inline styles and nothing that
+/// runs.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "referrer-policy", "no-referrer");
+    response
 }
 
 /// `/metrics` alone, for `[web] metrics_listen`.
@@ -279,12 +356,17 @@ async fn subscribe_form(State(state): State<WebState>) -> Response {
     page(&app, StatusCode::OK, "web_subscribe.html.j2", ctx)
 }
 
-async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+async fn subscribe(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let app = state.app();
     let fields = form_fields(&body);
     let raw_email = field(&fields, "email").unwrap_or_default().trim().to_string();
     let raw_name = field(&fields, "name").unwrap_or_default();
-    let mut editions = chosen_editions(&app, &fields);
+    let editions = chosen_editions(&app, &fields);
     let again = |error: String, status: StatusCode| {
         let ctx = SubscribeCtx {
             site: site(&app),
@@ -295,12 +377,6 @@ async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo
         };
         page(&app, status, "web_subscribe.html.j2", ctx)
     };
-    if state.limits.per_ip.check_key(&peer.ip().to_string()).is_err() {
-        return again(
-            "Too many sign-ups from your network; try again in a minute.".into(),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-    }
     let email = match EmailAddress::parse(&raw_email) {
         Ok(e) => e,
         Err(e) => return again(format!("That address cannot be used: {e}."), StatusCode::BAD_REQUEST),
@@ -309,10 +385,35 @@ async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo
         Ok(n) => n.map(SubscriberName::into_string),
         Err(e) => return again(format!("That name cannot be used: {e}."), StatusCode::BAD_REQUEST),
     };
-    if editions.is_empty() {
-        editions = app.config.editions.iter().map(|e| e.name.clone()).collect();
+    if !state
+        .limits
+        .allow(&state.limits.signups_per_client, &state.client(&app, peer, &headers))
+    {
+        return again(
+            "Too many sign-ups from your network; try again in a minute.".into(),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
     }
-    let done = message(
+    let to_subscribe = if editions.is_empty() {
+        app.config.editions.iter().map(|e| e.name.clone()).collect()
+    } else {
+        editions.clone()
+    };
+    // The answer is the same, and as quick, whether the address is new,
+    // pending, subscribed or bounced: the work happens after it.
+    let request = SignupRequest {
+        email: email.clone(),
+        name,
+        editions: to_subscribe,
+        at: Utc::now(),
+    };
+    if state.signups.try_send(request).is_err() {
+        return again(
+            "Too many sign-ups right now; try again in a few minutes.".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    }
+    message(
         &app,
         StatusCode::OK,
         "Check your inbox",
@@ -323,55 +424,97 @@ async fn subscribe(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo
             ),
             "Nothing else is sent until you click it. The link works for 48 hours.",
         ],
-    );
-    // The same answer whether the address is known or not, and whether a
-    // confirmation was sent: the page must not reveal who subscribes.
-    if state.limits.per_address.check_key(&email.as_str().to_string()).is_err() {
-        tracing::info!(%email, "sign-up limit reached for this address; no confirmation sent");
-        return done;
+    )
+}
+
+/// Handles queued sign-ups one at a time, and deletes unconfirmed ones
+/// past `[web] pending_days` every hour.
+async fn signup_worker(state: WebState, mut queue: mpsc::Receiver<SignupRequest>) {
+    let mut expiry = tokio::time::interval(EXPIRY_EVERY);
+    loop {
+        tokio::select! {
+            request = queue.recv() => match request {
+                Some(request) => {
+                    let app = state.app();
+                    if let Err(e) = handle_signup(&state, &app, request).await {
+                        tracing::error!("sign-up: {e}");
+                    }
+                }
+                None => return,
+            },
+            _ = expiry.tick() => {
+                let app = state.app();
+                let cutoff = Utc::now() - Duration::days(i64::from(app.config.web.pending_days));
+                match app.store.expire_signups(cutoff).await {
+                    Ok((0, 0)) => {}
+                    Ok((subscribers, signups)) => tracing::info!(
+                        subscribers, signups, "deleted sign-ups not confirmed within {} days", app.config.web.pending_days
+                    ),
+                    Err(e) => tracing::error!("deleting unconfirmed sign-ups: {e}"),
+                }
+                state.limits.prune();
+            }
+        }
     }
-    let now = Utc::now();
-    let known = match app.store.subscriber_by_email(&email).await {
-        Ok(s) => s,
-        Err(e) => return server_error(&app, "subscribe", e),
-    };
-    let id = match known {
-        Some(s) if s.status == SubscriberStatus::Active => {
-            tracing::info!(%email, "sign-up for an active subscriber: nothing to confirm (the preferences page changes editions)");
-            return done;
+}
+
+/// One mailbox, whatever `+tag` is added to its local part.
+fn mailbox_key(email: &EmailAddress) -> String {
+    let (user, domain) = email.as_str().rsplit_once('@').unwrap_or((email.as_str(), ""));
+    let user = user.split('+').next().unwrap_or(user);
+    format!("{user}@{domain}")
+}
+
+async fn handle_signup(state: &WebState, app: &App, request: SignupRequest) -> crate::Result<()> {
+    let SignupRequest {
+        email,
+        name,
+        editions,
+        at,
+    } = request;
+    if !state
+        .limits
+        .allow(&state.limits.confirmations_per_mailbox, &mailbox_key(&email))
+    {
+        tracing::info!(%email, "sign-up limit reached for this mailbox; no confirmation sent");
+        return Ok(());
+    }
+    let subscriber_id = match app.store.subscriber_by_email(&email).await? {
+        Some(s) if matches!(s.status, SubscriberStatus::Active | SubscriberStatus::Paused) => {
+            tracing::info!(%email, "sign-up for a subscribed address: nothing to confirm (the preferences page changes editions)");
+            return Ok(());
         }
         Some(s) if s.status == SubscriberStatus::Bounced => {
             tracing::info!(%email, "sign-up for a bounced address: no confirmation sent");
-            return done;
+            return Ok(());
         }
+        // Pending or unsubscribed: the name and editions wait in the sign-up.
         Some(s) => s.id,
-        None => {
-            match app
-                .store
-                .add_subscriber(&email, name.as_deref(), SubscriberStatus::Pending, &editions, now)
-                .await
-            {
-                Ok(crate::store::AddOutcome::Added(id) | crate::store::AddOutcome::Updated(id, _)) => id,
-                Err(e) => return server_error(&app, "subscribe", e),
-            }
-        }
+        None => match app
+            .store
+            .add_subscriber(&email, None, SubscriberStatus::Pending, &[], at)
+            .await?
+        {
+            crate::store::AddOutcome::Added(id) | crate::store::AddOutcome::Updated(id, _) => id,
+        },
     };
-    if let Err(e) = send_confirmation(&app, id, &email, &editions, now).await {
-        return server_error(&app, "confirmation email", e);
-    }
-    done
+    let signup = app
+        .store
+        .create_signup(subscriber_id, name.as_deref(), &editions, at)
+        .await?;
+    send_confirmation(app, signup, &email, &editions, at).await
 }
 
 /// Sends the double opt-in email with a signed link that expires.
 async fn send_confirmation(
     app: &App,
-    subscriber_id: i64,
+    signup_id: i64,
     email: &EmailAddress,
     editions: &[String],
     now: DateTime<Utc>,
 ) -> crate::Result<()> {
     let signer = app.signer().await?;
-    let token = signer.sign(Purpose::Confirm, subscriber_id, Some((now + CONFIRM_FOR).timestamp()));
+    let token = signer.sign(Purpose::Signup, signup_id, Some((now + CONFIRM_FOR).timestamp()));
     let url = format!("{}/confirm/{token}", app.config.site.base_url);
     let titles: Vec<String> = app
         .config
@@ -383,7 +526,7 @@ async fn send_confirmation(
     let site_title = &app.config.site.title;
     let text = format!(
         "Someone, probably you, asked to receive {} from {site_title} at this address.\n\n\
-         To confirm, open this link within 48 hours:\n{url}\n\n\
+         To confirm, open this link within 48 hours and press the button:\n{url}\n\n\
          If it was not you, ignore this email: nothing will be sent.\n",
         titles.join(", ")
     );
@@ -398,7 +541,7 @@ async fn send_confirmation(
     );
     let from = &app.config.site.from;
     let message_id = format!(
-        "<tidings.confirm.{subscriber_id}.{}@{}>",
+        "<tidings.confirm.{signup_id}.{}@{}>",
         crate::app::random_hex(8)?,
         from.email.domain()
     );
@@ -424,41 +567,88 @@ async fn send_confirmation(
     Ok(())
 }
 
-async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+/// The sign-up a confirmation link names, or the page to answer with.
+async fn signup_of(app: &App, token: &str) -> Result<(crate::store::Signup, crate::domain::Subscriber), Response> {
+    let id = verify(app, Purpose::Signup, token, Utc::now()).await?;
+    let gone = || bad_link(app, "This sign-up no longer exists");
+    let signup = match app.store.signup(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(gone()),
+        Err(e) => return Err(server_error(app, "confirm", e)),
+    };
+    match app.store.subscriber(signup.subscriber_id).await {
+        Ok(Some(s)) => Ok((signup, s)),
+        Ok(None) => Err(gone()),
+        Err(e) => Err(server_error(app, "confirm", e)),
+    }
+}
+
+/// A page with one button: a GET never confirms, because mail scanners
+/// follow links.
+async fn confirm_page(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     let app = state.app();
-    let now = Utc::now();
-    let id = match verify(&app, Purpose::Confirm, &token, now).await {
-        Ok(id) => id,
+    let (signup, subscriber) = match signup_of(&app, &token).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let subscriber = match app.store.subscriber(id).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return bad_link(&app, "This subscription no longer exists"),
-        Err(e) => return server_error(&app, "confirm", e),
+    if signup.confirmed {
+        return message(&app, StatusCode::OK, "This link was used", &["Nothing more to do."]);
+    }
+    #[derive(Serialize)]
+    struct Ctx {
+        site: SiteView,
+        email: String,
+        name: String,
+        editions: Vec<String>,
+        action: String,
+    }
+    let ctx = Ctx {
+        site: site(&app),
+        email: subscriber.email.to_string(),
+        name: signup.name.unwrap_or_default(),
+        editions: signup.editions.iter().map(|e| app.config.edition_title(e)).collect(),
+        action: format!("{}/confirm/{token}", app.config.site.base_url),
     };
-    match subscriber.status {
-        SubscriberStatus::Bounced => message(
+    page(&app, StatusCode::OK, "web_confirm.html.j2", ctx)
+}
+
+async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    use crate::store::Confirmation;
+    let app = state.app();
+    let (signup, subscriber) = match signup_of(&app, &token).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match app.store.confirm_signup(signup.id, Utc::now()).await {
+        Ok(Confirmation::Activated) => {
+            tracing::info!(email = %subscriber.email, "subscription confirmed");
+            message(
+                &app,
+                StatusCode::OK,
+                "You are subscribed",
+                &[&format!(
+                    "{} will arrive at {}. Every email has a one-click unsubscribe link.",
+                    app.config.site.title, subscriber.email
+                )],
+            )
+        }
+        Ok(Confirmation::AlreadyActive | Confirmation::AlreadyUsed) => {
+            message(&app, StatusCode::OK, "This link was used", &["Nothing more to do."])
+        }
+        Ok(Confirmation::UnsubscribedSince) => message(
+            &app,
+            StatusCode::OK,
+            "This address unsubscribed since",
+            &["Nothing was changed. To receive email again, subscribe again."],
+        ),
+        Ok(Confirmation::Bounced) => message(
             &app,
             StatusCode::OK,
             "We cannot deliver to this address",
             &["A mail server refused it permanently. Subscribe with another address."],
         ),
-        SubscriberStatus::Active => message(&app, StatusCode::OK, "You are subscribed", &["Nothing more to do."]),
-        _ => match app.store.set_subscriber_status(id, SubscriberStatus::Active, now).await {
-            Ok(_) => {
-                tracing::info!(email = %subscriber.email, "subscription confirmed");
-                message(
-                    &app,
-                    StatusCode::OK,
-                    "You are subscribed",
-                    &[&format!(
-                        "{} will arrive at {}. Every email has a one-click unsubscribe link.",
-                        app.config.site.title, subscriber.email
-                    )],
-                )
-            }
-            Err(e) => server_error(&app, "confirm", e),
-        },
+        Ok(Confirmation::Gone) => bad_link(&app, "This sign-up no longer exists"),
+        Err(e) => server_error(&app, "confirm", e),
     }
 }
 

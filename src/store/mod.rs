@@ -12,6 +12,7 @@
 mod editorial;
 mod issues;
 mod jobs;
+mod signups;
 mod sources;
 mod stories;
 mod subscribers;
@@ -26,6 +27,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::DatabaseUrl;
 
 pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
+pub use signups::{Confirmation, EditorSession, Signup};
 pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};
 pub use subscribers::AddOutcome;
 

@@ -10,9 +10,11 @@
 //!   test to me";
 //! - `POST /editor/{edition}/{pin|exclude|unpick|note|approve|test|links}`.
 //!
-//! The session is a signed, expiring cookie (Secure when `base_url` is
-//! https, HttpOnly, SameSite=Strict); every form carries a CSRF token
-//! signed for that session. The operations are the CLI's (`tidings issue …`).
+//! A session is a row in the store; the cookie names it and carries a
+//! random secret whose hash the row keeps (Secure when `base_url` is https,
+//! HttpOnly, SameSite=Strict). Logout deletes the row, and a session made
+//! with another editor token than the current one is refused. Every form,
+//! logout's too, carries a CSRF token signed for that session. The operations are the CLI's (`tidings issue …`).
 
 use std::net::SocketAddr;
 
@@ -44,7 +46,8 @@ pub fn routes() -> Router<WebState> {
         .route("/editor/{edition}/{action}", post(edition_action))
 }
 
-/// The session's expiry when the request carries a valid session cookie.
+/// The session's id when the request carries the cookie of a live session
+/// made with the current editor token.
 async fn session(app: &App, headers: &HeaderMap) -> Option<i64> {
     let cookie = headers
         .get_all(header::COOKIE)
@@ -52,15 +55,25 @@ async fn session(app: &App, headers: &HeaderMap) -> Option<i64> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string))?;
-    let signer = app.signer().await.ok()?;
-    signer
-        .verify(Purpose::EditorSession, &cookie, Utc::now().timestamp())
-        .ok()?;
-    cookie.split('.').nth(1)?.parse().ok()
+    let (id, secret) = cookie.split_once('.')?;
+    let id: i64 = id.parse().ok()?;
+    let row = app.store.editor_session(id).await.ok()??;
+    let token = app.config.editor_token.as_ref()?;
+    let live = row.expires_at > Utc::now()
+        && same(&hash_hex(secret), &row.secret_hash)
+        && same(&hash_hex(token.expose()), &row.token_hash);
+    live.then_some(id)
 }
 
-async fn csrf_token(app: &App, session_expiry: i64) -> crate::Result<String> {
-    Ok(app.signer().await?.sign(Purpose::Csrf, 0, Some(session_expiry)))
+fn hash_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn csrf_token(app: &App, session: i64) -> crate::Result<String> {
+    Ok(app.signer().await?.sign(Purpose::Csrf, session, None))
 }
 
 fn editor_off(app: &App) -> Response {
@@ -129,7 +142,12 @@ async fn login_form(State(state): State<WebState>) -> Response {
     )
 }
 
-async fn login(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+async fn login(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let app = state.app();
     let Some(expected) = app.config.editor_token.as_ref() else {
         return editor_off(&app);
@@ -145,25 +163,35 @@ async fn login(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo<Soc
             },
         )
     };
-    if state.limits.per_ip.check_key(&peer.ip().to_string()).is_err() {
+    let client = state.client(&app, peer, &headers);
+    if !state.limits.allow(&state.limits.logins_per_client, &client) {
         return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many attempts; wait a minute.");
     }
     let fields = form_fields(&body);
     if !same(field(&fields, "token").unwrap_or_default(), expected.expose()) {
-        tracing::warn!(%peer, "editor login refused");
+        tracing::warn!(%client, "editor login refused");
         return refuse(StatusCode::UNAUTHORIZED, "That is not the editor token.");
     }
-    let expiry = (Utc::now() + SESSION_FOR).timestamp();
-    let cookie = match app.signer().await {
-        Ok(signer) => signer.sign(Purpose::EditorSession, 0, Some(expiry)),
+    let now = Utc::now();
+    let secret = match crate::app::random_hex(32) {
+        Ok(s) => s,
         Err(e) => return server_error(&app, "login", e),
     };
+    let id = match app
+        .store
+        .create_editor_session(&hash_hex(&secret), &hash_hex(expected.expose()), now, now + SESSION_FOR)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return server_error(&app, "login", e),
+    };
+    let cookie = format!("{id}.{secret}");
     let secure = if app.config.site.base_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    tracing::info!(%peer, "editor logged in");
+    tracing::info!(%client, "editor logged in");
     (
         [(
             header::SET_COOKIE,
@@ -177,8 +205,19 @@ async fn login(State(state): State<WebState>, ConnectInfo(peer): ConnectInfo<Soc
         .into_response()
 }
 
-async fn logout(State(state): State<WebState>) -> Response {
+async fn logout(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
     let app = state.app();
+    let session = match require_editor(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&app, session, &form_fields(&body)).await {
+        return r;
+    }
+    if let Err(e) = app.store.end_editor_session(session).await {
+        return server_error(&app, "logout", e);
+    }
+    tracing::info!("editor logged out");
     (
         [(
             header::SET_COOKIE,

@@ -109,10 +109,15 @@ subject = "{{{{ edition.title }}}} for {{{{ subscriber.name or 'you' }}}}"
 
 /// `tidings serve` with `[web]` limits set low, the JSON-logging binary.
 async fn serve_with_web(web: &str) -> (TestEnv, Served, String) {
+    serve_with(web, "").await
+}
+
+/// As [`serve_with_web`], with more tables (`[smtp]` …) in `tables`.
+async fn serve_with(web: &str, tables: &str) -> (TestEnv, Served, String) {
     let feeds = FeedServer::start().await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&format!(
-        "[web]\nlisten = \"127.0.0.1:0\"\n{web}\n\n[collect]\nschedule = \"0 0 0 1 1 *\"\n{}",
+        "{tables}\n[web]\nlisten = \"127.0.0.1:0\"\n{web}\n\n[collect]\nschedule = \"0 0 0 1 1 *\"\n{}",
         alpha_weekly(&feeds, "0 0 8 * * Mon", "")
     ));
     let served = Served::start(&env).await;
@@ -203,5 +208,68 @@ async fn slow_idle_and_oversized_clients_are_cut_and_health_still_answers() {
     let (answer, closed) = read_until_closed(&mut big, Duration::from_secs(3)).await;
     assert!(closed, "an oversized header kept its connection");
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    served.stop().await;
+}
+
+/// `POST /subscribe` answers before any mail is sent: a slow SMTP server
+/// makes it no slower, so its timing cannot tell a new address from a
+/// subscribed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_secs(3)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let smtp_config = format!(
+        "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"never\"\n",
+        smtp.port
+    );
+    let (env, served, address) = serve_with("", &smtp_config).await;
+    assert_exit(&env.run(&["subscribers", "add", "known@example.com"]).await, 0);
+    tidings::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    for email in ["new%40example.com", "known%40example.com"] {
+        let started = std::time::Instant::now();
+        let response = client
+            .post(format!("http://{address}/subscribe"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("email={email}"))
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        assert_eq!(status, 200);
+        assert!(elapsed < Duration::from_millis(1500), "{email} took {elapsed:?}");
+    }
+    // The confirmation still goes out, after the answer.
+    for _ in 0..100 {
+        if !smtp.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "{}", served.all_logs());
+    assert_eq!(messages[0].rcpt_to, ["new@example.com"]);
+    served.stop().await;
+}
+
+/// `[web] metrics_listen` moves `/metrics` off the public address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_served_apart_from_the_pages() {
+    let (_env, served, address) = serve_with_web("metrics_listen = \"127.0.0.1:0\"").await;
+    let metrics_address = served.address_logged_as("metrics listening").await;
+    tidings::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let get = |url: String| {
+        let request = client.get(url);
+        async move { request.send().await.expect("GET").status().as_u16() }
+    };
+    assert_eq!(get(format!("http://{address}/metrics")).await, 404);
+    assert_eq!(get(format!("http://{address}/healthz")).await, 200);
+    assert_eq!(get(format!("http://{metrics_address}/metrics")).await, 200);
+    assert_eq!(get(format!("http://{metrics_address}/subscribe")).await, 404);
     served.stop().await;
 }

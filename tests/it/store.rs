@@ -451,3 +451,99 @@ async fn a_transaction_that_reads_first_still_writes_when_another_writer_came_in
         finish(db).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_confirm_once_never_over_a_later_unsubscribe_and_expire() {
+    use tidings::store::{AddOutcome, Confirmation};
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).single().expect("time");
+        let at = |h: i64| t0 + Duration::hours(h);
+        let address = |a: &str| EmailAddress::parse(a).expect("address");
+        let weekly = vec!["weekly".to_string()];
+        let add = |email: &'static str| {
+            let store = &store;
+            async move {
+                match store
+                    .add_subscriber(&address(email), None, SubscriberStatus::Pending, &[], t0)
+                    .await
+                    .expect("add")
+                {
+                    AddOutcome::Added(id) | AddOutcome::Updated(id, _) => id,
+                }
+            }
+        };
+
+        // The confirmed sign-up's name and editions win, once.
+        let ada = add("ada@example.com").await;
+        let strangers = store
+            .create_signup(ada, Some("Stranger"), &[], at(1))
+            .await
+            .expect("signup");
+        let own = store
+            .create_signup(ada, Some("Ada"), &weekly, at(2))
+            .await
+            .expect("signup");
+        assert_eq!(
+            store.confirm_signup(own, at(3)).await.expect("confirm"),
+            Confirmation::Activated
+        );
+        assert_eq!(
+            store.confirm_signup(own, at(4)).await.expect("confirm"),
+            Confirmation::AlreadyUsed
+        );
+        assert_eq!(
+            store.confirm_signup(strangers, at(4)).await.expect("confirm"),
+            Confirmation::AlreadyActive
+        );
+        let s = store.subscriber(ada).await.expect("get").expect("known");
+        assert_eq!(
+            (s.name.as_deref(), s.editions.clone(), s.status),
+            (Some("Ada"), weekly.clone(), SubscriberStatus::Active)
+        );
+
+        // A sign-up made before an unsubscribe does not undo it; one made
+        // after does subscribe again.
+        let bob = add("bob@example.com").await;
+        let early = store.create_signup(bob, None, &weekly, at(1)).await.expect("signup");
+        store
+            .set_subscriber_status(bob, SubscriberStatus::Unsubscribed, at(2))
+            .await
+            .expect("unsubscribe");
+        assert_eq!(
+            store.confirm_signup(early, at(3)).await.expect("confirm"),
+            Confirmation::UnsubscribedSince
+        );
+        let late = store.create_signup(bob, None, &weekly, at(4)).await.expect("signup");
+        assert_eq!(
+            store.confirm_signup(late, at(5)).await.expect("confirm"),
+            Confirmation::Activated
+        );
+
+        // Unconfirmed sign-ups and their pending subscribers expire; a
+        // pending address with a recent sign-up stays.
+        let old = add("old@example.com").await;
+        store.create_signup(old, None, &weekly, at(1)).await.expect("signup");
+        let recent = add("recent@example.com").await;
+        store
+            .create_signup(recent, None, &weekly, at(24 * 9))
+            .await
+            .expect("signup");
+        let (subscribers, signups) = store.expire_signups(at(24 * 7)).await.expect("expire");
+        assert_eq!(subscribers, 1, "{db:?}");
+        assert!(signups >= 1);
+        assert!(store.subscriber(old).await.expect("get").is_none());
+        assert!(store.subscriber(recent).await.expect("get").is_some());
+        assert!(
+            store.subscriber(ada).await.expect("get").is_some(),
+            "active subscribers never expire"
+        );
+        assert_eq!(
+            store.confirm_signup(strangers, at(200)).await.expect("confirm"),
+            Confirmation::Gone
+        );
+        store.close().await;
+        finish(db).await;
+    }
+}

@@ -15,6 +15,8 @@ pub(crate) struct Site {
     pub(crate) env: TestEnv,
     pub(crate) base: String,
     client: reqwest::Client,
+    /// What the server runs with; swapped like a reload.
+    app: Arc<RwLock<Arc<App>>>,
     _feeds: FeedServer,
 }
 
@@ -74,7 +76,8 @@ impl Site {
         let config = Config::load(&env.config_path(), &env_var).expect("config");
         let app = Arc::new(App::open(config).await.expect("open"));
         let limits = app.config.web.clone();
-        let state = tidings::web::WebState::new(Arc::new(RwLock::new(app)), None);
+        let app = Arc::new(RwLock::new(app));
+        let state = tidings::web::WebState::new(Arc::clone(&app), None);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             tidings::web::serve(listener, tidings::web::router(state), limits, stopped).await;
@@ -89,8 +92,45 @@ impl Site {
             env,
             base: format!("http://{address}"),
             client,
+            app,
             _feeds: feeds,
         }
+    }
+
+    /// Reloads the configuration with another editor token, as `serve`
+    /// does on SIGHUP after the environment changed.
+    async fn reload_with_editor_token(&self, token: &str) {
+        let env_var = |k: &str| match k {
+            "TIDINGS_SECRET" => Some(SECRET.to_string()),
+            "TIDINGS_EDITOR_TOKEN" => Some(token.to_string()),
+            _ => None,
+        };
+        let config = Config::load(&self.env.config_path(), &env_var).expect("config");
+        let app = Arc::new(App::open(config).await.expect("open"));
+        *self.app.write().expect("lock") = app;
+    }
+
+    /// Waits until the mailbox folder holds `n` messages (sign-ups are
+    /// handled after the page answers).
+    async fn wait_for_mails(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let mails = self.mails();
+            if mails.len() >= n {
+                return mails;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("expected {n} mails, found {}", self.mails().len());
+    }
+
+    /// A subscriber's name as `subscribers list` shows it.
+    async fn name_of(&self, email: &str) -> String {
+        let list = stdout(&self.env.run(&["subscribers", "list"]).await);
+        list.lines()
+            .find(|l| l.starts_with(email))
+            .and_then(|l| l.split('\t').nth(1))
+            .unwrap_or("(none)")
+            .to_string()
     }
 
     /// GET a path (or a link from an email, whose `https://news.example.com`
@@ -334,6 +374,7 @@ async fn double_opt_in(db: Db) {
         .await;
     assert_eq!(status, 200, "{new_page}");
     assert!(new_page.contains("Check your inbox"), "{new_page}");
+    let mails = site.wait_for_mails(1).await;
     assert_eq!(site.status_of("new@example.com").await, "pending");
     // A known address gets the same page (its address aside), and no mail.
     let (status, known_page) = site.post("/subscribe", "email=known%40example.com").await;
@@ -342,8 +383,8 @@ async fn double_opt_in(db: Db) {
         known_page.replace("known@example.com", "X"),
         new_page.replace("new@example.com", "X")
     );
-    let mails = site.mails();
-    assert_eq!(mails.len(), 1, "one confirmation, to the new address only");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(site.mails().len(), 1, "one confirmation, to the new address only");
     let confirm = link(&mails[0], "/confirm/");
 
     // Nothing is sent to an unconfirmed address.
@@ -353,7 +394,7 @@ async fn double_opt_in(db: Db) {
     assert_eq!(issue_mails.len(), 1);
     assert!(issue_mails[0].contains("known@example.com"));
 
-    // The link confirms; an altered or expired one does not.
+    // An altered or expired link does not work.
     let mut altered = confirm.clone();
     altered.pop();
     altered.push('x');
@@ -365,35 +406,166 @@ async fn double_opt_in(db: Db) {
         .and_then(|t| t.split('.').next())
         .and_then(|i| i.parse().ok())
         .expect("id");
-    let expired = signer.sign(Purpose::Confirm, id, Some(chrono::Utc::now().timestamp() - 60));
+    let expired = signer.sign(Purpose::Signup, id, Some(chrono::Utc::now().timestamp() - 60));
     let (status, page) = site.get(&format!("/confirm/{expired}")).await;
     assert_eq!(status, 400);
     assert!(page.contains("expired"), "{page}");
-    assert_eq!(site.status_of("new@example.com").await, "pending");
+    // Following the link (as a mail scanner does, GET or HEAD) confirms nothing.
     let (status, page) = site.get(&confirm).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Yes, subscribe me") && page.contains("new@example.com"),
+        "{page}"
+    );
+    let head = site.client.head(site.url(&confirm)).send().await.expect("HEAD");
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(site.status_of("new@example.com").await, "pending");
+    // The button confirms, with the name given at sign-up.
+    let (status, page) = site.post(&confirm, "").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("You are subscribed"), "{page}");
     assert_eq!(site.status_of("new@example.com").await, "active");
+    assert_eq!(site.name_of("new@example.com").await, "Nina");
+    // Once: after unsubscribing, the used link does not subscribe again.
+    let subscriber: i64 = id_of(&site, "new@example.com").await;
+    let unsubscribe = signer.sign(Purpose::Unsubscribe, subscriber, None);
+    assert_eq!(site.post(&format!("/unsubscribe/{unsubscribe}"), "").await.0, 200);
+    let (status, page) = site.post(&confirm, "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("This link was used"), "{page}");
+    assert_eq!(site.status_of("new@example.com").await, "unsubscribed");
 
-    // Bad input gets the form again with the problem named.
-    let (status, page) = site.post("/subscribe", "email=not-an-address").await;
-    assert_eq!(status, 400);
-    assert!(page.contains("cannot be used"), "{page}");
+    // Bad input gets the form again with the problem named: addresses that
+    // cannot be mailed on the internet, names too long or with bidi controls.
+    for bad in [
+        "email=not-an-address",
+        "email=x%40%5B127.0.0.1%5D",
+        "email=%22a%5C%22b%22%40example.com",
+        "email=root%40localhost",
+        "email=ok%40example.com&name=%E2%80%AEnimda",
+    ] {
+        let (status, page) = site.post("/subscribe", bad).await;
+        assert_eq!(status, 400, "{bad}: {page}");
+        assert!(page.contains("cannot be used"), "{page}");
+    }
+    let long_name = format!("email=ok%40example.com&name={}", "a".repeat(5000));
+    assert_eq!(site.post("/subscribe", &long_name).await.0, 400);
 
-    // Five sign-ups a minute from one client; the sixth is refused.
-    site.post("/subscribe", "email=again%40example.com").await;
-    site.post("/subscribe", "email=again%40example.com").await;
+    // Five sign-ups a minute from one client; the sixth is refused (bad
+    // input does not count).
+    for n in 0..3 {
+        let (status, _) = site.post("/subscribe", &format!("email=more{n}%40example.com")).await;
+        assert_eq!(status, 200);
+    }
     let (status, _) = site.post("/subscribe", "email=more%40example.com").await;
     assert_eq!(status, 429);
 
-    // At most 3 confirmations an hour to one address; the page stays the same.
+    // At most 3 confirmations an hour to one mailbox, `+tags` folded; the
+    // page stays the same.
     let other = Site::start(Db::Sqlite).await;
     let mut pages = Vec::new();
-    for _ in 0..4 {
-        pages.push(other.post("/subscribe", "email=again%40example.com").await);
+    for i in 0..4 {
+        let (status, page) = other
+            .post("/subscribe", &format!("email=bomb%2B{i}%40example.com"))
+            .await;
+        pages.push((status, page.replace(&format!("bomb+{i}@"), "X@")));
     }
     assert!(pages.iter().all(|p| p == &pages[0]), "{pages:#?}");
+    other.wait_for_mails(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(other.mails().len(), 3, "the fourth sign-up sends nothing");
+}
+
+/// The subscriber id of an address (from the store).
+async fn id_of(site: &Site, email: &str) -> i64 {
+    let app = site.app.read().expect("lock").clone();
+    let email = tidings::domain::EmailAddress::parse(email).expect("address");
+    app.store
+        .subscriber_by_email(&email)
+        .await
+        .expect("store")
+        .expect("known")
+        .id
+}
+
+#[tokio::test]
+async fn a_strangers_sign_up_cannot_name_a_reader() {
+    let site = Site::start(Db::Sqlite).await;
+    site.post(
+        "/subscribe",
+        "email=vic%40example.com&name=Account+suspended+-+call+%2B1+555+0100",
+    )
+    .await;
+    let mails = site.wait_for_mails(1).await;
+    let strangers = link(&mails[0], "/confirm/");
+    site.post("/subscribe", "email=vic%40example.com&name=Vic").await;
+    let mails = site.wait_for_mails(2).await;
+    let own = link(&mails[1], "/confirm/");
+    assert_eq!(site.status_of("vic@example.com").await, "pending");
+    assert_eq!(
+        site.name_of("vic@example.com").await,
+        "-",
+        "no name before a confirmation"
+    );
+    let (_, page) = site.post(&own, "").await;
+    assert!(page.contains("You are subscribed"), "{page}");
+    let (_, page) = site.post(&strangers, "").await;
+    assert!(page.contains("This link was used"), "{page}");
+    assert_eq!(site.name_of("vic@example.com").await, "Vic");
+}
+
+#[tokio::test]
+async fn sign_up_limits_key_on_the_client_a_trusted_proxy_names() {
+    // Behind a trusted proxy, each forwarded client has its own bucket.
+    let proxied = |feeds: &FeedServer| {
+        format!(
+            "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
+            alpha_weekly(feeds, "0 0 8 * * Mon", "")
+        )
+    };
+    let site = Site::launch(Db::Sqlite, proxied, None, false).await;
+    let client_post = |site: &Site, client: String, n: usize| {
+        let request = site
+            .client
+            .post(site.url("/subscribe"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", client)
+            .body(format!("email=reader{n}%40example.com"));
+        async move { request.send().await.expect("POST").status().as_u16() }
+    };
+    for n in 0..6 {
+        assert_eq!(client_post(&site, format!("198.51.100.{n}"), n).await, 200);
+    }
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        // One IPv6 client rotating addresses within its /64.
+        statuses.push(client_post(&site, format!("2001:db8:1:2::{n:x}"), 10 + n).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    // Without trusting the proxy, the header is ignored: one client.
+    let site = Site::start(Db::Sqlite).await;
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        statuses.push(client_post(&site, format!("198.51.100.{n}"), n).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let site = Site::start(Db::Sqlite).await;
+    for path in ["/subscribe", "/archive", "/healthz", "/editor", "/confirm/1.2.3"] {
+        let response = site.client.get(site.url(path)).send().await.expect("GET");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().expect("csp");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
 }
 
 #[tokio::test]
@@ -455,6 +627,11 @@ async fn editor(db: Db) {
     );
     assert!(page.contains("DKIM is not configured"), "{page}");
     assert!(page.contains("Ransomware hits port operator"), "{page}");
+    assert_eq!(
+        page.matches("<iframe").count(),
+        page.matches("sandbox=\"\" srcdoc=").count(),
+        "previews are sandboxed"
+    );
     let csrf = value_after(&page, "name=\"csrf\" value=\"");
     let id = value_after(&page, "name=\"story\" value=\"");
 
@@ -514,6 +691,37 @@ async fn editor(db: Db) {
             .iter()
             .any(|m| m.contains("ada@example.com") && m.contains("Hello readers"))
     );
+
+    // Sign-ups do not share the login's bucket: after six sign-ups from
+    // this client, the editor still logs in.
+    for n in 0..6 {
+        site.post("/subscribe", &format!("email=crowd{n}%40example.com")).await;
+    }
+    let (second, _) = log_in(&site).await;
+    // Logout needs the session's CSRF token, and ends that session for good.
+    let (status, _, _) = site
+        .request(Method::POST, "/editor/logout", Some(&second), Some(""))
+        .await;
+    assert_eq!(status, 403);
+    let (_, _, dashboard) = site.request(Method::GET, "/editor", Some(&second), None).await;
+    let second_csrf = value_after(&dashboard, "name=\"csrf\" value=\"");
+    let (status, _, _) = site
+        .request(
+            Method::POST,
+            "/editor/logout",
+            Some(&second),
+            Some(&format!("csrf={second_csrf}")),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = site.request(Method::GET, "/editor", Some(&second), None).await;
+    assert_eq!(status, 303, "a logged-out cookie is no session");
+    let (status, _, _) = site.request(Method::GET, "/editor", session, None).await;
+    assert_eq!(status, 200, "other sessions live on");
+    // A new editor token ends every session made with the old one.
+    site.reload_with_editor_token("another-editor-token-9876543210").await;
+    let (status, _, _) = site.request(Method::GET, "/editor", session, None).await;
+    assert_eq!(status, 303, "a session of the old token is no session");
 }
 
 #[tokio::test]
