@@ -1164,8 +1164,13 @@ pub async fn inspect(
 ) -> Result<InspectReport> {
     let location = SourceLocation::parse(target, base).map_err(Error::Usage)?;
     let fetcher = Fetcher::new(limits).map_err(|e| Error::Other(e.to_string()))?;
+    // The operator named this URL: its host is trusted like a configured source's.
+    let trusted_host = match &location {
+        SourceLocation::Http(u) => u.host_str().map(str::to_string),
+        SourceLocation::File(_) => None,
+    };
     let fetched = match fetcher
-        .fetch(&location, &collect::Validators::default())
+        .fetch(&location, &collect::Validators::default(), trusted_host.as_deref())
         .await
         .map_err(|e| Error::Other(e.to_string()))?
     {

@@ -176,6 +176,8 @@ struct RawCollect {
     max_body_bytes: Option<usize>,
     max_items: Option<usize>,
     max_backoff: Option<String>,
+    #[serde(default)]
+    allow_private: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1351,6 +1353,7 @@ impl Config {
                     total_timeout,
                     max_body_bytes,
                     max_redirects: defaults.max_redirects,
+                    allow_private: raw.collect.allow_private,
                 },
                 policy: crate::collect::CollectPolicy {
                     max_items,

@@ -30,6 +30,9 @@ pub struct FetchLimits {
     /// Largest body accepted, counted after decompression.
     pub max_body_bytes: usize,
     pub max_redirects: usize,
+    /// `[collect] allow_private`: URLs from outside may reach internal
+    /// addresses too (see `guard.rs`).
+    pub allow_private: bool,
 }
 
 impl Default for FetchLimits {
@@ -39,6 +42,7 @@ impl Default for FetchLimits {
             total_timeout: Duration::from_secs(30),
             max_body_bytes: 10 * 1024 * 1024,
             max_redirects: 5,
+            allow_private: false,
         }
     }
 }
@@ -109,6 +113,8 @@ pub enum FetchError {
     File(std::io::Error),
     #[error("{0}")]
     Client(String),
+    #[error("refused: {0}")]
+    Internal(#[from] super::guard::InternalAddress),
 }
 
 fn status_text(status: StatusCode) -> String {
@@ -121,33 +127,41 @@ fn status_text(status: StatusCode) -> String {
 /// One HTTP client shared by every fetch (connection reuse, one TLS config).
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    clients: super::guard::Clients,
     limits: FetchLimits,
 }
 
 impl Fetcher {
     pub fn new(limits: FetchLimits) -> Result<Self, FetchError> {
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(limits.connect_timeout)
-            .timeout(limits.total_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| FetchError::Client(e.to_string()))?;
-        Ok(Fetcher { client, limits })
+        let clients = super::guard::Clients::new(limits.allow_private, |builder| {
+            builder
+                .user_agent(USER_AGENT)
+                .connect_timeout(limits.connect_timeout)
+                .timeout(limits.total_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        })
+        .map_err(|e| FetchError::Client(e.to_string()))?;
+        Ok(Fetcher { clients, limits })
     }
 
     pub fn limits(&self) -> &FetchLimits {
         &self.limits
     }
 
-    pub async fn fetch(&self, location: &SourceLocation, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+    /// Fetches `location`; hops on `trusted_host` (the configured source's
+    /// host) may reach internal addresses, other hops may not.
+    pub async fn fetch(
+        &self,
+        location: &SourceLocation,
+        validators: &Validators,
+        trusted_host: Option<&str>,
+    ) -> Result<FetchOutcome, FetchError> {
         match location {
             SourceLocation::Http(url) => {
                 // The total timeout covers the whole exchange, body included,
                 // so a server that trickles bytes cannot hold a worker forever.
-                match tokio::time::timeout(self.limits.total_timeout, self.fetch_http(url, validators)).await {
+                let fetch = self.fetch_http(url, validators, trusted_host);
+                match tokio::time::timeout(self.limits.total_timeout, fetch).await {
                     Ok(result) => result,
                     Err(_) => Err(FetchError::Timeout),
                 }
@@ -171,12 +185,17 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_http(&self, start: &Url, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+    async fn fetch_http(
+        &self,
+        start: &Url,
+        validators: &Validators,
+        trusted_host: Option<&str>,
+    ) -> Result<FetchOutcome, FetchError> {
         let mut url = start.clone();
         let mut visited = vec![url.clone()];
         let mut all_permanent = true;
         let mut resp = loop {
-            let mut req = self.client.get(url.clone());
+            let mut req = self.clients.for_url(&url, trusted_host)?.get(url.clone());
             if let Some(etag) = &validators.etag {
                 req = req.header(IF_NONE_MATCH, etag);
             }
@@ -259,6 +278,9 @@ impl Fetcher {
 fn map_reqwest(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
         return FetchError::Timeout;
+    }
+    if let Some(refused) = super::guard::refusal_in(&e) {
+        return FetchError::Internal(refused);
     }
     // The chain holds the useful part ("connection refused", "dns error").
     let mut msg = e.to_string();

@@ -5,6 +5,7 @@
 pub mod cluster;
 mod cpu_pool;
 pub mod fetch;
+pub mod guard;
 pub mod parse;
 pub mod sanitize;
 pub mod tag;
@@ -151,7 +152,11 @@ impl Collector {
         validators: &Validators,
         now: DateTime<Utc>,
     ) -> Result<SourceResult, CollectError> {
-        let fetched = match self.fetcher.fetch(location, validators).await? {
+        let trusted_host = match &source.location {
+            crate::config::SourceLocation::Http(configured) => configured.host_str(),
+            crate::config::SourceLocation::File(_) => None,
+        };
+        let fetched = match self.fetcher.fetch(location, validators, trusted_host).await? {
             FetchOutcome::NotModified { cache, moved_to } => {
                 return Ok(SourceResult::NotModified { cache, moved_to });
             }

@@ -478,44 +478,51 @@ struct LinkResult {
 }
 
 /// Follows every link of the stories (and their "also covered by"
-/// links), a few at a time, and says which fail to resolve.
+/// links), a few at a time, and says which fail to resolve. A link on its
+/// source's configured host is followed wherever it points; any other, and
+/// any redirect off that host, never reaches an internal address.
 async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>> {
     let now = Utc::now();
     let ranked = app.ranked_edition(edition, now).await?;
     let weights = app.source_weights();
     let selection = ranked.select(now, &weights);
-    let mut urls: Vec<String> = Vec::new();
+    let source_host = |name: &str| {
+        app.config
+            .sources
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| match &s.location {
+                crate::config::SourceLocation::Http(u) => u.host_str().map(str::to_string),
+                crate::config::SourceLocation::File(_) => None,
+            })
+    };
+    let mut links: Vec<(String, Option<String>)> = Vec::new();
     for r in selection.stories() {
-        for url in std::iter::once(&r.story.link).chain(r.also.iter().map(|a| &a.link)) {
-            if !urls.contains(url) {
-                urls.push(url.clone());
+        let all = std::iter::once((&r.story.link, &r.story.source)).chain(r.also.iter().map(|a| (&a.link, &a.source)));
+        for (url, source) in all {
+            if !links.iter().any(|(u, _)| u == url) {
+                links.push((url.clone(), source_host(source)));
             }
         }
     }
-    let client = reqwest::Client::builder()
-        .user_agent(crate::collect::fetch::USER_AGENT)
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| crate::Error::Other(format!("link checker: {e}")))?;
+    let clients = crate::collect::guard::Clients::new(app.config.collect.limits.allow_private, |builder| {
+        builder
+            .user_agent(crate::collect::fetch::USER_AGENT)
+            .timeout(LINK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+    })
+    .map_err(|e| crate::Error::Other(format!("link checker: {e}")))?;
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, url) in urls.into_iter().enumerate() {
-        let (client, semaphore) = (client.clone(), std::sync::Arc::clone(&semaphore));
+    for (index, (url, trusted_host)) in links.into_iter().enumerate() {
+        let (clients, semaphore) = (clients.clone(), std::sync::Arc::clone(&semaphore));
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            // Some servers refuse HEAD; a GET then decides.
-            let mut answer = client.head(&url).send().await;
-            if matches!(&answer, Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED) {
-                answer = client.get(&url).send().await;
-            }
-            let (ok, result) = match answer {
-                Ok(r) if r.status().is_success() => (true, r.status().to_string()),
-                Ok(r) => (false, r.status().to_string()),
-                Err(e) if e.is_timeout() => (false, "no answer within 10 s".to_string()),
-                Err(e) if e.is_connect() => (false, "cannot connect".to_string()),
-                Err(e) => (false, e.to_string()),
-            };
+            let (ok, result) =
+                match tokio::time::timeout(LINK_TIMEOUT, follow(&clients, &url, trusted_host.as_deref())).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => (false, "no answer within 10 s".to_string()),
+                };
             (index, LinkResult { url, ok, result })
         });
     }
@@ -527,6 +534,59 @@ async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>>
     }
     results.sort_by_key(|(index, _)| *index);
     Ok(results.into_iter().map(|(_, r)| r).collect())
+}
+
+const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const LINK_REDIRECTS: usize = 5;
+
+/// One link, its redirects followed here so each hop is checked: whether
+/// it works, and what happened.
+async fn follow(clients: &crate::collect::guard::Clients, start: &str, trusted_host: Option<&str>) -> (bool, String) {
+    let Ok(mut url) = url::Url::parse(start) else {
+        return (false, "not a URL".to_string());
+    };
+    for _ in 0..=LINK_REDIRECTS {
+        let client = match clients.for_url(&url, trusted_host) {
+            Ok(c) => c,
+            Err(refused) => return (false, format!("refused: {refused}")),
+        };
+        // Some servers refuse HEAD; a GET then decides.
+        let mut answer = client.head(url.clone()).send().await;
+        if matches!(&answer, Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED) {
+            answer = client.get(url.clone()).send().await;
+        }
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(refused) = crate::collect::guard::refusal_in(&e) {
+                    return (false, format!("refused: {refused}"));
+                }
+                let what = if e.is_timeout() {
+                    "no answer within 10 s".to_string()
+                } else if e.is_connect() {
+                    "cannot connect".to_string()
+                } else {
+                    e.to_string()
+                };
+                return (false, what);
+            }
+        };
+        let status = response.status();
+        if !status.is_redirection() {
+            return (status.is_success(), status.to_string());
+        }
+        let next = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        match next {
+            Some(next) => url = next,
+            None => return (false, format!("{status} without a usable Location")),
+        }
+    }
+    (false, format!("more than {LINK_REDIRECTS} redirects"))
 }
 
 /// `<img>` tags without an `alt` attribute (an empty `alt=""` is fine: decorative).

@@ -273,3 +273,40 @@ async fn metrics_can_be_served_apart_from_the_pages() {
     assert_eq!(get(format!("http://{metrics_address}/subscribe")).await, 404);
     served.stop().await;
 }
+
+/// A configured source may redirect within its host, but not off it to an
+/// internal address — unless `[collect] allow_private = true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_cannot_redirect_the_collector_to_an_internal_address() {
+    let feeds = FeedServer::start().await;
+    let target = feeds.url("feeds/alpha.xml");
+    let source = format!(
+        "{}?to={}",
+        feeds.url("redirect").replace("127.0.0.1", "localhost"),
+        target.replace(':', "%3A").replace('/', "%2F")
+    );
+    for allow_private in [false, true] {
+        let env = TestEnv::new(Db::Sqlite);
+        let collect = if allow_private {
+            "[collect]\nallow_private = true\n"
+        } else {
+            ""
+        };
+        env.write_config(&format!(
+            "{collect}{}",
+            alpha_weekly(&feeds, "0 0 8 * * Mon", "").replace(&target, &source)
+        ));
+        let out = env.run(&["collect"]).await;
+        let printed = crate::support::stdout(&out);
+        if allow_private {
+            assert_exit(&out, 0);
+            assert!(printed.contains("4 new"), "{printed}");
+        } else {
+            assert_exit(&out, 1);
+            assert!(
+                printed.contains("refused: 127.0.0.1 is an internal address"),
+                "{printed}"
+            );
+        }
+    }
+}

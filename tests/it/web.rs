@@ -746,3 +746,38 @@ async fn editors_check_the_issues_links_on_demand() {
     assert!(page.contains("/feeds/alpha.xml</a>: 200 OK"), "{page}");
     assert!(page.contains("/feeds/gone-page</a>: 404 Not Found"), "{page}");
 }
+
+#[tokio::test]
+async fn the_link_check_never_reaches_internal_addresses_from_outside() {
+    use reqwest::Method;
+    // The source is configured as localhost: links there are trusted, every
+    // other spelling of this machine is not.
+    let tail = |feeds: &FeedServer| {
+        let source = feeds.url("feeds/internal-links.xml").replace("127.0.0.1", "localhost");
+        alpha_weekly(feeds, "0 0 8 * * Mon", "max_per_source = 10").replace(&feeds.url("feeds/alpha.xml"), &source)
+    };
+    let site = Site::launch(Db::Sqlite, tail, Some(EDITOR_TOKEN), false).await;
+    assert_exit(&site.env.run(&["collect"]).await, 0);
+    let (cookie, _) = log_in(&site).await;
+    let (_, _, page) = site.request(Method::GET, "/editor/weekly", Some(&cookie), None).await;
+    let form = format!("csrf={}", value_after(&page, "name=\"csrf\" value=\""));
+    let (status, _, page) = site
+        .request(Method::POST, "/editor/weekly/links", Some(&cookie), Some(&form))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Links checked: 5 failing."), "{page}");
+    assert!(page.contains("/feeds/alpha.xml</a>: 200 OK"), "{page}");
+    for refused in [
+        "via=loopback",
+        "via=mapped",
+        "via=decimal",
+        "meta-data/",
+        "via%3Dredirect",
+    ] {
+        let line = page
+            .lines()
+            .find(|l| l.contains(refused))
+            .unwrap_or_else(|| panic!("no {refused} in {page}"));
+        assert!(line.contains("refused:") && line.contains("internal address"), "{line}");
+    }
+}

@@ -27,6 +27,8 @@ struct Shared {
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
     paced_order: Arc<std::sync::Mutex<Vec<u32>>>,
+    /// The server's port, written where a fixture says `%%PORT%%`.
+    port: u16,
 }
 
 pub struct FeedServer {
@@ -44,7 +46,10 @@ impl FeedServer {
         let requests = Arc::new(AtomicUsize::new(0));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
         let paced_order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let addr = listener.local_addr().expect("addr");
         let shared = Shared {
+            port: addr.port(),
             paced_order: Arc::clone(&paced_order),
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: Arc::clone(&max_in_flight),
@@ -79,9 +84,8 @@ impl FeedServer {
             .route("/hostile/many", get(many_items))
             .route("/hostile/cached", get(cached))
             .route("/paced/{n}", get(paced))
+            .route("/redirect", get(redirect_to))
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
-        let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -122,6 +126,11 @@ fn redirect(code: u16, to: &str) -> Response {
         .header(header::LOCATION, to)
         .body(Body::empty())
         .unwrap_or_default()
+}
+
+/// `/redirect?to=URL` redirects anywhere (302).
+async fn redirect_to(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    redirect(302, q.get("to").map(String::as_str).unwrap_or("/"))
 }
 
 /// `/hostile/chain/N` redirects N times before reaching a feed.
@@ -235,6 +244,7 @@ async fn feed(State(s): State<Shared>, Path(file): Path<String>, headers: Header
     let Ok(bytes) = std::fs::read(s.dir.join(&file)) else {
         return plain(StatusCode::NOT_FOUND, "no such fixture");
     };
+    let bytes = replace_bytes(&bytes, b"%%PORT%%", s.port.to_string().as_bytes());
     let bytes = fill_dates(&bytes, s.now);
     let etag = format!("\"{:x}-{}\"", simple_hash(&bytes), bytes.len());
     if headers
@@ -307,6 +317,18 @@ pub fn fill_dates(bytes: &[u8], now: DateTime<Utc>) -> Vec<u8> {
         };
         out.extend_from_slice(text.as_bytes());
         rest = &after[end + 2..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
     }
     out.extend_from_slice(rest);
     out
