@@ -310,3 +310,42 @@ async fn a_feed_cannot_redirect_the_collector_to_an_internal_address() {
         }
     }
 }
+
+/// `/healthz` says the database is unavailable, and no more: the reason
+/// (host names, user names, SQL errors) goes to the log only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_does_not_show_database_errors() {
+    let Some(url) = crate::support::fresh_postgres_database().await else {
+        return; // needs a database that can be taken away: PostgreSQL
+    };
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Postgres(url.clone()));
+    env.write_config(&format!(
+        "[web]\nlisten = \"127.0.0.1:0\"\n\n[collect]\nschedule = \"0 0 0 1 1 *\"\n{}",
+        alpha_weekly(&feeds, "0 0 8 * * Mon", "")
+    ));
+    let served = Served::start(&env).await;
+    let address = served.address().await;
+    tidings::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let health = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(health.status().as_u16(), 200);
+    crate::support::finish(Db::Postgres(url)).await;
+    let health = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(health.status().as_u16(), 503);
+    assert_eq!(health.text().await.expect("body"), "database unavailable\n");
+    assert!(
+        served.all_logs().contains("healthz: database unavailable"),
+        "{}",
+        served.all_logs()
+    );
+    served.stop().await;
+}
