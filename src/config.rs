@@ -498,6 +498,27 @@ pub struct Collect {
 }
 
 /// Parses "30s", "10m", "1h 30m", "24h".
+/// A duration longer than zero, or `default` with the problem recorded.
+fn positive_duration(
+    key: &str,
+    value: Option<&str>,
+    default: std::time::Duration,
+    bad: &mut impl FnMut(&str, String),
+) -> std::time::Duration {
+    match value.map(parse_duration) {
+        None => default,
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(_)) => {
+            bad(key, "must be longer than 0".into());
+            default
+        }
+        Some(Err(e)) => {
+            bad(key, e);
+            default
+        }
+    }
+}
+
 /// A token whose characters carry less than about 80 bits, estimated as
 /// length × log2(distinct characters): `aaaa…`, `abababab…`, 16 spaces.
 fn guessable(token: &str) -> bool {
@@ -822,19 +843,8 @@ impl Config {
 
         // [collect]
         let c = &raw.collect;
-        let mut duration = |key: &str, value: &Option<String>, default: std::time::Duration| match value {
-            None => default,
-            Some(v) => match parse_duration(v) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    bad(key, "must be longer than 0".into());
-                    default
-                }
-                Err(e) => {
-                    bad(key, e);
-                    default
-                }
-            },
+        let mut duration = |key: &str, value: &Option<String>, default: std::time::Duration| {
+            positive_duration(key, value.as_deref(), default, &mut bad)
         };
         let defaults = crate::collect::FetchLimits::default();
         let total_timeout = duration("collect.timeout", &c.timeout, defaults.total_timeout);
@@ -1188,19 +1198,8 @@ impl Config {
         let web = {
             let w = &raw.web;
             let defaults = Web::default();
-            let mut web_duration = |key: &str, value: &Option<String>, default: std::time::Duration| match value {
-                None => default,
-                Some(v) => match parse_duration(v) {
-                    Ok(d) if !d.is_zero() => d,
-                    Ok(_) => {
-                        bad(key, "must be longer than 0".into());
-                        default
-                    }
-                    Err(e) => {
-                        bad(key, e);
-                        default
-                    }
-                },
+            let mut web_duration = |key: &str, value: &Option<String>, default: std::time::Duration| {
+                positive_duration(key, value.as_deref(), default, &mut bad)
             };
             let header_timeout = web_duration("web.header_timeout", &w.header_timeout, defaults.header_timeout);
             let idle_timeout = web_duration("web.idle_timeout", &w.idle_timeout, defaults.idle_timeout);

@@ -20,32 +20,12 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let env = TestEnv::new(Db::Sqlite);
+    let subject = "subject = \"{{ edition.title }} for {{ subscriber.name or 'you' }}\"";
     env.write_config(&format!(
-        r#"
-[smtp]
-url = "smtp://127.0.0.1:{port}"
-starttls = "never"
-
-[[sources]]
-name = "Bait"
-url = "{feed}"
-
-[tags.security]
-keywords = ["ransomware"]
-
-[audiences.security]
-title = "Security"
-weights = {{ security = 1.0 }}
-
-[[editions]]
-name = "weekly"
-title = "Weekly"
-audience = "security"
-schedule = "0 0 8 * * Mon"
-subject = "{{{{ edition.title }}}} for {{{{ subscriber.name or 'you' }}}}"
-"#,
-        port = smtp.port,
-        feed = feeds.url("feeds/marker-bait.xml"),
+        "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"never\"\n{}",
+        smtp.port,
+        alpha_weekly(&feeds, "0 0 8 * * Mon", subject)
+            .replace(&feeds.url("feeds/alpha.xml"), &feeds.url("feeds/marker-bait.xml"))
     ));
     let csv =
         "email,name,editions\nada@example.com,Ada TIDINGSxSUBSCRIBERxEMAILx7f3a,weekly\nbob@example.com,,weekly\n";
