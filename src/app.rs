@@ -1049,6 +1049,15 @@ pub struct ImportRow {
 /// edition). Each row is valid or an error with its line number; a missing
 /// `email` column fails the whole file.
 #[allow(clippy::type_complexity)]
+/// The line a record starting at byte `at` is on, counted from 1. The csv
+/// crate's own count lags by one after a CRLF (it starts the next record
+/// at the LF), so the line ends before the record are skipped and counted here.
+fn line_at(data: &[u8], at: u64) -> u64 {
+    let at = usize::try_from(at).unwrap_or(usize::MAX).min(data.len());
+    let start = at + data[at..].iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    1 + data[..start].iter().filter(|b| **b == b'\n').count() as u64
+}
+
 pub fn parse_subscriber_csv(
     data: &[u8],
     config: &Config,
@@ -1075,12 +1084,12 @@ pub fn parse_subscriber_csv(
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map(|p| line_at(data, p.byte())).unwrap_or(0);
                 rows.push(Err((line, format!("unreadable row: {e}"))));
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.position().map(|p| line_at(data, p.byte())).unwrap_or(0);
         if record.iter().all(str::is_empty) {
             continue;
         }

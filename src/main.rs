@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args = cli::Cli::parse(); // clap exits with 2 on usage errors itself
+    quit_quietly_when_output_closes();
     init_logging(args.verbose, args.log_format);
     tidings::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -57,6 +58,26 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// `tidings inspect FEED | head`: when the reader of our output goes away,
+/// end quietly with 0, as ripgrep does, instead of panicking about a broken
+/// pipe. (Restoring SIGPIPE's default would do it too, but would also let a
+/// peer that closes a socket mid-write kill a collect or a send.)
+fn quit_quietly_when_output_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
 
 /// The error and its causes, each once: the library's errors already
 /// include their cause's text, so a cause the message contains is skipped.

@@ -112,6 +112,19 @@ async fn subscribers_add_list_remove_and_import() {
     assert!(text.contains("line 3") && text.contains("broken-address"), "{text}");
     assert!(text.contains("line 5") && text.contains("unknown-edition"), "{text}");
     assert!(text.contains("2 added"), "{text}");
+    // The same lines with CRLF line ends (spreadsheets, Python's csv), and
+    // a name too long for a greeting.
+    let crlf = format!(
+        "email,name,editions\r\neve@example.com,Eve,weekly\r\nbroken-address,Nope,weekly\r\n\r\nfay@example.com,{},weekly\r\n",
+        "F".repeat(101)
+    );
+    std::fs::write(env.path("subs-crlf.csv"), crlf).expect("write csv");
+    let out = env.run(&["subscribers", "import", "subs-crlf.csv"]).await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("line 3") && text.contains("broken-address"), "{text}");
+    assert!(text.contains("line 5") && text.contains("longer than 100"), "{text}");
+    assert_exit(&env.run(&["subscribers", "remove", "eve@example.com"]).await, 0);
 
     let list = stdout(&env.run(&["subscribers", "list"]).await);
     let lines: Vec<&str> = list.lines().collect();
@@ -293,4 +306,27 @@ fn the_binary_packs_its_relocations_where_glibc_reads_them() {
     } else {
         assert!(packed, "glibc {major}.{minor}: DT_RELR expected\n{dynamic}");
     }
+}
+
+/// `tidings inspect FEED | head`: the reader closes the pipe early and
+/// tidings ends quietly, without a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_output_pipe_ends_a_command_quietly() {
+    use tokio::io::AsyncReadExt;
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let mut child = env
+        .command(&["inspect", &feeds.url("hostile/many")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn inspect");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).await.expect("some output");
+    drop(stdout); // as `head` does once it has its lines
+    let output = child.wait_with_output().await.expect("wait");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_eq!(output.status.code(), Some(0), "{err}");
 }
