@@ -1036,6 +1036,9 @@ pub fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// One row of a subscriber CSV: valid, or its line number and problem.
+pub type ImportLine = std::result::Result<ImportRow, (u64, String)>;
+
 /// One valid row of a subscriber CSV.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportRow {
@@ -1061,7 +1064,7 @@ fn line_at(data: &[u8], at: u64) -> u64 {
 pub fn parse_subscriber_csv(
     data: &[u8],
     config: &Config,
-) -> std::result::Result<Vec<std::result::Result<ImportRow, (u64, String)>>, String> {
+) -> std::result::Result<Vec<ImportLine>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
