@@ -718,7 +718,7 @@ impl App {
         let title = edition.title.replace('"', "'");
         MessageContext {
             list_id: format!("\"{title}\" <{}.{}>", edition.name, from.email.domain()),
-            unsubscribe_mailto: self.config.site.unsubscribe_mailto.clone(),
+            unsubscribe_mailto: self.config.site.unsubscribe_mailto.as_ref().map(ToString::to_string),
             feedback_id: self.config.delivery.feedback_id.clone(),
             from,
         }
@@ -1061,10 +1061,7 @@ fn line_at(data: &[u8], at: u64) -> u64 {
     1 + data[..start].iter().filter(|b| **b == b'\n').count() as u64
 }
 
-pub fn parse_subscriber_csv(
-    data: &[u8],
-    config: &Config,
-) -> std::result::Result<Vec<ImportLine>, String> {
+pub fn parse_subscriber_csv(data: &[u8], config: &Config) -> std::result::Result<Vec<ImportLine>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)

@@ -315,7 +315,9 @@ pub struct Site {
     pub from: Mailbox,
     pub templates_dir: PathBuf,
     /// Address for `List-Unsubscribe: <mailto:…>`; defaults to the From address.
-    pub unsubscribe_mailto: String,
+    /// `[site] unsubscribe_mailto`: advertised in `List-Unsubscribe` only
+    /// when set, since someone must read that mailbox.
+    pub unsubscribe_mailto: Option<crate::domain::EmailAddress>,
     /// A story collected this long after it was published is marked stale.
     pub stale_after_hours: i64,
 }
@@ -717,16 +719,16 @@ impl Config {
                 format!("folder {} does not exist", templates_dir.display()),
             );
         }
-        let unsubscribe_mailto = match (&raw.site.unsubscribe_mailto, &from) {
-            (Some(addr), _) => match crate::domain::EmailAddress::parse(addr) {
-                Ok(a) => a.to_string(),
+        // Only when set: a mailto nobody reads would lose unsubscribes.
+        let unsubscribe_mailto = match &raw.site.unsubscribe_mailto {
+            Some(addr) => match crate::domain::EmailAddress::parse(addr) {
+                Ok(a) => Some(a),
                 Err(e) => {
                     bad("site.unsubscribe_mailto", format!("\"{addr}\": {e}"));
-                    String::new()
+                    None
                 }
             },
-            (None, Some(from)) => from.email.to_string(),
-            (None, None) => String::new(),
+            None => None,
         };
         let stale_after_hours = raw.site.stale_after_hours.unwrap_or(48);
         if stale_after_hours < 1 {
@@ -1523,7 +1525,7 @@ template = "weekly"
         assert_eq!(cfg.tag_rules[0].keywords, vec!["ransomware", "zero-day"]);
         assert_eq!(cfg.editions[0].window_days, 7);
         assert_eq!(cfg.editions[0].min_stories, 1);
-        assert_eq!(cfg.site.unsubscribe_mailto, "recap@example.com");
+        assert_eq!(cfg.site.unsubscribe_mailto, None);
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn main() {
     let context = MessageContext {
         from: tidings::domain::Mailbox::parse("Bench <bench@example.com>").expect("address"),
         list_id: "\"Weekly Bench\" <weekly.news.example.com>".into(),
-        unsubscribe_mailto: "bench@example.com".into(),
+        unsubscribe_mailto: Some("bench@example.com".into()),
         feedback_id: None,
     };
     let delivery = |dkim: Option<dkim::DkimSigner>| IssueDelivery {

@@ -18,8 +18,9 @@ pub struct MessageContext {
     pub from: Mailbox,
     /// `List-Id`, e.g. `"Weekly AI Recap" <weekly.example.com>`.
     pub list_id: String,
-    /// Address for the mailto form of `List-Unsubscribe`.
-    pub unsubscribe_mailto: String,
+    /// Address for the mailto form of `List-Unsubscribe`, when the
+    /// operator reads that mailbox.
+    pub unsubscribe_mailto: Option<String>,
     /// `Feedback-ID`, if configured.
     pub feedback_id: Option<String>,
 }
@@ -82,10 +83,13 @@ fn build_list_message(
 ) -> Result<Message, DeliverError> {
     let from = to_lettre_mailbox(ctx.from.name.as_deref(), ctx.from.email.as_str())?;
     let recipient = to_lettre_mailbox(to.to_name, to.to_email)?;
-    let mailto = format!(
-        "mailto:{}?subject=unsubscribe%20{}",
-        ctx.unsubscribe_mailto, to.unsubscribe_token
-    );
+    let list_unsubscribe = match &ctx.unsubscribe_mailto {
+        Some(mailbox) => format!(
+            "<{}>, <mailto:{mailbox}?subject=unsubscribe%20{}>",
+            to.unsubscribe_url, to.unsubscribe_token
+        ),
+        None => format!("<{}>", to.unsubscribe_url),
+    };
     let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
     let mut builder = Message::builder()
         .from(from)
@@ -94,10 +98,7 @@ fn build_list_message(
         .date(date)
         .message_id(Some(to.message_id.to_string()))
         .raw_header(header("List-Id", ctx.list_id.clone()))
-        .raw_header(header(
-            "List-Unsubscribe",
-            format!("<{}>, <{mailto}>", to.unsubscribe_url),
-        ))
+        .raw_header(header("List-Unsubscribe", list_unsubscribe))
         .raw_header(header("Precedence", "bulk".to_string()))
         .raw_header(header("Auto-Submitted", "auto-generated".to_string()));
     // RFC 8058 one-click needs an https URI; with an http `base_url` (a

@@ -27,6 +27,14 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
         alpha_weekly(&feeds, "0 0 8 * * Mon", subject)
             .replace(&feeds.url("feeds/alpha.xml"), &feeds.url("feeds/marker-bait.xml"))
     ));
+    // With a mailbox someone reads, the mailto form is advertised too.
+    let config = std::fs::read_to_string(env.config_path()).expect("config");
+    let config = config.replacen(
+        "templates = ",
+        "unsubscribe_mailto = \"leave@example.com\"\ntemplates = ",
+        1,
+    );
+    std::fs::write(env.config_path(), config).expect("config");
     let csv =
         "email,name,editions\nada@example.com,Ada TIDINGSxSUBSCRIBERxEMAILx7f3a,weekly\nbob@example.com,,weekly\n";
     std::fs::write(env.path("subs.csv"), csv).expect("csv");
@@ -47,6 +55,14 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
             .header_raw("List-Unsubscribe")
             .and_then(|v| v.split(['<', '>']).nth(1).map(str::to_string))
             .expect("List-Unsubscribe");
+        let header = msg
+            .header_raw("List-Unsubscribe")
+            .expect("List-Unsubscribe")
+            .replace("\r\n", "");
+        assert!(
+            header.contains(", <mailto:leave@example.com?subject=unsubscribe%20"),
+            "{header}"
+        );
         // The template's own places still get the reader's values.
         assert!(
             text.contains(&format!("Unsubscribe (one click): {unsubscribe}")),
