@@ -1451,9 +1451,36 @@ fn is_slug(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// `p` relative to the configuration file's folder, with `.` and `..`
+/// taken out (`/srv/news/config/../tidings.db` is `/srv/news/tidings.db`).
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    normalise(&joined)
+}
+
+/// Removes `.` and resolves `..` by the path's text: what an operator
+/// reads, without touching the file system.
+fn normalise(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1669,6 +1696,28 @@ template = "weekly"
         let msg = err.to_string();
         assert!(msg.contains("smtp.url"), "{msg}");
         assert!(!msg.contains("sekritpass"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::resolve;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn configured_paths_are_shown_normalised() {
+        let base = Path::new("/srv/news/config");
+        assert_eq!(resolve(base, "../tidings.db"), PathBuf::from("/srv/news/tidings.db"));
+        assert_eq!(
+            resolve(base, "./templates/"),
+            PathBuf::from("/srv/news/config/templates")
+        );
+        assert_eq!(resolve(base, "/var/../etc/x"), PathBuf::from("/etc/x"));
+        assert_eq!(
+            resolve(Path::new("config"), "../../data/t.db"),
+            PathBuf::from("../data/t.db")
+        );
+        assert_eq!(resolve(Path::new(""), "outbox"), PathBuf::from("outbox"));
     }
 }
 

@@ -81,6 +81,17 @@ async fn config_check_prints_what_it_found_without_secrets() {
         "{text}"
     );
     assert!(!text.contains("hunter22secret"), "{text}");
+
+    // Paths are shown as an operator reads them, `..` resolved.
+    let config = std::fs::read_to_string(env.config_path()).expect("config");
+    let config = config
+        .replace("sqlite://tidings.db", "sqlite://data/../tidings.db")
+        .replace("/templates\"", "/templates/../templates\"");
+    std::fs::write(env.config_path(), config).expect("config");
+    let text = stdout(&env.run(&["config", "check"]).await);
+    let database = env.path("tidings.db").display().to_string();
+    assert!(text.contains(&format!("database:  sqlite://{database}")), "{text}");
+    assert!(!text.contains(".."), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
