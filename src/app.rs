@@ -715,9 +715,13 @@ impl App {
 
     fn message_context(&self, edition: &Edition) -> MessageContext {
         let from = self.config.site.from.clone();
-        let title = edition.title.replace('"', "'");
         MessageContext {
-            list_id: format!("\"{title}\" <{}.{}>", edition.name, from.email.domain()),
+            list_id: format!(
+                "{} <{}.{}>",
+                deliver::message::phrase(&edition.title),
+                edition.name,
+                from.email.domain()
+            ),
             unsubscribe_mailto: self.config.site.unsubscribe_mailto.as_ref().map(ToString::to_string),
             feedback_id: self.config.delivery.feedback_id.clone(),
             from,

@@ -16,7 +16,8 @@ use crate::render::Personal;
 #[derive(Debug, Clone)]
 pub struct MessageContext {
     pub from: Mailbox,
-    /// `List-Id`, e.g. `"Weekly AI Recap" <weekly.example.com>`.
+    /// `List-Id` as written on the wire, e.g. `"Weekly AI Recap"
+    /// <weekly.example.com>` (see [`phrase`]).
     pub list_id: String,
     /// Address for the mailto form of `List-Unsubscribe`, when the
     /// operator reads that mailbox.
@@ -31,6 +32,34 @@ pub struct Addressed<'a> {
     pub message_id: &'a str,
     pub unsubscribe_url: &'a str,
     pub unsubscribe_token: &'a str,
+}
+
+/// A display name as an RFC 5322 phrase: a quoted string when it is
+/// ASCII, else RFC 2047 encoded words (UTF-8, base64, each at most 75
+/// characters, whole characters only), folded onto their own lines.
+pub fn phrase(name: &str) -> String {
+    use base64::Engine;
+    let name = crate::collect::sanitize::clean_line(name);
+    if name.is_ascii() {
+        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+        return format!("\"{escaped}\"");
+    }
+    // 45 bytes are 60 base64 characters: with "=?utf-8?b?" and "?=", 72 of 75.
+    const BYTES_PER_WORD: usize = 45;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in name.chars() {
+        if chunk.len() + c.len_utf8() > BYTES_PER_WORD {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| format!("=?utf-8?b?{}?=", base64::engine::general_purpose::STANDARD.encode(w)))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 pub fn to_lettre_mailbox(name: Option<&str>, email: &str) -> Result<LettreMailbox, DeliverError> {
@@ -97,7 +126,11 @@ fn build_list_message(
         .subject(crate::collect::sanitize::clean_line(subject))
         .date(date)
         .message_id(Some(to.message_id.to_string()))
-        .raw_header(header("List-Id", ctx.list_id.clone()))
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("List-Id"),
+            ctx.list_id.clone(),
+            ctx.list_id.clone(),
+        ))
         .raw_header(header("List-Unsubscribe", list_unsubscribe))
         .raw_header(header("Precedence", "bulk".to_string()))
         .raw_header(header("Auto-Submitted", "auto-generated".to_string()));
@@ -137,4 +170,23 @@ pub fn build_transactional(
             content.html.clone(),
         ))
         .map_err(|e| DeliverError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phrase;
+
+    #[test]
+    fn phrases_are_quoted_or_encoded_in_whole_characters() {
+        assert_eq!(phrase(r#"Weekly "AI" \ Recap"#), r#""Weekly \"AI\" \\ Recap""#);
+        let long = "東京 🖥️ ".repeat(20);
+        let encoded = phrase(&long);
+        for word in encoded.split("\r\n ") {
+            assert!(
+                word.len() <= 75 && word.starts_with("=?utf-8?b?") && word.ends_with("?="),
+                "{word}"
+            );
+        }
+        assert!(encoded.split("\r\n ").count() > 1);
+    }
 }

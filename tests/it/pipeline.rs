@@ -448,3 +448,58 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Display names with emoji, quotes and non-Latin script are valid RFC
+/// 5322 / 2047 phrases in From, To and List-Id: an independent parser
+/// reads back exactly what was configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_names_with_emoji_quotes_and_other_scripts_read_back_exactly() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let title = r#"🖥️ "Weekly" Recap — 東京 édition"#;
+    env.write_config(
+        &crate::support::alpha_weekly(&feeds, "0 0 8 * * Mon", "")
+            .replace("title = \"Weekly\"", &format!("title = '{title}'")),
+    );
+    let config = std::fs::read_to_string(env.config_path()).expect("config");
+    let from_name = r#"Ada "the Editor" Łukasz 東京 📰"#;
+    let config = config.replacen(
+        "from = \"Weekly AI Recap <recap@example.com>\"",
+        &format!("from = '{from_name} <recap@example.com>'"),
+        1,
+    );
+    std::fs::write(env.config_path(), config).expect("config");
+    let reader = r#"Zoë "Z" Müller-Øre 李雷 🎉"#;
+    assert_exit(
+        &env.run(&["subscribers", "add", "zoe@example.com", "--name", reader])
+            .await,
+        0,
+    );
+    assert_exit(&env.run(&["run", "--once"]).await, 0);
+    let files: Vec<_> = std::fs::read_dir(env.path("outbox"))
+        .expect("outbox")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let bytes = std::fs::read(files[0].path()).expect("read eml");
+    for line in bytes.split(|b| *b == b'\n') {
+        assert!(
+            line.is_ascii(),
+            "raw 8-bit header or body line: {}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let msg = MessageParser::default().parse(&bytes).expect("valid MIME");
+    let from = msg.from().and_then(|a| a.first()).expect("From");
+    assert_eq!(from.name(), Some(from_name));
+    let to = msg.to().and_then(|a| a.first()).expect("To");
+    assert_eq!(to.name(), Some(reader));
+    assert_eq!(to.address(), Some("zoe@example.com"));
+    let list_id = msg
+        .header("List-Id")
+        .and_then(|h| h.as_address())
+        .and_then(|a| a.first())
+        .expect("List-Id");
+    assert_eq!(list_id.name(), Some(title));
+    assert_eq!(list_id.address(), Some("weekly.example.com"));
+}
