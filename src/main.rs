@@ -97,7 +97,9 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn init_logging(verbose: u8, format: cli::LogFormat) {
     let default = match verbose {
-        0 => "warn,tidings=info",
+        // The certificate verifier logs each refusal itself; tidings says
+        // it once, in words (deliver::transport::tls_problem).
+        0 => "warn,tidings=info,rustls_platform_verifier=off",
         1 => "info",
         _ => "debug",
     };

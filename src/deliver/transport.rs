@@ -294,7 +294,52 @@ fn io_error(_kind: std::io::ErrorKind, msg: &str) -> PoolError {
 }
 
 fn lettre_network(e: std::io::Error) -> PoolError {
-    PoolError::Network(e.to_string())
+    PoolError::Network(tls_problem(&e).unwrap_or_else(|| e.to_string()))
+}
+
+/// A refused server certificate, said in words with what the operator can
+/// do, or `None` when the error is something else.
+pub fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::CertificateError as C;
+    // An io::Error's `source` skips the error it wraps: look inside too.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    let certificate = loop {
+        let s = pending.pop()?;
+        if let Some(rustls::Error::InvalidCertificate(c)) = s.downcast_ref::<rustls::Error>() {
+            break c;
+        }
+        if let Some(inner) = s.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            pending.push(inner);
+        }
+        if let Some(next) = s.source() {
+            pending.push(next);
+        }
+    };
+    let what = match certificate {
+        C::Expired | C::ExpiredContext { .. } => {
+            "has expired: renew it on the server".to_string()
+        }
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "is not valid yet: check the clocks of the server and of this machine".to_string()
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "is issued for another host name: put the name the certificate names in [smtp] url, or give the server a certificate for the name you use".to_string()
+        }
+        C::UnknownIssuer => {
+            "is signed by an authority this machine does not trust: set [smtp] ca_file to that authority's certificate (PEM), or use a certificate from a public authority".to_string()
+        }
+        C::Revoked => "has been revoked: the server needs a new certificate".to_string(),
+        C::BadSignature => "carries a signature that does not verify: the server's certificate chain is broken".to_string(),
+        other => {
+            let detail = format!("{other:?}");
+            if detail.contains("CaUsedAsEndEntity") {
+                "is a CA certificate used as the server's own (what `openssl req -x509` makes by default): issue the server a certificate signed by that CA, with basicConstraints CA:FALSE, and set [smtp] ca_file to the CA".to_string()
+            } else {
+                format!("was refused ({other})")
+            }
+        }
+    };
+    Some(format!("TLS: the SMTP server's certificate {what}"))
 }
 
 impl Transport {
@@ -470,6 +515,9 @@ fn file_stem(message_id: &str) -> String {
 /// The server's reply as an operator reads it ("550 5.1.1 no such user"),
 /// or the error chain for failures without a reply.
 fn describe_smtp_error(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(words) = tls_problem(e) {
+        return words;
+    }
     let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

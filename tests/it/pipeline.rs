@@ -503,3 +503,51 @@ async fn display_names_with_emoji_quotes_and_other_scripts_read_back_exactly() {
     assert_eq!(list_id.name(), Some(title));
     assert_eq!(list_id.address(), Some("weekly.example.com"));
 }
+
+/// A relay whose certificate cannot be trusted is named once, in words,
+/// with what to do — and nobody's delivery is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_relay_certificates_are_explained_in_words() {
+    use crate::support::smtp::{BadCert, tls_with};
+    let feeds = FeedServer::start().await;
+    for (bad, words) in [
+        (BadCert::CaAsServer, "is a CA certificate used as the server's own"),
+        (BadCert::Expired, "has expired"),
+        (BadCert::WrongName, "is issued for another host name"),
+        (
+            BadCert::UnknownIssuer,
+            "is signed by an authority this machine does not trust",
+        ),
+    ] {
+        let tls = tls_with(Some(bad));
+        let smtp = SmtpServer::start(SmtpOptions {
+            tls: Some(tls.acceptor.clone()),
+            ..SmtpOptions::default()
+        })
+        .await;
+        let env = TestEnv::new(Db::Sqlite);
+        std::fs::write(env.path("ca.pem"), &tls.ca_pem).expect("write ca");
+        env.write_config(&format!(
+            "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"required\"\nca_file = \"ca.pem\"\n{}",
+            smtp.port,
+            crate::support::alpha_weekly(&feeds, "0 0 8 * * Mon", "")
+        ));
+        assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
+        assert_exit(&env.run(&["collect"]).await, 0);
+        let out = env.run(&["send", "weekly", "--wait", "0s"]).await;
+        assert_exit(&out, 1);
+        let all = format!("{}{}", stdout(&out), crate::support::stderr(&out));
+        assert!(all.contains(words), "{bad:?}: {all}");
+        assert_eq!(
+            all.matches("TLS: the SMTP server's certificate").count(),
+            1,
+            "{bad:?}: once\n{all}"
+        );
+        for jargon in ["CaUsedAsEndEntity", "InvalidCertificate", "OtherError"] {
+            assert!(!all.contains(jargon), "{bad:?}: {all}");
+        }
+        assert!(smtp.messages().is_empty());
+        let deliveries = stdout(&env.run(&["deliveries"]).await);
+        assert!(!deliveries.contains("1 sent"), "{deliveries}");
+    }
+}

@@ -114,31 +114,77 @@ pub struct TestCa {
     pub acceptor: TlsAcceptor,
 }
 
+/// A CA and a certificate for 127.0.0.1/localhost signed by it.
 pub fn test_ca() -> TestCa {
+    tls_with(None)
+}
+
+/// Certificates an operator's relay may have that tidings must refuse.
+#[derive(Debug, Clone, Copy)]
+pub enum BadCert {
+    /// Self-signed and marked as a CA (`openssl req -x509`'s default).
+    CaAsServer,
+    Expired,
+    /// Issued for another host name.
+    WrongName,
+    /// Signed by a CA other than the one `ca_pem` holds.
+    UnknownIssuer,
+}
+
+/// A test CA (in `ca_pem`) and a server certificate, good or `bad`.
+pub fn tls_with(bad: Option<BadCert>) -> TestCa {
     tidings::install_crypto_provider();
+    let names = match bad {
+        Some(BadCert::WrongName) => vec!["other.example".to_string()],
+        _ => vec!["127.0.0.1".to_string(), "localhost".to_string()],
+    };
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "tidings test CA");
-    ca_params.key_usages = vec![
+    let authority = ca_params("tidings test CA");
+    let ca_cert = authority.self_signed(&ca_key).expect("ca cert");
+    if let Some(BadCert::CaAsServer) = bad {
+        let mut params = ca_params("127.0.0.1");
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        return acceptor(cert.pem(), vec![cert.der().clone()], &key);
+    }
+    let issuer = rcgen::Issuer::new(authority, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let mut leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
+    if let Some(BadCert::Expired) = bad {
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
+    let trusted_pem = match bad {
+        Some(BadCert::UnknownIssuer) => {
+            let other = rcgen::KeyPair::generate().expect("key");
+            ca_params("another CA").self_signed(&other).expect("cert").pem()
+        }
+        _ => ca_cert.pem(),
+    };
+    acceptor(trusted_pem, vec![leaf.der().clone(), ca_cert.der().clone()], &leaf_key)
+}
+
+fn ca_params(name: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("leaf params");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    params
+}
+
+fn acceptor(ca_pem: String, chain: Vec<rustls::pki_types::CertificateDer<'static>>, key: &rcgen::KeyPair) -> TestCa {
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)
+        .with_single_cert(chain, key)
         .expect("server config");
     TestCa {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         acceptor: TlsAcceptor::from(Arc::new(config)),
     }
 }
