@@ -476,7 +476,7 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
         println!("  updated:   {}", item.updated.as_deref().unwrap_or("(none)"));
         println!("  tags:      {}", item.tags.join(", "));
         if let Some(summary) = &item.summary {
-            println!("  summary:   {}", tidings::collect::sanitize::shorten(summary, 300));
+            println!("  summary:   {}", tidings::text::shorten(summary, 300));
         }
     }
     Ok(Outcome::Success)

@@ -16,6 +16,7 @@ pub mod rank;
 pub mod render;
 pub mod schedule;
 pub mod store;
+pub mod text;
 pub mod token;
 pub mod web;
 

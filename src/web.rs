@@ -372,7 +372,7 @@ async fn subscribe(
             site: site(&app),
             editions: edition_choices(&app, &editions),
             email: raw_email.clone(),
-            name: crate::collect::sanitize::shorten(&crate::collect::sanitize::clean_line(raw_name), 100),
+            name: crate::text::shorten(&crate::text::clean_line(raw_name), 100),
             error: Some(error),
         };
         page(&app, status, "web_subscribe.html.j2", ctx)
@@ -530,7 +530,7 @@ async fn send_confirmation(
          If it was not you, ignore this email: nothing will be sent.\n",
         titles.join(", ")
     );
-    let esc = crate::render::escape_html;
+    let esc = crate::text::escape_html;
     let html = format!(
         "<!DOCTYPE html><html><body style=\"font-family: sans-serif\"><p>Someone, probably you, asked to receive {} from {} at this address.</p>\
          <p><a href=\"{}\">Confirm your subscription</a> (the link works for 48 hours).</p>\
@@ -906,7 +906,7 @@ async fn archive_feed(State(state): State<WebState>) -> Response {
         Ok(i) => i,
         Err(e) => return server_error(&app, "archive feed", e),
     };
-    let esc = crate::render::escape_html;
+    let esc = crate::text::escape_html;
     let base = &app.config.site.base_url;
     let updated = issues
         .iter()

@@ -278,7 +278,7 @@ impl<'a> Normaliser<'a> {
             .link
             .as_deref()
             .and_then(|l| sanitize::canonical_link(l, self.feed_base.as_ref()));
-        let title = sanitize::shorten(&item.title, MAX_TITLE_CHARS);
+        let title = crate::text::shorten(&item.title, MAX_TITLE_CHARS);
         let raw_summary = item.summary_html.as_deref().unwrap_or_default();
         let raw_summary = sanitize::repair_mojibake(truncate_bytes(raw_summary, MAX_SUMMARY_BYTES));
         let summary_html = self.sanitizer.clean_html(&raw_summary);
@@ -307,7 +307,7 @@ impl<'a> Normaliser<'a> {
             .map(|p| p.min(now).with_nanosecond_zero())
             .unwrap_or(now);
         let tags = tag::tag_story(&self.source.tags, &item.categories, self.rules, &title, &summary_text);
-        let defuse = sanitize::defuse_markers;
+        let defuse = crate::text::defuse_markers;
         Some(NewStory {
             key,
             source: self.source.name.clone(),
@@ -470,8 +470,8 @@ mod tests {
 
     #[test]
     fn truncation() {
-        assert_eq!(sanitize::shorten("short", 10), "short");
-        assert_eq!(sanitize::shorten("aaaa bbbb, cccc", 11), "aaaa bbbb…");
+        assert_eq!(crate::text::shorten("short", 10), "short");
+        assert_eq!(crate::text::shorten("aaaa bbbb, cccc", 11), "aaaa bbbb…");
         assert_eq!(truncate_bytes("héllo", 2), "h");
     }
 }

@@ -150,10 +150,10 @@ pub fn html_to_text(html: &str) -> String {
     use html5ever::tendril::StrTendril;
     use html5ever::tokenizer::{BufferQueue, Tokenizer, TokenizerOpts};
     if !html.contains(['<', '&']) {
-        return clean_line(html);
+        return crate::text::clean_line(html);
     }
     let sink = TextSink {
-        line: RefCell::new(OneLine::with_capacity(html.len())),
+        line: RefCell::new(crate::text::OneLine::with_capacity(html.len())),
         hidden: Cell::new(0),
     };
     let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
@@ -214,7 +214,7 @@ const BREAKING: &[&str] = &[
 ];
 
 struct TextSink {
-    line: RefCell<OneLine>,
+    line: RefCell<crate::text::OneLine>,
     /// Depth inside hidden elements; text counts only at 0.
     hidden: Cell<u32>,
 }
@@ -258,99 +258,6 @@ impl html5ever::tokenizer::TokenSink for TextSink {
         }
         TokenSinkResult::Continue
     }
-}
-
-/// Breaks text that looks like the fixed per-subscriber markers of issues
-/// stored by earlier versions (`TIDINGSx…`), so that no stored text can
-/// become a reader's value even where such an issue is still delivered.
-pub fn defuse_markers(s: String) -> String {
-    if s.contains("TIDINGSx") {
-        s.replace("TIDINGSx", "TIDINGS-x")
-    } else {
-        s
-    }
-}
-
-/// One line of plain text: control characters (CR, LF, NUL, …) and runs of
-/// white space become single spaces.
-pub fn clean_line(s: &str) -> String {
-    let mut line = OneLine::with_capacity(s.len());
-    line.push(s);
-    line.out
-}
-
-/// Text written as one line, a space wherever white space, a control
-/// character or a block boundary was, none at either end.
-struct OneLine {
-    out: String,
-    /// A separator seen since the last word: written before the next one.
-    space: bool,
-}
-
-impl OneLine {
-    fn with_capacity(n: usize) -> Self {
-        OneLine {
-            out: String::with_capacity(n),
-            space: false,
-        }
-    }
-
-    fn separate(&mut self) {
-        self.space = !self.out.is_empty();
-    }
-
-    fn word(&mut self, w: &str) {
-        if self.space {
-            self.out.push(' ');
-            self.space = false;
-        }
-        self.out.push_str(w);
-    }
-
-    fn push(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            let b = bytes[at];
-            if b.is_ascii_graphic() {
-                // Runs of printable ASCII are copied whole: most text is.
-                let start = at;
-                while at < bytes.len() && bytes[at].is_ascii_graphic() {
-                    at += 1;
-                }
-                self.word(&s[start..at]);
-            } else if b.is_ascii() {
-                self.separate();
-                at += 1;
-            } else {
-                let Some(c) = s[at..].chars().next() else { break };
-                let len = c.len_utf8();
-                if c.is_whitespace() || c.is_control() || c == '\u{FEFF}' {
-                    self.separate();
-                } else {
-                    self.word(&s[at..at + len]);
-                }
-                at += len;
-            }
-        }
-    }
-}
-
-/// At most `max` characters, cut at a word boundary when one is near, with
-/// an ellipsis.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
-    let cut = match cut.rfind(' ') {
-        Some(at) if at > max / 2 => &cut[..at],
-        _ => cut.as_str(),
-    };
-    format!(
-        "{}…",
-        cut.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == '.')
-    )
 }
 
 /// Repairs text that went through a wrong decoding once: UTF-8 bytes read
@@ -519,6 +426,6 @@ mod tests {
             "AT&T <b> café ok"
         );
         assert_eq!(html_to_text("plain\u{0}text\u{FEFF} é"), "plain text é");
-        assert_eq!(clean_line("a\r\nb\u{0}c\t d"), "a b c d");
+        assert_eq!(crate::text::clean_line("a\r\nb\u{0}c\t d"), "a b c d");
     }
 }

@@ -39,7 +39,7 @@ pub struct Addressed<'a> {
 /// characters, whole characters only), folded onto their own lines.
 pub fn phrase(name: &str) -> String {
     use base64::Engine;
-    let name = crate::collect::sanitize::clean_line(name);
+    let name = crate::text::clean_line(name);
     if name.is_ascii() {
         let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
         return format!("\"{escaped}\"");
@@ -65,7 +65,7 @@ pub fn phrase(name: &str) -> String {
 pub fn to_lettre_mailbox(name: Option<&str>, email: &str) -> Result<LettreMailbox, DeliverError> {
     let address = lettre::Address::from_str(email).map_err(|e| DeliverError::Address(format!("{email}: {e}")))?;
     // Names go in a header: no line breaks, ever.
-    let name = name.map(crate::collect::sanitize::clean_line).filter(|n| !n.is_empty());
+    let name = name.map(crate::text::clean_line).filter(|n| !n.is_empty());
     Ok(LettreMailbox::new(name, address))
 }
 
@@ -123,7 +123,7 @@ fn build_list_message(
     let mut builder = Message::builder()
         .from(from)
         .to(recipient)
-        .subject(crate::collect::sanitize::clean_line(subject))
+        .subject(crate::text::clean_line(subject))
         .date(date)
         .message_id(Some(to.message_id.to_string()))
         .raw_header(HeaderValue::dangerous_new_pre_encoded(
@@ -161,7 +161,7 @@ pub fn build_transactional(
     Message::builder()
         .from(to_lettre_mailbox(from.name.as_deref(), from.email.as_str())?)
         .to(to_lettre_mailbox(None, to_email)?)
-        .subject(crate::collect::sanitize::clean_line(&content.subject))
+        .subject(crate::text::clean_line(&content.subject))
         .date(date)
         .message_id(Some(message_id.to_string()))
         .raw_header(header("Auto-Submitted", "auto-generated".to_string()))

@@ -99,14 +99,14 @@ impl SubscriberName {
         if raw.chars().any(|c| c.is_control() && !c.is_whitespace()) {
             return Err(NameError("contains control characters"));
         }
-        let line = crate::collect::sanitize::clean_line(raw);
+        let line = crate::text::clean_line(raw);
         if line.is_empty() {
             return Ok(None);
         }
         if line.chars().count() > Self::MAX_CHARS {
             return Err(NameError("is longer than 100 characters"));
         }
-        Ok(Some(SubscriberName(crate::collect::sanitize::defuse_markers(line))))
+        Ok(Some(SubscriberName(crate::text::defuse_markers(line))))
     }
 
     pub fn as_str(&self) -> &str {

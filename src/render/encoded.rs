@@ -7,8 +7,9 @@
 //! decoder removes, so the decoded part is exactly what [`super::personalize`]
 //! gives, with CRLF line endings.
 
+use super::RenderedIssue;
 use super::slots::{Escape, Recipient, Slot, SlottedText};
-use super::{RenderedIssue, escape_html};
+use crate::text::escape_html;
 
 /// One part (text or HTML) of a variant, encoded once.
 #[derive(Debug, Clone)]

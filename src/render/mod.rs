@@ -306,7 +306,7 @@ fn render_subject(subject_template: Option<&str>, view: &IssueView) -> Result<St
             message: e.to_string(),
         })?;
     // A header is one line.
-    Ok(crate::collect::sanitize::clean_line(&rendered))
+    Ok(crate::text::clean_line(&rendered))
 }
 
 /// Fills in one subscriber's values.
@@ -344,21 +344,6 @@ pub fn wrap(text: &str, width: Option<usize>) -> String {
             }
             out.push_str(word);
             line_len += len;
-        }
-    }
-    out
-}
-
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
         }
     }
     out

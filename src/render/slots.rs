@@ -49,7 +49,7 @@ impl Recipient<'_> {
     /// The value of one slot; a name is one line of text whatever was stored.
     pub fn value(&self, slot: Slot) -> Cow<'_, str> {
         match slot {
-            Slot::Name => Cow::Owned(self.name.map(crate::collect::sanitize::clean_line).unwrap_or_default()),
+            Slot::Name => Cow::Owned(self.name.map(crate::text::clean_line).unwrap_or_default()),
             Slot::Email => Cow::Borrowed(self.email),
             Slot::Unsubscribe => Cow::Borrowed(self.unsubscribe_url),
             Slot::Preferences => Cow::Borrowed(self.preferences_url),
@@ -100,7 +100,7 @@ impl SlottedText {
             if let Some(slot) = self.slots.get(i) {
                 let value = who.value(*slot);
                 match escape {
-                    Escape::Html => out.push_str(&super::escape_html(&value)),
+                    Escape::Html => out.push_str(&crate::text::escape_html(&value)),
                     Escape::None => out.push_str(&value),
                 }
             }
@@ -183,7 +183,7 @@ enum StoredText {
 }
 
 /// The fixed markers of issues stored before slots were recorded. The
-/// collector defuses these in everything it stores (`sanitize::defuse_markers`).
+/// collector defuses these in everything it stores (`crate::text::defuse_markers`).
 pub const LEGACY_MARKERS: [(&str, Slot); 5] = [
     ("TIDINGSxSUBSCRIBERxNAMEx7f3a", Slot::Name),
     ("TIDINGSxSUBSCRIBERxEMAILx7f3a", Slot::Email),

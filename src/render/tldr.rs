@@ -43,7 +43,7 @@ pub fn tldr(title: &str, text: &str, max_chars: usize) -> String {
     }
     let sentences = split_sentences(&text);
     if sentences.len() <= 1 {
-        return crate::collect::sanitize::shorten(&text, max_chars);
+        return crate::text::shorten(&text, max_chars);
     }
     let frequency = word_frequency(&sentences);
     let title_words: HashSet<String> = words(title).collect();
@@ -68,7 +68,7 @@ pub fn tldr(title: &str, text: &str, max_chars: usize) -> String {
     }
     if chosen.is_empty() {
         // Every sentence is longer than the budget: cut the first.
-        return crate::collect::sanitize::shorten(sentences[0], max_chars);
+        return crate::text::shorten(sentences[0], max_chars);
     }
     chosen.sort_unstable();
     chosen.iter().map(|&i| sentences[i]).collect::<Vec<_>>().join(" ")

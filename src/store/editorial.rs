@@ -77,7 +77,7 @@ impl Store {
                 )
                 .bind(edition)
                 // Every way a note comes in passes here.
-                .bind(crate::collect::sanitize::defuse_markers(note.trim().to_string()))
+                .bind(crate::text::defuse_markers(note.trim().to_string()))
                 .bind(now)
                 .execute(pool)
                 .await?;
