@@ -792,6 +792,33 @@ impl App {
         Ok(SendReport::Delivered { issue, composed, run })
     }
 
+    /// `send --resume`: delivers what is due of the edition's issues that
+    /// are already composed, and composes nothing. Empty when none waits.
+    pub async fn resume(
+        &self,
+        edition_name: &str,
+        options: &SendOptions<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SendReport>> {
+        let edition = self.config.edition(edition_name)?;
+        let mut reports = Vec::new();
+        for issue_id in self.store.issues_with_due_deliveries(now).await? {
+            let Some(issue) = self.store.issue(issue_id).await? else {
+                continue;
+            };
+            if issue.edition != edition.name {
+                continue;
+            }
+            let run = self.deliver_issue(&issue, options).await?;
+            reports.push(SendReport::Delivered {
+                issue,
+                composed: false,
+                run,
+            });
+        }
+        Ok(reports)
+    }
+
     /// What sending one stored issue needs: its rendered parts, headers,
     /// link signer and DKIM key.
     pub async fn issue_delivery(&self, issue: &IssueRow) -> Result<Arc<IssueDelivery>> {

@@ -15,6 +15,7 @@ use tidings::rank;
 use tidings::store::AddOutcome;
 
 /// What a command asks `main` to exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
     /// The command ran but something failed (a source, a delivery).
@@ -94,8 +95,9 @@ pub enum Command {
         /// Show what would be sent; send and record nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Pick up what an earlier run left (a plain re-run does the same).
-        #[arg(long)]
+        /// Only deliver what earlier runs left of issues already composed;
+        /// compose nothing new.
+        #[arg(long, conflicts_with = "dry_run")]
         resume: bool,
         /// Keep going while retries are due within this long ("10m", "1h"; "0s" to return at once).
         #[arg(long, default_value = "10m", value_parser = parse_wait)]
@@ -108,8 +110,9 @@ pub enum Command {
     },
     /// Collect, then send every edition.
     Run {
-        /// Run the whole job once and exit (the daemon is `tidings serve`).
-        #[arg(long, required = true)]
+        /// Run the whole job once and exit, which `run` always does (the
+        /// daemon is `tidings serve`); kept for existing cron lines.
+        #[arg(long)]
         once: bool,
     },
     /// An editor's hand on the next issue of an edition: pin, exclude, note.
@@ -226,9 +229,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send {
             edition,
             dry_run,
-            resume: _,
+            resume,
             wait,
-        } => send(&app, &edition, dry_run, wait).await?,
+        } => send(&app, &edition, dry_run, resume, wait).await?,
         Command::Deliveries { issue } => deliveries(&app, issue).await?,
         Command::Run { once: _ } => run_once(&app).await?,
         Command::Subscribers(cmd) => subscribers(&app, cmd).await?,
@@ -834,7 +837,13 @@ fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
     rx
 }
 
-async fn send(app: &App, edition: &str, dry_run: bool, wait: std::time::Duration) -> anyhow::Result<Outcome> {
+async fn send(
+    app: &App,
+    edition: &str,
+    dry_run: bool,
+    resume: bool,
+    wait: std::time::Duration,
+) -> anyhow::Result<Outcome> {
     use std::io::IsTerminal;
     let stop = stop_on_signals();
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -858,6 +867,24 @@ async fn send(app: &App, edition: &str, dry_run: bool, wait: std::time::Duration
         stop,
         progress: &progress,
     };
+    if resume {
+        let reports = app.resume(edition, &options, Utc::now()).await;
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let reports = reports?;
+        if reports.is_empty() {
+            println!("{edition}: nothing to resume — no composed issue has deliveries due");
+            return Ok(Outcome::Success);
+        }
+        let mut outcome = Outcome::Success;
+        for report in &reports {
+            if print_send(edition, report) == Outcome::Failure {
+                outcome = Outcome::Failure;
+            }
+        }
+        return Ok(outcome);
+    }
     let report = app.send(edition, &options, Utc::now()).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();

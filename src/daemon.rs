@@ -394,7 +394,7 @@ async fn delivery_pass(app: &App, stop: watch::Receiver<bool>) -> Result<()> {
         if *stop.borrow() {
             break;
         }
-        let Some(issue) = app.store.issue_by_id(issue_id).await? else {
+        let Some(issue) = app.store.issue(issue_id).await? else {
             continue;
         };
         if app.config.edition(&issue.edition).is_err() {

@@ -155,19 +155,6 @@ impl Store {
         })
     }
 
-    pub async fn issue_by_id(&self, id: i64) -> StoreResult<Option<IssueRow>> {
-        with_pool!(self, pool => {
-            let row = sqlx::query("SELECT id, edition, slot_at, composed_at, subject, content FROM issues WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            row.map(|r| {
-                Ok(issue_row!(r))
-            })
-            .transpose()
-        })
-    }
-
     /// Writes the issue, its stories and one pending delivery per active
     /// subscriber of the edition, in one transaction. If the slot was
     /// already composed (by an earlier run or another replica) nothing is
@@ -496,7 +483,6 @@ impl Store {
         })
     }
 
-    /// The most recent issues, newest first.
     /// One issue with its content.
     pub async fn issue(&self, id: i64) -> StoreResult<Option<IssueRow>> {
         with_pool!(self, pool => {
@@ -508,6 +494,7 @@ impl Store {
         })
     }
 
+    /// The most recent issues, newest first, without their content.
     pub async fn list_issues(&self, limit: i64) -> StoreResult<Vec<IssueRow>> {
         with_pool!(self, pool => {
             let rows = sqlx::query(

@@ -146,6 +146,11 @@ async fn a_retry_beyond_the_wait_is_left_for_the_next_run() {
     })
     .await;
     let env = setup(&feeds, &smtp, "retry_initial = \"1s\"", 3, &["grey@example.com"]).await;
+    // --resume composes nothing: with no issue yet, there is nothing to do.
+    let out = env.run(&["send", "weekly", "--resume"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("nothing to resume"), "{}", stdout(&out));
+    assert!(smtp.messages().is_empty());
     let out = env.run(&["send", "weekly", "--wait", "0s"]).await;
     assert_exit(&out, 1);
     assert!(stdout(&out).contains("1 deliveries still waiting"), "{}", stdout(&out));

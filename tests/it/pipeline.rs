@@ -430,8 +430,8 @@ async fn the_bundled_example_runs_into_the_mailbox_folder() {
         assert!(msg.body_html(0).is_some() && msg.body_text(0).is_some());
         assert!(msg.subject().unwrap_or_default().starts_with("Weekly AI Recap — "));
     }
-    // Running again sends nothing new.
-    let out = run(&["run", "--once"]).await;
+    // Running again sends nothing new (`run` alone is `run --once`).
+    let out = run(&["run"]).await;
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("already sent"), "{}", stdout(&out));
     assert_eq!(std::fs::read_dir(&outbox).expect("outbox").count(), 3);
