@@ -61,6 +61,8 @@ struct Finished {
 pub struct App {
     pub config: Config,
     pub store: Store,
+    /// The templates, loaded once per configuration (again on reload).
+    renderer: Arc<Renderer>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,8 +197,23 @@ pub enum PreviewFormat {
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
+        let renderer = Arc::new(Renderer::load(&config.site.templates_dir)?);
         let store = Store::open(&config.database).await?;
-        Ok(App { config, store })
+        Ok(App {
+            config,
+            store,
+            renderer,
+        })
+    }
+
+    /// The same store with a new configuration (a reload): its templates
+    /// are read again.
+    pub fn reconfigured(&self, config: Config) -> Result<App> {
+        Ok(App {
+            renderer: Arc::new(Renderer::load(&config.site.templates_dir)?),
+            config,
+            store: self.store.clone(),
+        })
     }
 
     // -- collect ----------------------------------------------------------
@@ -519,8 +536,9 @@ impl App {
 
     // -- compose and send -------------------------------------------------
 
-    fn renderer(&self) -> Result<Renderer> {
-        Ok(Renderer::load(&self.config.site.templates_dir)?)
+    /// The configuration's templates, loaded when the `App` was made.
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     fn slot(&self, edition: &Edition, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
@@ -633,7 +651,7 @@ impl App {
         let view: IssueView =
             render::build_issue_view(&self.config, edition, &selection, overrides.note.as_deref(), slot);
         let rendered = self
-            .renderer()?
+            .renderer
             .render_issue(&edition.template, edition.subject.as_deref(), &view)?;
         Ok(Draft {
             story_ids: selection.stories().map(|r| (r.story.id, r.score)).collect(),

@@ -154,9 +154,9 @@ pub async fn serve(
                 }
             }
             ctl = control.recv() => match ctl {
-                Some(Control::Reload) => match reload() {
-                    Ok(config) => {
-                        daemon.app = Arc::new(App { config, store: daemon.app.store.clone() });
+                Some(Control::Reload) => match reload().and_then(|config| daemon.app.reconfigured(config)) {
+                    Ok(app) => {
+                        daemon.app = Arc::new(app);
                         match daemon.shared_app.write() {
                             Ok(mut shared) => *shared = Arc::clone(&daemon.app),
                             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&daemon.app),

@@ -230,8 +230,7 @@ fn site(app: &App) -> SiteView {
 
 /// Renders a `web_*.html.j2` page; a template error is logged and shown as a 500.
 fn page(app: &App, status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
-    let rendered =
-        crate::render::Renderer::load(&app.config.site.templates_dir).and_then(|r| r.render_page(template, &ctx));
+    let rendered = app.renderer().render_page(template, &ctx);
     match rendered {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
