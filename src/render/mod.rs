@@ -38,6 +38,18 @@ pub enum RenderError {
     Random(String),
 }
 
+/// Templates every folder needs, bundled for folders copied before they existed.
+const BUNDLED: [(&str, &str); 2] = [
+    (
+        "confirm_email.html.j2",
+        include_str!("../../templates/confirm_email.html.j2"),
+    ),
+    (
+        "confirm_email.txt.j2",
+        include_str!("../../templates/confirm_email.txt.j2"),
+    ),
+];
+
 /// The templates of one folder, loaded at start-up (and again on reload):
 /// an editor changes a file, no rebuild needed.
 pub struct Renderer {
@@ -152,10 +164,26 @@ impl Renderer {
             env.add_template_owned(name, source)
                 .map_err(|e| template_error(dir, &e))?;
         }
+        // Templates added after an operator copied the folder: the bundled
+        // ones serve until the folder has its own.
+        for (name, source) in BUNDLED {
+            if env.get_template(name).is_err() {
+                env.add_template(name, source).map_err(|e| template_error(dir, &e))?;
+            }
+        }
         Ok(Renderer {
             env,
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// The double opt-in email: subject, HTML (CSS inlined) and text.
+    pub fn render_confirmation(&self, ctx: &impl Serialize) -> Result<(String, String), RenderError> {
+        let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
+        let html = self.render_file("confirm_email.html.j2", &ctx)?;
+        let html = self.inline_css("confirm_email.html.j2", &html)?;
+        let text = self.render_file("confirm_email.txt.j2", &ctx)?;
+        Ok((html, text))
     }
 
     /// Renders both variants of an issue.
@@ -229,20 +257,25 @@ impl Renderer {
                 message: "contains <script>: email clients strip it and spam filters punish it".into(),
             });
         }
-        let html = css_inline::CSSInliner::options()
-            .load_remote_stylesheets(false)
-            .build()
-            .inline(&html)
-            .map_err(|e| RenderError::Css {
-                file: self.dir.join(&html_name).display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let html = self.inline_css(&html_name, &html)?;
         let subject = markers.split(&render_subject(subject_template, view)?);
         Ok(RenderedVariant {
             subject,
             html: markers.split(&html),
             text,
         })
+    }
+
+    /// Moves a mail's `<style>` into its elements (mail clients drop `<style>`).
+    fn inline_css(&self, name: &str, html: &str) -> Result<String, RenderError> {
+        css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build()
+            .inline(html)
+            .map_err(|e| RenderError::Css {
+                file: self.dir.join(name).display().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Renders a web page template (`web_*.html.j2`) with `ctx`.

@@ -386,6 +386,8 @@ async fn double_opt_in(db: Db) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(site.mails().len(), 1, "one confirmation, to the new address only");
     let confirm = link(&mails[0], "/confirm/");
+    // The confirmation comes from the `confirm_email.*` templates.
+    assert!(mails[0].contains("open this link within 48 hours"), "{}", mails[0]);
 
     // Nothing is sent to an unconfirmed address.
     assert_exit(&env.run(&["collect"]).await, 0);
