@@ -33,12 +33,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc gives each thread that allocates an arena of its own, up to eight
-/// per core, and each arena keeps its high-water mark. tidings' threads
-/// hand their data on (fetch → parse → store), so one arena per core avoids
-/// lock contention just as well: `bench/collect/run` measured the same
-/// speed and 4 MiB less peak memory. An operator's `MALLOC_ARENA_MAX` or
-/// `GLIBC_TUNABLES` still wins.
+/// glibc gives threads up to eight arenas per core, each keeping its
+/// high-water mark; tidings' threads hand data on, so one per core costs no
+/// speed and saves memory (BENCHMARKS.md). An operator's `MALLOC_ARENA_MAX`
+/// or `GLIBC_TUNABLES` still wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)] // the one call into libc, below
 fn limit_malloc_arenas() {

@@ -25,9 +25,8 @@ pub enum Transport {
 
 /// `smtp://` goes through tidings' own pool of connections, which turns
 /// Nagle's algorithm off: lettre writes a message and its final `.` line
-/// separately, and with Nagle on (lettre's own pool does not turn it off)
-/// every message waits for the server's delayed ACK, about 40 ms — a ceiling
-/// of ~25 messages per second per connection. `smtps://` uses lettre's pool.
+/// apart, and with Nagle on each message would wait for the server's
+/// delayed ACK. `smtps://` uses lettre's pool.
 #[derive(Clone)]
 pub enum SmtpKind {
     Direct(Arc<SmtpPool>),

@@ -101,8 +101,7 @@ impl DeliveryCounts {
 /// requires to use it). A claim then costs the same for the first batch of
 /// an issue and for the last, however many rows are already sent. `$from`
 /// names the index for SQLite (left to itself it has been seen to sort
-/// every due row to take the first few: 75 ms per claim at 1,000,000
-/// subscribers); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
+/// every due row to take the first few); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
 /// several replicas claim disjoint batches.
 macro_rules! claim_sql {
     ($from:literal, $due:literal, $lock:literal) => {

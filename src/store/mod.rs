@@ -73,9 +73,8 @@ enum TxInner<'c> {
 
 /// One connection held for a run of transactions ([`Store::connection`]).
 /// The collector holds one for its whole run: a connection given back to
-/// the pool returns to it asynchronously, so the next transaction's
-/// `begin` found none idle and opened a second SQLite connection — a
-/// thread and a page cache more (2 MiB at the peak of a large collect).
+/// the pool returns to it asynchronously, so the next `begin` would open a
+/// second SQLite connection, with its own thread and page cache.
 pub struct StoreConn {
     inner: ConnInner,
 }
@@ -194,18 +193,12 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    // A multi-row statement inside a transaction keeps a
-                    // statement journal, by default a temporary file: two
-                    // write calls per page it changes, 40,000 of them in a
-                    // 25,000-story collect. In memory it is a few hundred KiB
-                    // for one statement.
+                    // Statement journals of multi-row statements in memory,
+                    // not in temporary files (BENCHMARKS.md, "Collect").
                     .pragma("temp_store", "memory")
-                    // For a new file (an existing one keeps its own): a story
-                    // row is about 1.6 KiB (summary as HTML and as text), so
-                    // a 4 KiB page held two. bench/collect/run: a 25,000-story
-                    // collect 10–15 % faster with 16 KiB; the ledger's small
-                    // rows pay some of it back (bench/send/run on SQLite
-                    // 5–20 % slower), still well above its target.
+                    // For a new file (an existing one keeps its own): story
+                    // rows are large, so larger pages suit the collector;
+                    // the trade-off with the ledger is in BENCHMARKS.md.
                     .page_size(16384)
                     .busy_timeout(Duration::from_secs(10));
                 let pool_options = |connections: u32| {
