@@ -191,8 +191,11 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// The configuration, validated, and the files it names checked.
 pub fn load_config(path: &Path) -> Result<Config, tidings::Error> {
-    Ok(Config::load(path, &|k| std::env::var(k).ok())?)
+    let config = Config::load(path, &|k| std::env::var(k).ok())?;
+    tidings::preflight::check(&config)?;
+    Ok(config)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {

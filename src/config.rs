@@ -251,6 +251,55 @@ fn default_timezone() -> String {
 // ---------------------------------------------------------------------------
 // The validated settings.
 
+/// `[collect]`'s limits on one fetch (the collector and the link checker
+/// apply them).
+#[derive(Debug, Clone)]
+pub struct FetchLimits {
+    pub connect_timeout: std::time::Duration,
+    pub total_timeout: std::time::Duration,
+    /// Largest body accepted, counted after decompression.
+    pub max_body_bytes: usize,
+    pub max_redirects: usize,
+    /// `[collect] allow_private`: URLs from outside may reach internal
+    /// addresses too (see `guard.rs`).
+    pub allow_private: bool,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            connect_timeout: std::time::Duration::from_secs(10),
+            total_timeout: std::time::Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_redirects: 5,
+            allow_private: false,
+        }
+    }
+}
+
+/// How often and how much to collect.
+#[derive(Debug, Clone)]
+pub struct CollectPolicy {
+    /// Items kept per fetch (newest first); the rest are dropped and counted.
+    pub max_items: usize,
+    /// First delay after a failure; doubles per consecutive failure.
+    pub backoff_initial: chrono::Duration,
+    pub backoff_max: chrono::Duration,
+    /// Cache hints (max-age, Expires, ttl) are honoured up to this long.
+    pub max_cache: chrono::Duration,
+}
+
+impl Default for CollectPolicy {
+    fn default() -> Self {
+        CollectPolicy {
+            max_items: 500,
+            backoff_initial: chrono::Duration::minutes(5),
+            backoff_max: chrono::Duration::hours(24),
+            max_cache: chrono::Duration::hours(24),
+        }
+    }
+}
+
 /// `[web]`: how `serve` guards itself against slow, idle and many clients.
 #[derive(Debug, Clone)]
 pub struct Web {
@@ -495,8 +544,8 @@ pub struct Collect {
     pub concurrency: usize,
     /// Connections at once to one host.
     pub per_host: usize,
-    pub limits: crate::collect::FetchLimits,
-    pub policy: crate::collect::CollectPolicy,
+    pub limits: FetchLimits,
+    pub policy: CollectPolicy,
 }
 
 /// Parses "30s", "10m", "1h 30m", "24h".
@@ -713,12 +762,6 @@ impl Config {
             bad("site.title", "must not be empty".into());
         }
         let templates_dir = resolve(base, raw.site.templates.as_deref().unwrap_or("templates"));
-        if !templates_dir.is_dir() {
-            bad(
-                "site.templates",
-                format!("folder {} does not exist", templates_dir.display()),
-            );
-        }
         // Only when set: a mailto nobody reads would lose unsubscribes.
         let unsubscribe_mailto = match &raw.site.unsubscribe_mailto {
             Some(addr) => match crate::domain::EmailAddress::parse(addr) {
@@ -809,14 +852,6 @@ impl Config {
             None => None,
             Some(d) => {
                 let file = resolve(base, &d.private_key_file);
-                if !file.is_file() {
-                    bad(
-                        "dkim.private_key_file",
-                        format!("file {} does not exist", file.display()),
-                    );
-                } else if let Err(e) = crate::deliver::dkim::check(&file) {
-                    bad("dkim.private_key_file", format!("{}: {e}", file.display()));
-                }
                 if d.domain.trim().is_empty() || d.domain.contains(char::is_whitespace) {
                     bad("dkim.domain", "must be a domain name".into());
                 }
@@ -848,7 +883,7 @@ impl Config {
         let mut duration = |key: &str, value: &Option<String>, default: std::time::Duration| {
             positive_duration(key, value.as_deref(), default, &mut bad)
         };
-        let defaults = crate::collect::FetchLimits::default();
+        let defaults = FetchLimits::default();
         let total_timeout = duration("collect.timeout", &c.timeout, defaults.total_timeout);
         let connect_timeout = duration("collect.connect_timeout", &c.connect_timeout, defaults.connect_timeout);
         let max_backoff = duration(
@@ -1153,18 +1188,6 @@ impl Config {
             let template = e.template.unwrap_or_else(|| e.name.clone());
             if !is_slug(&template) {
                 bad(&format!("{key}.template"), "must be a plain name, not a path".into());
-            } else if templates_dir.is_dir() {
-                for ext in ["html.j2", "txt.j2"] {
-                    let file = templates_dir.join(format!("{template}.{ext}"));
-                    if !file.is_file() {
-                        bad(&format!("{key}.template"), format!("{} does not exist", file.display()));
-                    }
-                }
-            }
-            if let Some(subject) = &e.subject
-                && let Err(err) = crate::render::check_subject_template(subject)
-            {
-                bad(&format!("{key}.subject"), err);
             }
             if let Some(schedule) = schedule {
                 editions.push(Edition {
@@ -1263,14 +1286,6 @@ impl Config {
             }
         };
 
-        // Template syntax errors are configuration errors: found now, with
-        // the file and line, not halfway through a send.
-        if templates_dir.is_dir()
-            && let Err(e) = crate::render::Renderer::load(&templates_dir)
-        {
-            bad("site.templates", e.to_string());
-        }
-
         let editor_token = match env(ENV_EDITOR_TOKEN) {
             None => None,
             Some(s) if s.len() < MIN_EDITOR_TOKEN_LEN => {
@@ -1349,17 +1364,17 @@ impl Config {
                 schedule: collect_schedule,
                 concurrency: collect_concurrency,
                 per_host,
-                limits: crate::collect::FetchLimits {
+                limits: FetchLimits {
                     connect_timeout,
                     total_timeout,
                     max_body_bytes,
                     max_redirects: defaults.max_redirects,
                     allow_private: raw.collect.allow_private,
                 },
-                policy: crate::collect::CollectPolicy {
+                policy: CollectPolicy {
                     max_items,
                     backoff_max: chrono_max_backoff,
-                    ..crate::collect::CollectPolicy::default()
+                    ..CollectPolicy::default()
                 },
             },
             sources,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod domain;
+pub mod preflight;
 pub mod rank;
 pub mod render;
 pub mod schedule;

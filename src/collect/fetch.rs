@@ -5,8 +5,6 @@
 //! knows whether every hop was permanent (then the stored URL moves) and can
 //! name a loop.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{
@@ -23,29 +21,7 @@ pub const USER_AGENT: &str = concat!(
     " (self-hosted digest; feed collector)"
 );
 
-#[derive(Debug, Clone)]
-pub struct FetchLimits {
-    pub connect_timeout: Duration,
-    pub total_timeout: Duration,
-    /// Largest body accepted, counted after decompression.
-    pub max_body_bytes: usize,
-    pub max_redirects: usize,
-    /// `[collect] allow_private`: URLs from outside may reach internal
-    /// addresses too (see `guard.rs`).
-    pub allow_private: bool,
-}
-
-impl Default for FetchLimits {
-    fn default() -> Self {
-        FetchLimits {
-            connect_timeout: Duration::from_secs(10),
-            total_timeout: Duration::from_secs(30),
-            max_body_bytes: 10 * 1024 * 1024,
-            max_redirects: 5,
-            allow_private: false,
-        }
-    }
-}
+pub use crate::config::FetchLimits;
 
 /// Validators from the last successful fetch, sent back as a conditional GET.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

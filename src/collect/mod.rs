@@ -27,28 +27,7 @@ const MAX_TITLE_CHARS: usize = 300;
 /// Longest summary kept (HTML), so one feed cannot bloat the database.
 const MAX_SUMMARY_BYTES: usize = 64 * 1024;
 
-/// How often and how much to collect.
-#[derive(Debug, Clone)]
-pub struct CollectPolicy {
-    /// Items kept per fetch (newest first); the rest are dropped and counted.
-    pub max_items: usize,
-    /// First delay after a failure; doubles per consecutive failure.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    /// Cache hints (max-age, Expires, ttl) are honoured up to this long.
-    pub max_cache: Duration,
-}
-
-impl Default for CollectPolicy {
-    fn default() -> Self {
-        CollectPolicy {
-            max_items: 500,
-            backoff_initial: Duration::minutes(5),
-            backoff_max: Duration::hours(24),
-            max_cache: Duration::hours(24),
-        }
-    }
-}
+pub use crate::config::CollectPolicy;
 
 impl CollectPolicy {
     /// When to fetch again after a success: the latest of what the server
