@@ -229,19 +229,8 @@ impl Store {
         Ok((row, created))
     }
 
-    /// Claims up to `limit` deliveries that are due (or whose lease ran out),
-    /// leasing them until `lease_until`.
-    pub async fn claim_deliveries(
-        &self,
-        issue_id: i64,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> StoreResult<Vec<DeliveryRow>> {
-        self.claim_deliveries_after(issue_id, now, lease_until, limit, 0).await
-    }
-
-    /// As [`Store::claim_deliveries`], among rows with an id above
+    /// Claims up to `limit` deliveries that are due (or whose lease ran
+    /// out), leasing them until `lease_until`, among rows with an id above
     /// `after_id`: a sender keeps a cursor, so a claim reads the next rows
     /// instead of stepping over every row already sent (PostgreSQL walks the
     /// primary key in id order and filters, which made each claim cost
@@ -388,59 +377,6 @@ impl Store {
                 .bind(*id)
                 .execute(&mut *tx)
                 .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    pub async fn mark_sent(&self, delivery_id: i64, reply: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        with_pool!(self, ledger: pool => {
-            sqlx::query("UPDATE deliveries SET status = 'sent', sent_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
-                .bind(delivery_id)
-                .bind(now)
-                .bind(reply)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Puts a delivery back in the queue for another attempt at `at`.
-    pub async fn mark_retry(&self, delivery_id: i64, reply: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        with_pool!(self, ledger: pool => {
-            sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
-                .bind(delivery_id)
-                .bind(at)
-                .bind(reply)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Final failure. With `bounce`, the subscriber is marked bounced so no
-    /// later issue is addressed to them.
-    pub async fn mark_failed(
-        &self,
-        delivery: &DeliveryRow,
-        reply: &str,
-        bounce: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        with_pool!(self, ledger: pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE deliveries SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1")
-                .bind(delivery.id)
-                .bind(reply)
-                .execute(&mut *tx)
-                .await?;
-            if bounce {
-                sqlx::query("UPDATE subscribers SET status = 'bounced', updated_at = $2 WHERE id = $1 AND status = 'active'")
-                    .bind(delivery.subscriber_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
             }
             tx.commit().await?;
             Ok(())

@@ -5,7 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 use tidings::config::DatabaseUrl;
 use tidings::config::Secret;
 use tidings::domain::{EmailAddress, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
-use tidings::store::{NewIssue, Store};
+use tidings::store::{DeliveryOutcome, NewIssue, Store};
 
 use crate::support::{Db, databases, finish};
 
@@ -169,8 +169,14 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         );
 
         let lease = now + Duration::minutes(5);
-        let first = store.claim_deliveries(row.id, now, lease, 1).await.expect("claim");
-        let second = store.claim_deliveries(row.id, now, lease, 10).await.expect("claim");
+        let first = store
+            .claim_deliveries_after(row.id, now, lease, 1, 0)
+            .await
+            .expect("claim");
+        let second = store
+            .claim_deliveries_after(row.id, now, lease, 10, 0)
+            .await
+            .expect("claim");
         assert_eq!((first.len(), second.len()), (1, 1), "{db:?}");
         assert_ne!(first[0].id, second[0].id);
         assert!(
@@ -180,21 +186,31 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         );
         assert!(
             store
-                .claim_deliveries(row.id, now, lease, 10)
+                .claim_deliveries_after(row.id, now, lease, 10, 0)
                 .await
                 .expect("claim")
                 .is_empty(),
             "{db:?}"
         );
 
-        store.mark_sent(first[0].id, "250 ok", now).await.expect("sent");
         store
-            .mark_retry(second[0].id, "451 later", now + Duration::seconds(30))
+            .record_outcomes(&[
+                DeliveryOutcome::Sent {
+                    id: first[0].id,
+                    reply: "250 ok".into(),
+                    at: now,
+                },
+                DeliveryOutcome::Retry {
+                    id: second[0].id,
+                    reply: "451 later".into(),
+                    at: now + Duration::seconds(30),
+                },
+            ])
             .await
-            .expect("retry");
+            .expect("sent and retry");
         assert!(
             store
-                .claim_deliveries(row.id, now, lease, 10)
+                .claim_deliveries_after(row.id, now, lease, 10, 0)
                 .await
                 .expect("claim")
                 .is_empty(),
@@ -203,7 +219,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         // Due later: claimed again, with the attempt counted.
         let later = now + Duration::seconds(31);
         let retry = store
-            .claim_deliveries(row.id, later, later + Duration::minutes(5), 10)
+            .claim_deliveries_after(row.id, later, later + Duration::minutes(5), 10, 0)
             .await
             .expect("claim");
         assert_eq!(retry.len(), 1);
@@ -211,12 +227,18 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         // A lease that runs out hands the row to the next claimer.
         let expired = later + Duration::minutes(6);
         let reclaimed = store
-            .claim_deliveries(row.id, expired, expired + Duration::minutes(5), 10)
+            .claim_deliveries_after(row.id, expired, expired + Duration::minutes(5), 10, 0)
             .await
             .expect("claim");
         assert_eq!(reclaimed.len(), 1, "{db:?}");
         store
-            .mark_failed(&reclaimed[0], "550 no such user", true, expired)
+            .record_outcomes(&[DeliveryOutcome::Failed {
+                id: reclaimed[0].id,
+                subscriber_id: reclaimed[0].subscriber_id,
+                reply: "550 no such user".into(),
+                bounce: true,
+                at: expired,
+            }])
             .await
             .expect("failed");
         let counts = store.delivery_counts(row.id).await.expect("counts");
