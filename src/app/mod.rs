@@ -12,14 +12,20 @@ use tokio::task::JoinSet;
 
 use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
 use crate::collect::{self, Collector, Fetcher, SourceResult};
-use crate::config::{Config, Edition, Source, SourceLocation};
+use crate::config::{Config, Edition, SourceLocation};
 use crate::deliver::{self, DeliveryPolicy, IssueDelivery, MessageContext, RunReport, Transport};
-use crate::domain::{EmailAddress, StoredStory, SubscriberName};
+use crate::domain::{EmailAddress, StoredStory};
 use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, RenderedIssue, Renderer};
 use crate::store::{DeliveryCounts, FetchRecord, FetchUpdate, IssueRow, NewIssue, SourceState, Store, StoreConn};
 use crate::token::Signer;
 use crate::{Error, Result};
+
+mod import;
+mod inspect;
+
+pub use import::{ImportLine, ImportRow, parse_subscriber_csv};
+pub use inspect::{InspectFeed, InspectItem, InspectReport, inspect};
 
 const SECRET_SETTING: &str = "link_secret";
 /// How far back a new story looks for the same news from other sources.
@@ -1083,197 +1089,4 @@ pub fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| Error::Other(format!("no randomness from the OS: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// One row of a subscriber CSV: valid, or its line number and problem.
-pub type ImportLine = std::result::Result<ImportRow, (u64, String)>;
-
-/// One valid row of a subscriber CSV.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportRow {
-    pub email: EmailAddress,
-    pub name: Option<String>,
-    pub editions: Vec<String>,
-}
-
-/// Reads a CSV with the header `email,name,editions` (`name` and `editions`
-/// optional; editions separated by `;`, `|` or spaces; none means every
-/// edition). Each row is valid or an error with its line number; a missing
-/// `email` column fails the whole file.
-#[allow(clippy::type_complexity)]
-/// The line a record starting at byte `at` is on, counted from 1. The csv
-/// crate's own count lags by one after a CRLF (it starts the next record
-/// at the LF), so the line ends before the record are skipped and counted here.
-fn line_at(data: &[u8], at: u64) -> u64 {
-    let at = usize::try_from(at).unwrap_or(usize::MAX).min(data.len());
-    let start = at + data[at..].iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
-    1 + data[..start].iter().filter(|b| **b == b'\n').count() as u64
-}
-
-pub fn parse_subscriber_csv(data: &[u8], config: &Config) -> std::result::Result<Vec<ImportLine>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(data);
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("cannot read the header: {e}"))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
-    };
-    let email_col = column("email").ok_or("the header has no \"email\" column (expected email,name,editions)")?;
-    let name_col = column("name");
-    let editions_col = column("editions");
-    let all: Vec<String> = config.editions.iter().map(|e| e.name.clone()).collect();
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| line_at(data, p.byte())).unwrap_or(0);
-                rows.push(Err((line, format!("unreadable row: {e}"))));
-                continue;
-            }
-        };
-        let line = record.position().map(|p| line_at(data, p.byte())).unwrap_or(0);
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        let raw_email = record.get(email_col).unwrap_or("");
-        let email = match EmailAddress::parse(raw_email) {
-            Ok(e) => e,
-            Err(e) => {
-                rows.push(Err((line, format!("\"{raw_email}\": {e}"))));
-                continue;
-            }
-        };
-        let name = match SubscriberName::parse(name_col.and_then(|c| record.get(c)).unwrap_or_default()) {
-            Ok(n) => n.map(SubscriberName::into_string),
-            Err(e) => {
-                rows.push(Err((line, format!("{raw_email}: {e}"))));
-                continue;
-            }
-        };
-        let editions: Vec<String> = editions_col
-            .and_then(|c| record.get(c))
-            .map(|s| {
-                s.split([';', '|', ' '])
-                    .map(str::trim)
-                    .filter(|e| !e.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(unknown) = editions.iter().find(|e| !all.contains(e)) {
-            rows.push(Err((
-                line,
-                format!("unknown edition \"{unknown}\" (editions: {})", all.join(", ")),
-            )));
-            continue;
-        }
-        rows.push(Ok(ImportRow {
-            email,
-            name,
-            editions: if editions.is_empty() { all.clone() } else { editions },
-        }));
-    }
-    Ok(rows)
-}
-
-/// What `tidings inspect` shows: the feed as tidings sees it, nothing stored.
-#[derive(Debug, serde::Serialize)]
-pub struct InspectReport {
-    pub feed: InspectFeed,
-    pub items: Vec<InspectItem>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct InspectFeed {
-    pub title: Option<String>,
-    pub link: Option<String>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct InspectItem {
-    /// The feed's own id (GUID), if any.
-    pub id: Option<String>,
-    pub title: Option<String>,
-    /// The canonical link tidings would store.
-    pub link: Option<String>,
-    /// As given by the feed, RFC 3339 UTC; null when absent or unreadable.
-    pub published: Option<String>,
-    pub updated: Option<String>,
-    pub tags: Vec<String>,
-    /// Plain text of the sanitised summary.
-    pub summary: Option<String>,
-}
-
-/// Fetches and parses one feed (a URL, `file://` URL or path relative to
-/// `base`) without touching any database.
-pub async fn inspect(
-    target: &str,
-    base: &std::path::Path,
-    rules: &[crate::config::TagRule],
-    limits: collect::FetchLimits,
-    now: DateTime<Utc>,
-) -> Result<InspectReport> {
-    let location = SourceLocation::parse(target, base).map_err(Error::Usage)?;
-    let fetcher = Fetcher::new(limits).map_err(|e| Error::Other(e.to_string()))?;
-    // The operator named this URL: its host is trusted like a configured source's.
-    let trusted_host = match &location {
-        SourceLocation::Http(u) => u.host_str().map(str::to_string),
-        SourceLocation::File(_) => None,
-    };
-    let fetched = match fetcher
-        .fetch(&location, &collect::Validators::default(), trusted_host.as_deref())
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?
-    {
-        collect::FetchOutcome::Body(f) => f,
-        collect::FetchOutcome::NotModified { .. } => {
-            return Err(Error::Other("the server answered 304".into()));
-        }
-    };
-    let feed =
-        collect::parse_feed(&fetched.body, fetched.http_charset.as_deref()).map_err(|e| Error::Other(e.to_string()))?;
-    let source = Source {
-        name: "inspect".into(),
-        location,
-        tags: Vec::new(),
-        weight: 1.0,
-    };
-    let normaliser = collect::Normaliser::new(&feed, &source, fetched.base.as_ref(), rules, now);
-    let rfc3339 = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let items = feed
-        .items
-        .iter()
-        .map(|item| {
-            let story = normaliser.story(item);
-            InspectItem {
-                id: item.guid.clone(),
-                title: Some(item.title.clone()).filter(|t| !t.is_empty()),
-                link: story.as_ref().map(|s| s.link.clone()),
-                published: rfc3339(item.published),
-                updated: rfc3339(item.updated),
-                tags: story
-                    .as_ref()
-                    .map(|s| s.tags.iter().map(|t| t.tag.clone()).collect())
-                    .unwrap_or_default(),
-                summary: story.map(|s| s.summary_text).filter(|s| !s.is_empty()),
-            }
-        })
-        .collect();
-    Ok(InspectReport {
-        feed: InspectFeed {
-            title: feed.title.clone(),
-            link: feed
-                .link
-                .as_deref()
-                .and_then(|l| collect::sanitize::canonical_link(l, fetched.base.as_ref())),
-        },
-        items,
-    })
 }
