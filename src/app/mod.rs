@@ -398,7 +398,7 @@ impl App {
         // Read in the batch's transaction, through its connection, before it
         // writes: committed stories only (this batch's join through `add`).
         if clusters.is_none() && !stories.is_empty() {
-            *clusters = Some(tx.cluster_index(now - Duration::days(CLUSTER_DAYS)).await?);
+            *clusters = Some(collect::cluster::load_index(&mut tx, now - Duration::days(CLUSTER_DAYS)).await?);
         }
         let ids = tx.insert_stories(stories).await?;
         let new: Vec<ClusterCandidate> = candidates

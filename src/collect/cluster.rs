@@ -70,6 +70,28 @@ pub struct ClusterCandidate {
     pub cluster_id: Option<i64>,
 }
 
+/// The clustering index of the stories published since `since`, built as
+/// the store hands over its rows rather than from a list of them all. Read
+/// before the transaction writes, it holds committed stories only.
+pub async fn load_index(
+    tx: &mut crate::store::StoreTx<'_>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> crate::store::StoreResult<ClusterIndex> {
+    let mut index = ClusterIndex::default();
+    tx.cluster_rows(since, |row| {
+        index.insert(ClusterCandidate {
+            keys: title_keys(&row.title),
+            id: row.id,
+            source: row.source,
+            link: row.link,
+            cluster_id: row.cluster_id,
+        })
+    })
+    .await?;
+    index.shrink_to_fit();
+    Ok(index)
+}
+
 /// An index over recent stories that finds a new story's match without
 /// comparing it to every story: by link through a map, by title through
 /// prefix filtering — with the words of each title in one fixed order, two

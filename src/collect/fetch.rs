@@ -23,12 +23,7 @@ pub const USER_AGENT: &str = concat!(
 
 pub use crate::config::FetchLimits;
 
-/// Validators from the last successful fetch, sent back as a conditional GET.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
+pub use crate::domain::Validators;
 
 /// What the server said about when to come back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

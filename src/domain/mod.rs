@@ -1,9 +1,11 @@
 //! Pure domain types: no I/O, no database, no clock.
 
+mod editorial;
 mod email;
 mod story;
 mod subscriber;
 
+pub use editorial::{Overrides, Pin};
 pub use email::{EmailAddress, EmailError, Mailbox};
-pub use story::{NewStory, StoredStory, StoryKey, TagOrigin, TaggedTag, normalise_tag};
+pub use story::{NewStory, StoredStory, StoryKey, TagOrigin, TaggedTag, Validators, normalise_tag};
 pub use subscriber::{DeliveryStatus, NameError, Subscriber, SubscriberName, SubscriberStatus};

@@ -145,3 +145,10 @@ mod tests {
         }
     }
 }
+
+/// Validators from the last successful fetch, sent back as a conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreResult, with_pool};
-use crate::rank::{Overrides, Pin};
+use crate::domain::{Overrides, Pin};
 
 impl Store {
     /// Pins `story_id` into the next issue of `edition` (at `position`, or

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreConn, StoreResult, StoreTx, with_conn, with_pool, with_tx};
-use crate::collect::Validators;
+use crate::domain::Validators;
 
 /// What tidings remembers about a source between runs.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -7,7 +7,6 @@ use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
-use crate::collect::cluster::{ClusterCandidate, ClusterIndex, title_keys};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
 impl StoreTx<'_> {
@@ -102,29 +101,26 @@ impl StoreTx<'_> {
         Ok(ids)
     }
 
-    /// The clustering index of the stories published since `since`, built
-    /// as the rows arrive rather than from a list of them all. Read before
-    /// the transaction writes, it holds committed stories only.
-    pub async fn cluster_index(&mut self, since: DateTime<Utc>) -> StoreResult<ClusterIndex> {
+    /// Every story published since `since`, oldest id first, as rows for
+    /// the collector's clustering index, handed to `each` as they arrive
+    /// (the window can hold tens of thousands: none is kept here).
+    pub async fn cluster_rows(&mut self, since: DateTime<Utc>, mut each: impl FnMut(ClusterRow)) -> StoreResult<()> {
         with_tx!(self, conn => {
             let mut rows = sqlx::query(
                 "SELECT id, source, link, title, cluster_id FROM stories WHERE published_at >= $1 ORDER BY id",
             )
             .bind(since)
             .fetch(&mut *conn);
-            let mut index = ClusterIndex::default();
             while let Some(r) = rows.try_next().await? {
-                let title: String = r.try_get("title")?;
-                index.insert(ClusterCandidate {
+                each(ClusterRow {
                     id: r.try_get("id")?,
                     source: r.try_get("source")?,
                     link: r.try_get("link")?,
-                    keys: title_keys(&title),
+                    title: r.try_get("title")?,
                     cluster_id: r.try_get("cluster_id")?,
                 });
             }
-            index.shrink_to_fit();
-            Ok(index)
+            Ok(())
         })
     }
 
@@ -141,6 +137,16 @@ impl StoreTx<'_> {
         });
         Ok(())
     }
+}
+
+/// A stored story as clustering sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    pub id: i64,
+    pub source: String,
+    pub link: String,
+    pub title: String,
+    pub cluster_id: Option<i64>,
 }
 
 impl Store {

@@ -408,7 +408,9 @@ async fn the_cluster_index_is_built_from_the_stored_window() {
 
         let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
         let mut tx = store.begin().await.expect("begin");
-        let mut index = tx.cluster_index(now - Duration::days(7)).await.expect("index");
+        let mut index = tidings::collect::cluster::load_index(&mut tx, now - Duration::days(7))
+            .await
+            .expect("index");
         drop(tx);
         assert_eq!(index.len(), 3, "the month-old story is outside the window ({db:?})");
         let new = |id: i64, source: &str, link: &str, title: &str| ClusterCandidate {
@@ -445,7 +447,9 @@ async fn a_transaction_that_reads_first_still_writes_when_another_writer_came_in
         // Reads first, as the collector does (the cluster index)...
         let mut conn = store.connection().await.expect("connection");
         let mut tx = conn.begin().await.expect("begin");
-        tx.cluster_index(now - Duration::days(7)).await.expect("index");
+        tidings::collect::cluster::load_index(&mut tx, now - Duration::days(7))
+            .await
+            .expect("index");
         // ...while another writer comes in. On SQLite a deferred BEGIN would
         // let it commit first and then refuse this transaction's write
         // (SQLITE_BUSY_SNAPSHOT); an immediate one makes it wait instead.
@@ -463,7 +467,10 @@ async fn a_transaction_that_reads_first_still_writes_when_another_writer_came_in
         assert!(states.is_empty(), "{db:?}");
         let mut tx = conn.begin().await.expect("begin again");
         assert_eq!(
-            tx.cluster_index(now - Duration::days(7)).await.expect("index").len(),
+            tidings::collect::cluster::load_index(&mut tx, now - Duration::days(7))
+                .await
+                .expect("index")
+                .len(),
             2,
             "{db:?}"
         );
