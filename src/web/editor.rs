@@ -514,6 +514,21 @@ async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>>
     .map_err(|e| crate::Error::Other(format!("link checker: {e}")))?;
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut results: Vec<(usize, LinkResult)> = links
+        .iter()
+        .enumerate()
+        .map(|(index, (url, _))| {
+            let result = format!("not checked within {} s", LINKS_DEADLINE.as_secs());
+            (
+                index,
+                LinkResult {
+                    url: url.clone(),
+                    ok: false,
+                    result,
+                },
+            )
+        })
+        .collect();
     for (index, (url, trusted_host)) in links.into_iter().enumerate() {
         let (clients, semaphore) = (clients.clone(), std::sync::Arc::clone(&semaphore));
         tasks.spawn(async move {
@@ -526,17 +541,24 @@ async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>>
             (index, LinkResult { url, ok, result })
         });
     }
-    let mut results = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            results.push(r);
+    // The page must answer well within `[web] idle_timeout`'s default:
+    // links still unchecked by then are listed as such.
+    let _ = tokio::time::timeout(LINKS_DEADLINE, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((index, checked)) = done
+                && let Some(slot) = results.get_mut(index)
+            {
+                slot.1 = checked;
+            }
         }
-    }
-    results.sort_by_key(|(index, _)| *index);
+    })
+    .await;
+    tasks.abort_all();
     Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
 const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const LINKS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(40);
 const LINK_REDIRECTS: usize = 5;
 
 /// One link, its redirects followed here so each hop is checked: whether
