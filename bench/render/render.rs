@@ -145,7 +145,7 @@ fn main() {
         .map(|i| DeliveryRow {
             id: i as i64 + 1,
             subscriber_id: i as i64 + 1,
-            email: format!("reader{i}@example.com"),
+            email: tidings::domain::EmailAddress::parse(&format!("reader{i}@example.com")).expect("address"),
             name: (i % 2 == 0).then(|| format!("Reader {i}")),
             message_id: format!("<tidings.1.bench.{i}@example.com>"),
             attempts: 1,
@@ -209,7 +209,7 @@ fn main() {
             &issue,
             &Recipient {
                 name: row.name.as_deref(),
-                email: &row.email,
+                email: row.email.as_str(),
                 unsubscribe_url: &url,
                 preferences_url: &plain.preferences_url(row.subscriber_id),
                 archive_url: &plain.archive_url(),
@@ -218,7 +218,7 @@ fn main() {
         let message = build_message(
             &context,
             &Addressed {
-                to_email: &row.email,
+                to_email: row.email.as_str(),
                 to_name: row.name.as_deref(),
                 message_id: &row.message_id,
                 unsubscribe_url: &url,

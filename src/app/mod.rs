@@ -969,9 +969,13 @@ impl App {
             None => self.store.first_active_subscriber(&edition.name).await?,
         };
         let (id, email, name) = match (&subscriber, to) {
-            (Some(s), _) => (s.id, s.email.to_string(), s.name.clone()),
-            (None, Some(email)) => (0, email.to_string(), None),
-            (None, None) => (0, "reader@example.com".to_string(), Some("Example Reader".to_string())),
+            (Some(s), _) => (s.id, s.email.clone(), s.name.clone()),
+            (None, Some(email)) => (0, email.clone(), None),
+            (None, None) => (
+                0,
+                EmailAddress::from_store("reader@example.com".to_string()),
+                Some("Example Reader".to_string()),
+            ),
         };
         let job = IssueDelivery {
             issue: IssueRow {
@@ -1002,7 +1006,7 @@ impl App {
             attempts: 0,
         };
         let message = job.message_for(&row, std::time::SystemTime::now())?;
-        let (personal, _, _) = job.personal(id, name.as_deref(), &email);
+        let (personal, _, _) = job.personal(id, name.as_deref(), email.as_str());
         Ok(PreviewMessage {
             slot,
             stories: draft.story_ids.len(),

@@ -211,7 +211,7 @@ impl IssueDelivery {
         let archive = self.archive_url();
         let values = Recipient {
             name: row.name.as_deref(),
-            email: &row.email,
+            email: row.email.as_str(),
             unsubscribe_url: &url,
             preferences_url: &preferences,
             archive_url: &archive,
@@ -225,7 +225,7 @@ impl IssueDelivery {
         let mut message = message::build_encoded_message(
             &self.context,
             &message::Addressed {
-                to_email: &row.email,
+                to_email: row.email.as_str(),
                 to_name: row.name.as_deref(),
                 message_id: &row.message_id,
                 unsubscribe_url: &url,

@@ -64,6 +64,13 @@ impl EmailAddress {
         Ok(EmailAddress(format!("{user}@{domain}")))
     }
 
+    /// An address read back from the store: it passed [`EmailAddress::parse`]
+    /// when it came in, under the rules of that day, and stays deliverable
+    /// data even where today's rules would refuse it as input.
+    pub(crate) fn from_store(stored: String) -> Self {
+        EmailAddress(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreResult, with_pool};
+use crate::domain::EmailAddress;
 
 /// An `issues` row (any backend's) as an [`IssueRow`].
 macro_rules! issue_row {
@@ -51,7 +52,7 @@ pub struct IssueRow {
 pub struct DeliveryRow {
     pub id: i64,
     pub subscriber_id: i64,
-    pub email: String,
+    pub email: EmailAddress,
     pub name: Option<String>,
     pub message_id: String,
     /// Including the one just claimed.
@@ -270,10 +271,11 @@ impl Store {
                     .fetch_all(pool)
                     .await?;
                 for r in &rows {
+                    let email: String = r.try_get("email")?;
                     out.push(DeliveryRow {
                         id: r.try_get("id")?,
                         subscriber_id: r.try_get("subscriber_id")?,
-                        email: r.try_get("email")?,
+                        email: EmailAddress::from_store(email),
                         name: r.try_get("name")?,
                         message_id: r.try_get("message_id")?,
                         attempts: r.try_get("attempts")?,

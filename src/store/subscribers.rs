@@ -190,7 +190,7 @@ impl Store {
                 let status: String = r.try_get("status")?;
                 out.push(Subscriber {
                     id: r.try_get("id")?,
-                    email: EmailAddress::parse(&email).map_err(|e| StoreError::Corrupt(format!("subscriber {email}: {e}")))?,
+                    email: EmailAddress::from_store(email),
                     name: r.try_get("name")?,
                     status: parse_status(&status)?,
                     editions: Vec::new(),

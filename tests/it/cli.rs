@@ -341,3 +341,28 @@ async fn a_closed_output_pipe_ends_a_command_quietly() {
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
     assert_eq!(output.status.code(), Some(0), "{err}");
 }
+
+/// Addresses stored by an earlier version under looser rules (here
+/// `root@localhost`, refused as input today) stay readable and mailable:
+/// tightening the input rules loses nobody already subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_stored_under_older_rules_still_list_and_send() {
+    use sqlx::Connection;
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&crate::support::alpha_weekly(&feeds, "0 0 8 * * Mon", ""));
+    assert_exit(&env.run(&["subscribers", "add", "old@example.com"]).await, 0);
+    let url = format!("sqlite://{}", env.path("tidings.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open sqlite");
+    sqlx::query("UPDATE subscribers SET email = 'root@localhost' WHERE email = 'old@example.com'")
+        .execute(&mut db)
+        .await
+        .expect("update");
+    db.close().await.expect("close");
+    let out = env.run(&["subscribers", "list"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("root@localhost"), "{}", stdout(&out));
+    assert_exit(&env.run(&["run", "--once"]).await, 0);
+    let mails = std::fs::read_dir(env.path("outbox")).expect("outbox").count();
+    assert_eq!(mails, 1);
+}
