@@ -103,6 +103,12 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     }
 }
 
+/// A client for the server under test (loopback, no proxy).
+fn http_client() -> reqwest::Client {
+    tidings::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
 /// `tidings serve` with `[web]` limits set low, the JSON-logging binary.
 async fn serve_with_web(web: &str) -> (TestEnv, Served, String) {
     serve_with(web, "").await
@@ -171,8 +177,7 @@ async fn slow_idle_and_oversized_clients_are_cut_and_health_still_answers() {
     });
     // Health answers within a few seconds although every slot was taken.
     let started = std::time::Instant::now();
-    tidings::install_crypto_provider();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = http_client();
     let health = tokio::time::timeout(
         Duration::from_secs(8),
         client.get(format!("http://{address}/healthz")).send(),
@@ -223,8 +228,7 @@ async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
     );
     let (env, served, address) = serve_with("", &smtp_config).await;
     assert_exit(&env.run(&["subscribers", "add", "known@example.com"]).await, 0);
-    tidings::install_crypto_provider();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = http_client();
     for email in ["new%40example.com", "known%40example.com"] {
         let started = std::time::Instant::now();
         let response = client
@@ -257,8 +261,7 @@ async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
 async fn metrics_can_be_served_apart_from_the_pages() {
     let (_env, served, address) = serve_with_web("metrics_listen = \"127.0.0.1:0\"").await;
     let metrics_address = served.address_logged_as("metrics listening").await;
-    tidings::install_crypto_provider();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = http_client();
     let get = |url: String| {
         let request = client.get(url);
         async move { request.send().await.expect("GET").status().as_u16() }
@@ -322,8 +325,7 @@ async fn health_does_not_show_database_errors() {
     ));
     let served = Served::start(&env).await;
     let address = served.address().await;
-    tidings::install_crypto_provider();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = http_client();
     let health = client
         .get(format!("http://{address}/healthz"))
         .send()
