@@ -128,18 +128,15 @@ impl Site {
     /// earlier one's turn has passed by then).
     async fn recipients_through(&self, last: &str) -> Vec<String> {
         for _ in 0..200 {
-            let mut to: Vec<String> = std::fs::read_dir(self.env.path("outbox"))
-                .map(|dir| {
-                    dir.flatten()
-                        .filter_map(|f| std::fs::read(f.path()).ok())
-                        .filter_map(|raw| {
-                            let parsed = mail_parser::MessageParser::default().parse(&raw)?;
-                            let address = parsed.to()?.first()?.address()?.to_string();
-                            Some(address)
-                        })
-                        .collect()
+            let mut to: Vec<String> = self
+                .env
+                .outbox()
+                .iter()
+                .filter_map(|raw| {
+                    let parsed = mail_parser::MessageParser::default().parse(raw)?;
+                    Some(parsed.to()?.first()?.address()?.to_string())
                 })
-                .unwrap_or_default();
+                .collect();
             if to.iter().any(|a| a == last) {
                 to.sort();
                 return to;
@@ -221,16 +218,11 @@ impl Site {
     }
 
     fn mails(&self) -> Vec<String> {
-        let Ok(dir) = std::fs::read_dir(self.env.path("outbox")) else {
-            return Vec::new();
-        };
-        let mut files: Vec<_> = dir.flatten().map(|f| f.path()).collect();
-        files.sort();
-        files
+        self.env
+            .outbox()
             .iter()
-            .map(|f| {
-                let raw = std::fs::read(f).expect("read mail");
-                let parsed = mail_parser::MessageParser::default().parse(&raw).expect("parse mail");
+            .map(|raw| {
+                let parsed = mail_parser::MessageParser::default().parse(raw).expect("parse mail");
                 parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
             })
             .collect()

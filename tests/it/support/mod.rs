@@ -89,6 +89,22 @@ impl TestEnv {
         self.path("tidings.toml")
     }
 
+    /// The finished messages in the mailbox folder, oldest name first: a
+    /// message being written is a hidden `.tmp` file until it is renamed.
+    pub fn outbox(&self) -> Vec<Vec<u8>> {
+        let Ok(dir) = std::fs::read_dir(self.path("outbox")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = dir
+            .flatten()
+            .map(|f| f.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
     /// Writes `tidings.toml`: `[site]` + `[database]` + the given body.
     pub fn write_config(&self, body: &str) {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
