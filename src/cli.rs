@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tidings::clock::{Clock, SystemClock};
 
 use tidings::app::{App, CollectReport, PreviewFormat, SendOptions, SendReport, SourceStatus};
 use tidings::config::{self, Config};
@@ -323,7 +323,7 @@ fn print_config(c: &Config) {
         println!("      {}", extra.join("; "));
     }
     println!("  editions ({}):", c.editions.len());
-    let now = Utc::now();
+    let now = SystemClock.now();
     for e in &c.editions {
         let next = e
             .schedule
@@ -360,7 +360,7 @@ fn print_config(c: &Config) {
 }
 
 fn print_collect(report: &CollectReport) {
-    let time = |t: &chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     for s in &report.sources {
         let moved = s
             .moved_to
@@ -431,12 +431,12 @@ async fn collect_with_progress(app: &App, force: bool) -> anyhow::Result<Collect
             bar.set_message(r.name.clone());
             bar.inc(1);
         };
-        let report = app.collect(Utc::now(), force, &progress).await;
+        let report = app.collect(app.now(), force, &progress).await;
         bar.finish_and_clear();
         report?
     } else {
         let progress = |r: &tidings::app::SourceReport| tracing::info!(source = %r.name, "{:?}", r.status);
-        app.collect(Utc::now(), force, &progress).await?
+        app.collect(app.now(), force, &progress).await?
     };
     tracing::info!(
         fetched = report.fetched(),
@@ -463,7 +463,7 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
     let rules = config.map(|c| c.tag_rules.clone()).unwrap_or_default();
     let limits = config.map(|c| c.collect.limits.clone()).unwrap_or_default();
     let base = std::env::current_dir().context("current directory")?;
-    let report = tidings::app::inspect(target, &base, &rules, limits, Utc::now())
+    let report = tidings::app::inspect(target, &base, &rules, limits, SystemClock.now())
         .await
         .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
     if json {
@@ -489,7 +489,7 @@ async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::R
 }
 
 async fn rank_cmd(app: &App, audience_name: &str, limit: usize, explain: bool) -> anyhow::Result<Outcome> {
-    let now = Utc::now();
+    let now = app.now();
     let ranked = app.rank_audience(audience_name, now).await?;
     let weights = app.source_weights();
     let selection = ranked.select(now, &weights);
@@ -559,7 +559,7 @@ async fn rank_cmd(app: &App, audience_name: &str, limit: usize, explain: bool) -
 }
 
 async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> {
-    let now = Utc::now();
+    let now = app.now();
     let edition = |name: &str| -> anyhow::Result<String> { Ok(app.config.edition(name)?.name.clone()) };
     match command {
         IssueCommand::Pin {
@@ -659,7 +659,7 @@ async fn preview(
         FormatArg::Text => PreviewFormat::Text,
         FormatArg::Eml => PreviewFormat::Eml,
     };
-    let bytes = app.preview(edition, format, to.as_ref(), Utc::now()).await?;
+    let bytes = app.preview(edition, format, to.as_ref(), app.now()).await?;
     match out {
         Some(path) => {
             std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -793,7 +793,7 @@ async fn serve(app: App, config_path: PathBuf) -> anyhow::Result<Outcome> {
 }
 
 fn schedule(config: &Config) -> Outcome {
-    let now = Utc::now();
+    let now = SystemClock.now();
     let mut jobs: Vec<(String, &tidings::schedule::Schedule)> = vec![("collect".into(), &config.collect.schedule)];
     for e in &config.editions {
         jobs.push((format!("edition {}", e.name), &e.schedule));
@@ -871,7 +871,7 @@ async fn send(
         progress: &progress,
     };
     if resume {
-        let reports = app.resume(edition, &options, Utc::now()).await;
+        let reports = app.resume(edition, &options, app.now()).await;
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
@@ -888,7 +888,7 @@ async fn send(
         }
         return Ok(outcome);
     }
-    let report = app.send(edition, &options, Utc::now()).await;
+    let report = app.send(edition, &options, app.now()).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -954,7 +954,7 @@ async fn run_once(app: &App) -> anyhow::Result<Outcome> {
     print_collect(&report);
     let mut ok = report.failed() == 0;
     for edition in &app.config.editions {
-        match app.send(&edition.name, &SendOptions::standard(), Utc::now()).await {
+        match app.send(&edition.name, &SendOptions::standard(), app.now()).await {
             Ok(report) => ok &= matches!(print_send(&edition.name, &report), Outcome::Success),
             Err(e) => {
                 println!("{}: FAILED: {e}", edition.name);
@@ -985,7 +985,7 @@ async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::Result<Outco
                     name.as_ref().map(SubscriberName::as_str),
                     SubscriberStatus::Active,
                     &editions,
-                    Utc::now(),
+                    app.now(),
                 )
                 .await?
             {
@@ -1027,7 +1027,7 @@ async fn import(app: &App, file: &Path) -> anyhow::Result<Outcome> {
     let rows = tidings::app::parse_subscriber_csv(&data, &app.config)
         .map_err(|e| tidings::Error::Usage(format!("{}: {e}", file.display())))?;
     let (mut added, mut updated, mut invalid) = (0, 0, 0);
-    let now = Utc::now();
+    let now = app.now();
     for row in rows {
         match row {
             Ok(r) => {
@@ -1056,8 +1056,8 @@ async fn import(app: &App, file: &Path) -> anyhow::Result<Outcome> {
 
 async fn sources(app: &App) -> anyhow::Result<Outcome> {
     let rows = app.store.list_sources().await?;
-    let now = Utc::now();
-    let fmt = |t: Option<chrono::DateTime<Utc>>| {
+    let now = app.now();
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_else(|| "never".into())
     };

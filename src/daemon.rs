@@ -1,17 +1,18 @@
 //! `tidings serve`: the schedules, the delivery workers and the web side in
 //! one long-lived process; several can share one PostgreSQL.
 //!
-//! tokio-cron-scheduler fires one-shot jobs at instants computed by
-//! [`crate::schedule`] in each edition's own time zone (its own time-zone
-//! jobs keep the offset they were created with and drift by an hour at a
-//! daylight-saving change); each job re-arms the next one. A job only
-//! *enqueues* work naming its slot, and the slot is a database key claimed by
-//! the first process to insert it, so neither a restart nor a second replica
-//! runs a slot twice. The work itself runs on tasks the main loop tracks, so
-//! a stop waits for it.
+//! [`Daemon`] holds the next instant of every schedule and is stepped with
+//! [`Daemon::tick`]: whatever is due at `now` is started, so tests make time
+//! pass on a manual clock. In production [`serve`] ticks it when a
+//! tokio-cron-scheduler one-shot job fires at the next slot (computed by
+//! [`crate::schedule`] in each edition's own time zone, so daylight-saving
+//! changes cannot shift it) and every few seconds for retries. Work for a
+//! slot names the slot, and the slot is a database key claimed by the first
+//! process to insert it, so neither a restart nor a second replica runs it
+//! twice. Running work is tracked, so a stop waits for it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -32,20 +33,6 @@ pub enum Control {
     Reload,
 }
 
-/// Work a schedule fired.
-#[derive(Debug, Clone)]
-enum Work {
-    Collect {
-        slot: DateTime<Utc>,
-        generation: u64,
-    },
-    Edition {
-        name: String,
-        slot: DateTime<Utc>,
-        generation: u64,
-    },
-}
-
 /// How often the delivery workers look for retries that came due.
 const DELIVERY_TICK: StdDuration = StdDuration::from_secs(2);
 /// How long a stop waits for running work before giving up on it (its
@@ -60,18 +47,188 @@ fn job_name_edition(name: &str) -> String {
     format!("edition:{name}")
 }
 
+/// The schedules and the work they started, stepped by [`Daemon::tick`].
 pub struct Daemon {
     app: Arc<App>,
     /// What the web pages use; replaced on reload with `app`.
-    shared_app: Arc<std::sync::RwLock<Arc<App>>>,
-    scheduler: JobScheduler,
-    work_tx: mpsc::Sender<Work>,
-    /// Bumped on reload: work armed for an older configuration is dropped.
-    generation: u64,
+    shared_app: Arc<RwLock<Arc<App>>>,
+    next_collect: Option<DateTime<Utc>>,
+    /// Each edition's next slot.
+    next_slots: Vec<(String, DateTime<Utc>)>,
+    next_delivery_pass: DateTime<Utc>,
+    delivering: Arc<AtomicBool>,
+    running: JoinSet<()>,
     stop: watch::Sender<bool>,
 }
 
-/// Runs until `control` says stop (or closes). `reload` reads the
+impl Daemon {
+    /// Catches up the slots missed while no daemon ran (within each
+    /// edition's grace window) and arms the next slot of every schedule.
+    pub async fn start(app: App) -> Result<Daemon> {
+        let app = Arc::new(app);
+        let now = app.now();
+        let mut daemon = Daemon {
+            shared_app: Arc::new(RwLock::new(Arc::clone(&app))),
+            app,
+            next_collect: None,
+            next_slots: Vec::new(),
+            next_delivery_pass: now,
+            delivering: Arc::new(AtomicBool::new(false)),
+            running: JoinSet::new(),
+            stop: watch::channel(false).0,
+        };
+        daemon.catch_up(now).await?;
+        daemon.arm_all(now);
+        Ok(daemon)
+    }
+
+    /// The app the web pages read (it follows reloads).
+    pub fn shared_app(&self) -> Arc<RwLock<Arc<App>>> {
+        Arc::clone(&self.shared_app)
+    }
+
+    /// When the next slot of any schedule comes.
+    pub fn next_slot(&self) -> Option<DateTime<Utc>> {
+        self.next_slots.iter().map(|(_, at)| *at).chain(self.next_collect).min()
+    }
+
+    /// Starts everything due at `now`: each schedule's slot once it has
+    /// come (later slots that passed meanwhile are not run again), and a
+    /// delivery pass for retries when none runs.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        if *self.stop.borrow() {
+            return;
+        }
+        if let Some(slot) = self.next_collect.filter(|at| *at <= now) {
+            self.next_collect = self.app.config.collect.schedule.next_after(slot.max(now));
+            let app = Arc::clone(&self.app);
+            self.running.spawn(async move {
+                if let Err(e) = run_collect(&app, slot).await {
+                    tracing::error!("collect: {e}");
+                }
+            });
+        }
+        let due: Vec<(String, DateTime<Utc>)> = self.next_slots.iter().filter(|(_, at)| *at <= now).cloned().collect();
+        for (name, slot) in due {
+            let next = self
+                .app
+                .config
+                .edition(&name)
+                .ok()
+                .and_then(|e| e.schedule.next_after(slot.max(now)));
+            self.next_slots.retain(|(n, _)| *n != name);
+            if let Some(next) = next {
+                self.next_slots.push((name.clone(), next));
+            }
+            self.start_edition(name, slot);
+        }
+        if now >= self.next_delivery_pass && !self.delivering.swap(true, Ordering::SeqCst) {
+            self.next_delivery_pass = now + chrono::Duration::from_std(DELIVERY_TICK).unwrap_or_default();
+            let (app, stop, flag) = (
+                Arc::clone(&self.app),
+                self.stop.subscribe(),
+                Arc::clone(&self.delivering),
+            );
+            self.running.spawn(async move {
+                if let Err(e) = delivery_pass(&app, stop).await {
+                    tracing::error!("delivery: {e}");
+                }
+                flag.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// Waits until every piece of work started so far has finished.
+    pub async fn settle(&mut self) {
+        while let Some(joined) = self.running.join_next().await {
+            log_task_failure(joined);
+        }
+    }
+
+    /// Takes a new configuration: its templates are read, and every
+    /// schedule is armed again from `now`.
+    pub fn reload(&mut self, config: Config) -> Result<()> {
+        self.app = Arc::new(self.app.reconfigured(config)?);
+        match self.shared_app.write() {
+            Ok(mut shared) => *shared = Arc::clone(&self.app),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&self.app),
+        }
+        self.arm_all(self.app.now());
+        Ok(())
+    }
+
+    /// Stops taking work and waits (at most [`STOP_GRACE`]) for what runs;
+    /// the store stays open for whoever else holds the app.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(STOP_GRACE, self.settle()).await;
+        if drained.is_err() {
+            tracing::warn!("work still running after {STOP_GRACE:?}; its leases hand it to the next run");
+            self.running.shutdown().await;
+        }
+    }
+
+    /// The next collect and the next slot of every edition after `now`.
+    fn arm_all(&mut self, now: DateTime<Utc>) {
+        self.next_collect = self.app.config.collect.schedule.next_after(now);
+        self.next_slots = self
+            .app
+            .config
+            .editions
+            .iter()
+            .filter_map(|e| Some((e.name.clone(), e.schedule.next_after(now)?)))
+            .collect();
+    }
+
+    /// A slot missed while no daemon ran: the most recent one is caught up
+    /// when it is within the edition's grace window, older ones are skipped.
+    async fn catch_up(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let mut missed = Vec::new();
+        for edition in &self.app.config.editions {
+            let Some(slot) = edition.schedule.slot_at_or_before(now) else {
+                continue;
+            };
+            let job = job_name_edition(&edition.name);
+            if self.app.store.slot_taken(&job, slot).await?
+                || self.app.store.find_issue(&edition.name, slot).await?.is_some()
+            {
+                continue;
+            }
+            if now - slot <= edition.grace {
+                tracing::info!(edition = %edition.name, %slot, "catching up the slot missed while stopped");
+                missed.push((edition.name.clone(), slot));
+            } else {
+                tracing::info!(
+                    edition = %edition.name, %slot, grace = %edition.grace,
+                    "skipping a missed slot older than the grace window"
+                );
+            }
+        }
+        for (name, slot) in missed {
+            self.start_edition(name, slot);
+        }
+        Ok(())
+    }
+
+    fn start_edition(&mut self, name: String, slot: DateTime<Utc>) {
+        let (app, stop) = (Arc::clone(&self.app), self.stop.subscribe());
+        self.running.spawn(async move {
+            if let Err(e) = run_edition(&app, &name, slot, stop).await {
+                tracing::error!(edition = %name, "send: {e}");
+            }
+        });
+    }
+}
+
+fn log_task_failure(joined: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!("a task failed: {e}");
+    }
+}
+
+/// Runs until `control` says stop (or closes): the web pages on `listener`
+/// (and `/metrics` apart when `[web] metrics_listen` says so) and the
+/// daemon, ticked at each slot and every few seconds. `reload` reads the
 /// configuration again on `Control::Reload`.
 pub async fn serve(
     app: App,
@@ -80,13 +237,12 @@ pub async fn serve(
     reload: impl Fn() -> Result<Config>,
 ) -> Result<()> {
     let metrics = crate::web::install_metrics();
-    let (stop, stop_rx) = watch::channel(false);
-    let app = Arc::new(app);
-    let shared_app = Arc::new(std::sync::RwLock::new(Arc::clone(&app)));
-    let web_state = crate::web::WebState::new(Arc::clone(&shared_app), metrics);
+    let (stop_web, stop_rx) = watch::channel(false);
+    let mut daemon = Daemon::start(app).await?;
+    let web_state = crate::web::WebState::new(daemon.shared_app(), metrics);
     let address = listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
     tracing::info!(%address, "listening");
-    let limits = app.config.web.clone();
+    let limits = daemon.app.config.web.clone();
     let metrics_web = match limits.metrics_listen {
         Some(at) => {
             let metrics_listener = tokio::net::TcpListener::bind(at)
@@ -111,198 +267,93 @@ pub async fn serve(
         stop_rx.clone(),
     ));
 
-    let scheduler = JobScheduler::new()
-        .await
-        .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
-    scheduler
-        .start()
-        .await
-        .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
-    let (work_tx, mut work_rx) = mpsc::channel::<Work>(256);
-    let mut daemon = Daemon {
-        app,
-        shared_app,
-        scheduler,
-        work_tx,
-        generation: 0,
-        stop,
-    };
-    daemon.catch_up(Utc::now()).await?;
-    daemon.arm_all(Utc::now()).await?;
-
-    let mut running: JoinSet<()> = JoinSet::new();
-    let delivering = Arc::new(AtomicBool::new(false));
+    let mut waker = Waker::start().await?;
+    waker.arm(daemon.next_slot(), daemon.app.now()).await;
     let mut tick = tokio::time::interval(DELIVERY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            Some(work) = work_rx.recv() => daemon.handle(work, &mut running, &stop_rx).await,
-            _ = tick.tick() => {
-                if !delivering.swap(true, Ordering::SeqCst) {
-                    let (app, stop, flag) = (Arc::clone(&daemon.app), stop_rx.clone(), Arc::clone(&delivering));
-                    running.spawn(async move {
-                        if let Err(e) = delivery_pass(&app, stop).await {
-                            tracing::error!("delivery: {e}");
-                        }
-                        flag.store(false, Ordering::SeqCst);
-                    });
-                }
+            Some(()) = waker.fired.recv() => {
+                waker.armed = None;
+                daemon.tick(daemon.app.now());
             }
-            Some(joined) = running.join_next(), if !running.is_empty() => {
-                if let Err(e) = joined {
-                    tracing::error!("a task failed: {e}");
-                }
-            }
+            _ = tick.tick() => daemon.tick(daemon.app.now()),
+            Some(joined) = daemon.running.join_next(), if !daemon.running.is_empty() => log_task_failure(joined),
             ctl = control.recv() => match ctl {
-                Some(Control::Reload) => match reload().and_then(|config| daemon.app.reconfigured(config)) {
-                    Ok(app) => {
-                        daemon.app = Arc::new(app);
-                        match daemon.shared_app.write() {
-                            Ok(mut shared) => *shared = Arc::clone(&daemon.app),
-                            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&daemon.app),
-                        }
-                        daemon.generation += 1;
-                        daemon.arm_all(Utc::now()).await?;
-                        tracing::info!("configuration reloaded");
-                    }
+                Some(Control::Reload) => match reload().and_then(|config| daemon.reload(config)) {
+                    Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::error!("configuration not reloaded, keeping the old one: {e}"),
                 },
                 Some(Control::Stop) | None => break,
             },
         }
+        waker.arm(daemon.next_slot(), daemon.app.now()).await;
     }
 
     tracing::info!("stopping: no new work; waiting for running work to finish");
-    let _ = daemon.stop.send(true);
-    let drained = tokio::time::timeout(STOP_GRACE, async { while running.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("work still running after {STOP_GRACE:?}; its leases hand it to the next run");
-        running.shutdown().await;
-    }
-    let _ = daemon.scheduler.shutdown().await;
+    let _ = waker.scheduler.shutdown().await;
+    let _ = stop_web.send(true);
+    let app = Arc::clone(&daemon.app);
+    daemon.shutdown().await;
     let _ = web.await;
     if let Some(metrics_web) = metrics_web {
         let _ = metrics_web.await;
     }
-    daemon.app.store.close().await;
+    app.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-impl Daemon {
-    /// Arms the next collect and the next slot of every edition.
-    async fn arm_all(&mut self, now: DateTime<Utc>) -> Result<()> {
-        let generation = self.generation;
-        if let Some(at) = self.app.config.collect.schedule.next_after(now) {
-            self.arm(at, Work::Collect { slot: at, generation }).await?;
-        }
-        for edition in &self.app.config.editions {
-            if let Some(at) = edition.schedule.next_after(now) {
-                let work = Work::Edition {
-                    name: edition.name.clone(),
-                    slot: at,
-                    generation,
-                };
-                self.arm(at, work).await?;
-            }
-        }
-        Ok(())
-    }
+/// Wakes the serve loop at the next slot: a tokio-cron-scheduler one-shot
+/// job armed for that instant.
+struct Waker {
+    scheduler: JobScheduler,
+    armed: Option<DateTime<Utc>>,
+    fire: mpsc::Sender<()>,
+    fired: mpsc::Receiver<()>,
+}
 
-    /// A one-shot job that enqueues `work` at `at`.
-    async fn arm(&self, at: DateTime<Utc>, work: Work) -> Result<()> {
-        let delay = (at - Utc::now()).to_std().unwrap_or_default();
-        let tx = self.work_tx.clone();
-        let job = Job::new_one_shot_async(delay, move |_, _| {
-            let (tx, work) = (tx.clone(), work.clone());
-            Box::pin(async move {
-                let _ = tx.send(work).await;
-            })
-        })
-        .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
-        self.scheduler
-            .add(job)
+impl Waker {
+    async fn start() -> Result<Waker> {
+        let scheduler = JobScheduler::new()
             .await
             .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
-        Ok(())
+        scheduler
+            .start()
+            .await
+            .map_err(|e| Error::Other(format!("scheduler: {e}")))?;
+        let (fire, fired) = mpsc::channel(16);
+        Ok(Waker {
+            scheduler,
+            armed: None,
+            fire,
+            fired,
+        })
     }
 
-    /// A slot missed while no daemon ran: the most recent one is caught up
-    /// when it is within the edition's grace window, older ones are skipped.
-    async fn catch_up(&self, now: DateTime<Utc>) -> Result<()> {
-        for edition in &self.app.config.editions {
-            let Some(slot) = edition.schedule.slot_at_or_before(now) else {
-                continue;
-            };
-            let job = job_name_edition(&edition.name);
-            if self.app.store.slot_taken(&job, slot).await?
-                || self.app.store.find_issue(&edition.name, slot).await?.is_some()
-            {
-                continue;
-            }
-            if now - slot <= edition.grace {
-                tracing::info!(edition = %edition.name, %slot, "catching up the slot missed while stopped");
-                let work = Work::Edition {
-                    name: edition.name.clone(),
-                    slot,
-                    generation: self.generation,
-                };
-                let _ = self.work_tx.send(work).await;
-            } else {
-                tracing::info!(
-                    edition = %edition.name, %slot, grace = %edition.grace,
-                    "skipping a missed slot older than the grace window"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle(&mut self, work: Work, running: &mut JoinSet<()>, stop: &watch::Receiver<bool>) {
-        if *stop.borrow() {
+    /// Arms a job for `at` unless one is armed for it already. A job armed
+    /// earlier that is no longer needed only wakes the loop once for nothing.
+    async fn arm(&mut self, at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let Some(at) = at else { return };
+        if self.armed.is_some_and(|armed| armed <= at) {
             return;
         }
-        match work {
-            Work::Collect { slot, generation } => {
-                if generation != self.generation {
-                    return;
-                }
-                if let Some(next) = self.app.config.collect.schedule.next_after(slot.max(Utc::now()))
-                    && let Err(e) = self.arm(next, Work::Collect { slot: next, generation }).await
-                {
-                    tracing::error!("cannot arm the next collect: {e}");
-                }
-                let app = Arc::clone(&self.app);
-                running.spawn(async move {
-                    if let Err(e) = run_collect(&app, slot).await {
-                        tracing::error!("collect: {e}");
-                    }
-                });
-            }
-            Work::Edition { name, slot, generation } => {
-                if generation != self.generation {
-                    return;
-                }
-                let Ok(edition) = self.app.config.edition(&name) else {
-                    return;
-                };
-                if let Some(next) = edition.schedule.next_after(slot.max(Utc::now())) {
-                    let work = Work::Edition {
-                        name: name.clone(),
-                        slot: next,
-                        generation,
-                    };
-                    if let Err(e) = self.arm(next, work).await {
-                        tracing::error!("cannot arm the next slot of {name}: {e}");
-                    }
-                }
-                let (app, stop) = (Arc::clone(&self.app), stop.clone());
-                running.spawn(async move {
-                    if let Err(e) = run_edition(&app, &name, slot, stop).await {
-                        tracing::error!(edition = %name, "send: {e}");
-                    }
-                });
-            }
+        let delay = (at - now).to_std().unwrap_or_default();
+        let fire = self.fire.clone();
+        let job = Job::new_one_shot_async(delay, move |_, _| {
+            let fire = fire.clone();
+            Box::pin(async move {
+                let _ = fire.send(()).await;
+            })
+        });
+        let added = match job {
+            Ok(job) => self.scheduler.add(job).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match added {
+            Ok(()) => self.armed = Some(at),
+            // The delivery tick still runs the slot, a few seconds late.
+            Err(e) => tracing::error!("scheduler: cannot arm the next slot: {e}"),
         }
     }
 }
@@ -310,7 +361,7 @@ impl Daemon {
 /// The collect job for one slot: once across all replicas.
 async fn run_collect(app: &App, slot: DateTime<Utc>) -> Result<()> {
     let job = job_name_collect();
-    let now = Utc::now();
+    let now = app.now();
     metrics::gauge!("tidings_schedule_lag_seconds", "job" => job.clone())
         .set((now - slot).num_milliseconds() as f64 / 1000.0);
     if !app.store.claim_slot(&job, slot, now).await? {
@@ -340,7 +391,7 @@ async fn run_collect(app: &App, slot: DateTime<Utc>) -> Result<()> {
 /// One edition's slot: compose (once across replicas) and deliver.
 async fn run_edition(app: &App, name: &str, slot: DateTime<Utc>, stop: watch::Receiver<bool>) -> Result<()> {
     let job = job_name_edition(name);
-    let now = Utc::now();
+    let now = app.now();
     metrics::gauge!("tidings_schedule_lag_seconds", "job" => job.clone())
         .set((now - slot).num_milliseconds() as f64 / 1000.0);
     if !app.store.claim_slot(&job, slot, now).await? {
@@ -390,7 +441,7 @@ async fn run_edition(app: &App, name: &str, slot: DateTime<Utc>, stop: watch::Re
 /// Sends what came due: retries, and rows whose lease ran out (a crashed
 /// process's).
 async fn delivery_pass(app: &App, stop: watch::Receiver<bool>) -> Result<()> {
-    for issue_id in app.store.issues_with_due_deliveries(Utc::now()).await? {
+    for issue_id in app.store.issues_with_due_deliveries(app.now()).await? {
         if *stop.borrow() {
             break;
         }

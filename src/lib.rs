@@ -3,10 +3,12 @@
 //!
 //! The data flows one way: [`collect`] → [`store`] → [`rank`] → [`render`] →
 //! [`deliver`]. [`config`], [`schedule`] and [`app`] (the commands) sit at the
-//! edges. Nothing below `app` reads the clock or the environment: `now` and
-//! settings are passed in, so tests control both.
+//! edges. Only [`clock`] reads the wall clock and only `config` the
+//! environment: `now` (or the app's clock) and settings are passed in, so
+//! tests control both.
 
 pub mod app;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;

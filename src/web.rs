@@ -338,7 +338,7 @@ fn capitalise(s: &str) -> String {
 
 async fn unsubscribe_page(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     let app = state.app();
-    let id = match verify(&app, Purpose::Unsubscribe, &token, Utc::now()).await {
+    let id = match verify(&app, Purpose::Unsubscribe, &token, app.now()).await {
         Ok(id) => id,
         Err(response) => return response,
     };
@@ -386,7 +386,7 @@ async fn unsubscribe_page(State(state): State<WebState>, Path(token): Path<Strin
 /// no cookie, no login, the signed token decides.
 async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     let app = state.app();
-    let now = Utc::now();
+    let now = app.now();
     let id = match verify(&app, Purpose::Unsubscribe, &token, now).await {
         Ok(id) => id,
         Err(response) => return response,
@@ -431,7 +431,7 @@ async fn preferences_page(State(state): State<WebState>, Path(token): Path<Strin
 
 async fn show_preferences(state: &WebState, token: &str, saved_fields: Option<Vec<(String, String)>>) -> Response {
     let app = state.app();
-    let now = Utc::now();
+    let now = app.now();
     let id = match verify(&app, Purpose::Preferences, token, now).await {
         Ok(id) => id,
         Err(response) => return response,

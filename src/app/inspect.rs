@@ -51,7 +51,7 @@ pub async fn inspect(
         SourceLocation::File(_) => None,
     };
     let fetched = match fetcher
-        .fetch(&location, &collect::Validators::default(), trusted_host.as_deref())
+        .fetch(&location, &collect::Validators::default(), trusted_host.as_deref(), now)
         .await
         .map_err(|e| Error::Other(e.to_string()))?
     {

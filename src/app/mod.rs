@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::clock::SharedClock;
 use crate::collect::cluster::{ClusterCandidate, ClusterIndex};
 use crate::collect::{self, Collector, Fetcher, SourceResult};
 use crate::config::{Config, Edition, SourceLocation};
@@ -69,6 +70,8 @@ pub struct App {
     pub store: Store,
     /// The templates, loaded once per configuration (again on reload).
     renderer: Arc<Renderer>,
+    /// Where the time comes from: the system clock, or a test's.
+    clock: SharedClock,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -202,14 +205,30 @@ pub enum PreviewFormat {
 }
 
 impl App {
+    /// Opens the store and loads the templates; time from the system clock.
     pub async fn open(config: Config) -> Result<App> {
+        App::open_with_clock(config, crate::clock::system()).await
+    }
+
+    /// As [`App::open`], with time from `clock`.
+    pub async fn open_with_clock(config: Config, clock: SharedClock) -> Result<App> {
         let renderer = Arc::new(Renderer::load(&config.site.templates_dir)?);
         let store = Store::open(&config.database).await?;
         Ok(App {
             config,
             store,
             renderer,
+            clock,
         })
+    }
+
+    /// The current time, from the app's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The same store with a new configuration (a reload): its templates
@@ -219,6 +238,7 @@ impl App {
             renderer: Arc::new(Renderer::load(&config.site.templates_dir)?),
             config,
             store: self.store.clone(),
+            clock: Arc::clone(&self.clock),
         })
     }
 
@@ -888,7 +908,7 @@ impl App {
                 transport,
                 Arc::clone(&job),
                 &policy,
-                &Utc::now,
+                self.clock.as_ref(),
                 &stop,
                 options.progress,
             )
@@ -903,7 +923,7 @@ impl App {
             if total.stopped || total.counts.pending + total.counts.sending == 0 {
                 return Ok(total);
             }
-            let now = Utc::now();
+            let now = self.now();
             let Some(next) = total.next_due.filter(|n| *n <= now + wait) else {
                 return Ok(total);
             };
@@ -1005,7 +1025,7 @@ impl App {
             ),
             attempts: 0,
         };
-        let message = job.message_for(&row, std::time::SystemTime::now())?;
+        let message = job.message_for(&row, now.into())?;
         let (personal, _, _) = job.personal(id, name.as_deref(), email.as_str());
         Ok(PreviewMessage {
             slot,

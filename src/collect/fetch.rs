@@ -126,12 +126,13 @@ impl Fetcher {
         location: &SourceLocation,
         validators: &Validators,
         trusted_host: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<FetchOutcome, FetchError> {
         match location {
             SourceLocation::Http(url) => {
                 // The total timeout covers the whole exchange, body included,
                 // so a server that trickles bytes cannot hold a worker forever.
-                let fetch = self.fetch_http(url, validators, trusted_host);
+                let fetch = self.fetch_http(url, validators, trusted_host, now);
                 match tokio::time::timeout(self.limits.total_timeout, fetch).await {
                     Ok(result) => result,
                     Err(_) => Err(FetchError::Timeout),
@@ -161,6 +162,7 @@ impl Fetcher {
         start: &Url,
         validators: &Validators,
         trusted_host: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<FetchOutcome, FetchError> {
         let mut url = start.clone();
         let mut visited = vec![url.clone()];
@@ -198,7 +200,7 @@ impl Fetcher {
         let moved_to = (visited.len() > 1 && all_permanent).then(|| url.clone());
         let status = resp.status();
         let headers = resp.headers().clone();
-        let cache = cache_hints(&headers, Utc::now());
+        let cache = cache_hints(&headers, now);
         if status == StatusCode::NOT_MODIFIED {
             return Ok(FetchOutcome::NotModified { cache, moved_to });
         }
@@ -207,7 +209,7 @@ impl Fetcher {
         }
         if !status.is_success() {
             let retry_after = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-                .then(|| retry_after(&headers, Utc::now()))
+                .then(|| retry_after(&headers, now))
                 .flatten();
             return Err(FetchError::Status { status, retry_after });
         }

@@ -135,7 +135,7 @@ impl Collector {
             crate::config::SourceLocation::Http(configured) => configured.host_str(),
             crate::config::SourceLocation::File(_) => None,
         };
-        let fetched = match self.fetcher.fetch(location, validators, trusted_host).await? {
+        let fetched = match self.fetcher.fetch(location, validators, trusted_host, now).await? {
             FetchOutcome::NotModified { cache, moved_to } => {
                 return Ok(SourceResult::NotModified { cache, moved_to });
             }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 pub use message::{MessageContext, build_message};
 pub use transport::{SendOutcome, Transport};
 
+use crate::clock::Clock;
 use crate::render::{EncodedIssue, Personal, Recipient, RenderedIssue, personalize};
 use crate::store::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, Store};
 use crate::token::{Purpose, Signer};
@@ -262,7 +263,7 @@ pub async fn run_issue(
     transport: &Transport,
     job: Arc<IssueDelivery>,
     policy: &DeliveryPolicy,
-    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    clock: &dyn Clock,
     stop: &tokio::sync::watch::Receiver<bool>,
     progress: DeliveryProgress<'_>,
 ) -> Result<RunReport, DeliverError> {
@@ -334,7 +335,7 @@ async fn send_due(
     transport: &Transport,
     job: &Arc<IssueDelivery>,
     policy: &DeliveryPolicy,
-    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    clock: &dyn Clock,
     stop: &tokio::sync::watch::Receiver<bool>,
     outcomes: tokio::sync::mpsc::Sender<DeliveryOutcome>,
 ) -> Result<Option<String>, DeliverError> {
@@ -342,7 +343,7 @@ async fn send_due(
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
     let claim = |cursor: i64| -> ClaimHandle {
-        let (store, policy, now) = (store.clone(), policy.clone(), clock());
+        let (store, policy, now) = (store.clone(), policy.clone(), clock.now());
         tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, cursor).await })
     };
     let mut next_claim = Some(claim(0));
@@ -374,8 +375,9 @@ async fn send_due(
             }
             let job = Arc::clone(job);
             let transport = transport.clone();
+            let date: SystemTime = clock.now().into();
             tasks.spawn(async move {
-                let outcome = match job.message_for(&row, SystemTime::now()) {
+                let outcome = match job.message_for(&row, date) {
                     Ok(msg) => transport.send(&msg, &row.message_id).await,
                     // An address that lettre cannot use will never work.
                     Err(e) => SendOutcome::Permanent(e.to_string()),
@@ -391,7 +393,7 @@ async fn send_due(
         };
         let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
         let id = row.id;
-        let recorded = match outcome_of(row, outcome, policy, clock()) {
+        let recorded = match outcome_of(row, outcome, policy, clock.now()) {
             Ok(recorded) => recorded,
             // The server refuses us, not this subscriber (authentication):
             // give the row back untouched and stop.

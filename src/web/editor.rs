@@ -24,7 +24,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -59,7 +59,7 @@ async fn session(app: &App, headers: &HeaderMap) -> Option<i64> {
     let id: i64 = id.parse().ok()?;
     let row = app.store.editor_session(id).await.ok()??;
     let token = app.config.editor_token.as_ref()?;
-    let live = row.expires_at > Utc::now()
+    let live = row.expires_at > app.now()
         && same(&hash_hex(secret), &row.secret_hash)
         && same(&hash_hex(token.expose()), &row.token_hash);
     live.then_some(id)
@@ -172,7 +172,7 @@ async fn login(
         tracing::warn!(%client, "editor login refused");
         return refuse(StatusCode::UNAUTHORIZED, "That is not the editor token.");
     }
-    let now = Utc::now();
+    let now = app.now();
     let secret = match crate::app::random_hex(32) {
         Ok(s) => s,
         Err(e) => return server_error(&app, "login", e),
@@ -259,7 +259,7 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
         editions: Vec<EditionRow>,
         failing: Vec<FailingSource>,
     }
-    let now = Utc::now();
+    let now = app.now();
     let issues = match app.store.list_issues(200).await {
         Ok(i) => i,
         Err(e) => return server_error(&app, "dashboard", e),
@@ -362,7 +362,7 @@ async fn render_edition(
     let Ok(edition) = app.config.edition(edition_name) else {
         return message(app, StatusCode::NOT_FOUND, "No such edition", &[]);
     };
-    let now = Utc::now();
+    let now = app.now();
     let preview = match app.preview_message(&edition.name, None, now).await {
         Ok(p) => p,
         Err(e) => return server_error(app, "editor preview", e),
@@ -482,7 +482,7 @@ struct LinkResult {
 /// source's configured host is followed wherever it points; any other, and
 /// any redirect off that host, never reaches an internal address.
 async fn check_links(app: &App, edition: &str) -> crate::Result<Vec<LinkResult>> {
-    let now = Utc::now();
+    let now = app.now();
     let ranked = app.ranked_edition(edition, now).await?;
     let weights = app.source_weights();
     let selection = ranked.select(now, &weights);
@@ -642,7 +642,7 @@ async fn edition_action(
     let Ok(edition) = app.config.edition(&edition).map(|e| e.name.clone()) else {
         return message(&app, StatusCode::NOT_FOUND, "No such edition", &[]);
     };
-    let now = Utc::now();
+    let now = app.now();
     let story = || field(&fields, "story").unwrap_or_default().to_string();
     let mut links = None;
     let result: crate::Result<String> = async {

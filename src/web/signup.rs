@@ -110,7 +110,7 @@ pub(super) async fn subscribe(
         email: email.clone(),
         name,
         editions: to_subscribe,
-        at: Utc::now(),
+        at: app.now(),
     };
     if state.signups.try_send(request).is_err() {
         return again(
@@ -149,7 +149,7 @@ pub(super) async fn worker(state: WebState, mut queue: mpsc::Receiver<SignupRequ
             },
             _ = expiry.tick() => {
                 let app = state.app();
-                let cutoff = Utc::now() - Duration::days(i64::from(app.config.web.pending_days));
+                let cutoff = app.now() - Duration::days(i64::from(app.config.web.pending_days));
                 match app.store.expire_signups(cutoff).await {
                     Ok((0, 0)) => {}
                     Ok((subscribers, signups)) => tracing::info!(
@@ -272,7 +272,7 @@ async fn send_confirmation(
 
 /// The sign-up a confirmation link names, or the page to answer with.
 async fn signup_of(app: &App, token: &str) -> Result<(crate::store::Signup, crate::domain::Subscriber), Response> {
-    let id = verify(app, Purpose::Signup, token, Utc::now()).await?;
+    let id = verify(app, Purpose::Signup, token, app.now()).await?;
     let gone = || bad_link(app, "This sign-up no longer exists");
     let signup = match app.store.signup(id).await {
         Ok(Some(s)) => s,
@@ -322,7 +322,7 @@ pub(super) async fn confirm(State(state): State<WebState>, Path(token): Path<Str
         Ok(found) => found,
         Err(response) => return response,
     };
-    match app.store.confirm_signup(signup.id, Utc::now()).await {
+    match app.store.confirm_signup(signup.id, app.now()).await {
         Ok(Confirmation::Activated) => {
             tracing::info!(email = %subscriber.email, "subscription confirmed");
             message(

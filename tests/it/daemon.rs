@@ -1,14 +1,21 @@
 //! `tidings serve`: slots fire once, missed slots are caught up within the
-//! grace window, replicas share the work, signals are honoured.
+//! grace window, replicas share the work, reloads and signals are honoured.
+//! Time passes on a manual clock: the daemon runs in this process and is
+//! stepped; the binary is run where signals and the process's exit matter.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Timelike, Utc};
+use tidings::app::App;
+use tidings::clock::{ManualClock, SharedClock};
+use tidings::config::Config;
+use tidings::daemon::{Control, Daemon};
 use tokio::io::AsyncBufReadExt;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
+use crate::support::{Db, SECRET, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
 
 fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
     format!(
@@ -125,79 +132,114 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The daemon in this process on a manual clock, over this env's config.
+struct Stepped {
+    clock: Arc<ManualClock>,
+    daemon: Daemon,
+}
+
+impl Stepped {
+    async fn start(env: &TestEnv, clock: &Arc<ManualClock>) -> Stepped {
+        let config = Config::load(&env.config_path(), &|k| {
+            (k == "TIDINGS_SECRET").then(|| SECRET.to_string())
+        })
+        .expect("config");
+        let app = App::open_with_clock(config, Arc::clone(clock) as SharedClock)
+            .await
+            .expect("open");
+        let daemon = Daemon::start(app).await.expect("daemon");
+        Stepped {
+            clock: Arc::clone(clock),
+            daemon,
+        }
+    }
+
+    /// Moves the clock on by `by`, starts what is due, and waits for it.
+    async fn step(&mut self, by: chrono::Duration) {
+        let now = self.clock.advance(by);
+        self.daemon.tick(now);
+        self.daemon.settle().await;
+    }
+}
+
+/// The first top of the hour at least five minutes from now: stories the
+/// tests collect now are inside its issue's window.
+fn next_hour() -> DateTime<Utc> {
+    let soon = Utc::now() + chrono::Duration::minutes(5);
+    let hour = soon
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("top of the hour");
+    hour + chrono::Duration::hours(1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_sends_each_slot_once_and_answers_health_and_metrics() {
+async fn each_slot_runs_once_when_its_time_comes() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let env = TestEnv::new(Db::Sqlite);
-    env.write_config(&config(&feeds, &smtp, "*/2 * * * * *", "6h"));
+    env.write_config(&config(&feeds, &smtp, "0 0 * * * *", "10m"));
     add_subscribers(&env, 3).await;
     assert_exit(&env.run(&["collect"]).await, 0);
 
-    let served = Served::start(&env).await;
-    let address = served.address().await;
-    wait_for("the first slot's issue", || smtp.messages().len() >= 3).await;
-    // Later slots find no story that was not sent already: skipped, not resent.
-    wait_for("a later slot", || served.logged("slot skipped: too few stories")).await;
+    let slot = next_hour();
+    let clock = ManualClock::new(slot - chrono::Duration::minutes(2));
+    let mut stepped = Stepped::start(&env, &clock).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(slot));
+    stepped.step(chrono::Duration::seconds(90)).await;
+    assert!(smtp.messages().is_empty(), "nothing before the slot");
+    stepped.step(chrono::Duration::seconds(31)).await;
+    assert_eq!(smtp.messages().len(), 3, "the slot's issue, to each subscriber");
+    assert_eq!(stepped.daemon.next_slot(), Some(slot + chrono::Duration::hours(1)));
+    // Ticks within the same slot and a later slot with no new story send
+    // nothing more.
+    stepped.step(chrono::Duration::seconds(1)).await;
+    stepped.step(chrono::Duration::hours(1)).await;
     assert_eq!(smtp.messages().len(), 3, "each subscriber got the issue once");
-
-    let health = http_get(format!("http://{address}/healthz")).await.expect("healthz");
-    assert_eq!(health.status(), 200);
-    assert_eq!(health.text().await.expect("body"), "ok\n");
-    let metrics = http_get(format!("http://{address}/metrics")).await.expect("metrics");
-    let metrics = metrics.text().await.expect("body");
-    assert!(
-        metrics.contains("tidings_deliveries_total{status=\"sent\"} 3"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("tidings_schedule_lag_seconds"), "{metrics}");
-
-    let status = served.stop().await;
-    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     let issues = stdout(&env.run(&["deliveries"]).await);
     assert_eq!(
         issues.lines().filter(|l| l.starts_with("issue #")).count(),
         1,
         "{issues}"
     );
+    // Several slots that passed while busy run as one (the latest).
+    stepped.step(chrono::Duration::hours(5)).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(slot + chrono::Duration::hours(7)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_slot_is_caught_up_once_within_the_grace_window_and_skipped_beyond_it() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let slot = next_hour();
 
-    // Hourly: the last slot passed within the hour, inside a 2 h grace window.
+    // Started half an hour after an hourly slot, inside a 2 h grace window.
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&config(&feeds, &smtp, "0 0 * * * *", "2h"));
     add_subscribers(&env, 2).await;
     assert_exit(&env.run(&["collect"]).await, 0);
-    let served = Served::start(&env).await;
-    wait_for("the caught-up issue", || smtp.messages().len() >= 2).await;
-    assert!(served.logged("catching up the slot missed while stopped"));
-    assert_eq!(served.stop().await.code(), Some(0));
+    let clock = ManualClock::new(slot + chrono::Duration::minutes(30));
+    let mut stepped = Stepped::start(&env, &clock).await;
+    stepped.daemon.settle().await;
+    assert_eq!(smtp.messages().len(), 2, "the missed slot is caught up");
     // A restart does not send the slot again.
-    let served = Served::start(&env).await;
-    served.address().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut restarted = Stepped::start(&env, &clock).await;
+    restarted.step(chrono::Duration::minutes(1)).await;
     assert_eq!(smtp.messages().len(), 2, "caught up once");
-    assert_eq!(served.stop().await.code(), Some(0));
 
     // With a grace window shorter than the time since the slot: skipped.
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let env = TestEnv::new(Db::Sqlite);
-    env.write_config(&config(&feeds, &smtp, "0 0 0 1 1 *", "1s"));
+    env.write_config(&config(&feeds, &smtp, "0 0 * * * *", "20m"));
     add_subscribers(&env, 2).await;
     assert_exit(&env.run(&["collect"]).await, 0);
-    let served = Served::start(&env).await;
-    served.address().await;
-    wait_for("the skip to be logged", || {
-        served.logged("skipping a missed slot older than the grace window")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(smtp.messages().is_empty());
-    assert_eq!(served.stop().await.code(), Some(0));
+    let mut stepped = Stepped::start(&env, &clock).await;
+    stepped.step(chrono::Duration::minutes(1)).await;
+    assert!(smtp.messages().is_empty(), "a slot past its grace is skipped");
+    // The next slot runs as usual.
+    stepped.step(chrono::Duration::minutes(30)).await;
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,41 +252,110 @@ async fn two_replicas_deliver_one_issue_to_every_subscriber_exactly_once() {
         })
         .await;
         let env = TestEnv::new(db.clone());
-        env.write_config(&config(&feeds, &smtp, "*/3 * * * * *", "6h"));
+        env.write_config(&config(&feeds, &smtp, "0 */10 * * * *", "6h"));
         add_subscribers(&env, 60).await;
         assert_exit(&env.run(&["collect"]).await, 0);
-        let first = Served::start(&env).await;
-        let second = Served::start(&env).await;
-        wait_for("every subscriber", || smtp.per_recipient().len() >= 60).await;
-        // Let a few more slots pass: nothing is sent twice.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        let slot = next_hour();
+        let clock = ManualClock::new(slot - chrono::Duration::minutes(1));
+        let mut first = Stepped::start(&env, &clock).await;
+        let mut second = Stepped::start(&env, &clock).await;
+        // Both catch up the slot a minute before the hour ...
+        tokio::join!(first.daemon.settle(), second.daemon.settle());
+        // ... and reach each of four later slots at the same instant.
+        for _ in 0..4 {
+            let now = clock.advance(chrono::Duration::minutes(10));
+            first.daemon.tick(now);
+            second.daemon.tick(now);
+            tokio::join!(first.daemon.settle(), second.daemon.settle());
+        }
         let got = smtp.per_recipient();
         assert_eq!(got.len(), 60, "{db:?}");
         assert!(got.values().all(|c| *c == 1), "{db:?}: duplicates {got:?}");
-        assert_eq!(first.stop().await.code(), Some(0));
-        assert_eq!(second.stop().await.code(), Some(0));
+        drop((first, second));
         finish(db).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_when_bad() {
+async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    // The slot at the top of this hour is caught up at start.
+    env.write_config(&config(&feeds, &smtp, "0 0 * * * *", "2h"));
+    add_subscribers(&env, 3).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+
+    let served = Served::start(&env).await;
+    let address = served.address().await;
+    wait_for("the caught-up issue", || smtp.messages().len() >= 3).await;
+    assert!(served.logged("catching up the slot missed while stopped"));
+    let health = http_get(format!("http://{address}/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok\n");
+    wait_for("the sends to be counted", || served.logged("send finished")).await;
+    let metrics = http_get(format!("http://{address}/metrics")).await.expect("metrics");
+    let metrics = metrics.text().await.expect("body");
+    assert!(
+        metrics.contains("tidings_deliveries_total{status=\"sent\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tidings_schedule_lag_seconds"), "{metrics}");
+
+    let status = served.stop().await;
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    assert_eq!(smtp.messages().len(), 3, "each subscriber got the issue once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_takes_a_good_configuration_and_keeps_the_old_one_when_bad() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let env = TestEnv::new(Db::Sqlite);
     let good = config(&feeds, &smtp, "0 0 0 1 1 *", "1s");
     env.write_config(&good);
-    let served = Served::start(&env).await;
-    let address = served.address().await;
+    let load = {
+        let path = env.config_path();
+        move || {
+            Config::load(&path, &|k| (k == "TIDINGS_SECRET").then(|| SECRET.to_string())).map_err(tidings::Error::from)
+        }
+    };
+    let app = App::open(load().expect("config")).await.expect("open");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (control, controlled) = tokio::sync::mpsc::channel(4);
+    let served = tokio::spawn(tidings::daemon::serve(app, listener, controlled, load));
+    let page = || async {
+        let response = http_get(format!("http://{address}/subscribe")).await.expect("GET");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("body")
+    };
+    assert!(page().await.contains("Weekly AI Recap"));
+
     std::fs::write(env.config_path(), "this is = not [valid toml").expect("write");
-    served.signal("-HUP").await;
-    wait_for("the refusal", || served.logged("configuration not reloaded")).await;
+    control.send(Control::Reload).await.expect("control");
     let health = http_get(format!("http://{address}/healthz")).await.expect("healthz");
     assert_eq!(health.status(), 200, "still serving with the old configuration");
+    assert!(page().await.contains("Weekly AI Recap"));
+
     env.write_config(&good);
-    served.signal("-HUP").await;
-    wait_for("the reload", || served.logged("configuration reloaded")).await;
-    assert_eq!(served.stop().await.code(), Some(0));
+    let renamed = std::fs::read_to_string(env.config_path())
+        .expect("config")
+        .replace("title = \"Weekly AI Recap\"", "title = \"Monday Security Notes\"");
+    std::fs::write(env.config_path(), renamed).expect("write");
+    control.send(Control::Reload).await.expect("control");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if page().await.contains("Monday Security Notes") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "the new configuration serves the pages");
+    control.send(Control::Stop).await.expect("control");
+    let stopped = tokio::time::timeout(Duration::from_secs(40), served).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "stops cleanly: {stopped:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +397,7 @@ async fn sigterm_mid_send_loses_nothing_and_the_next_start_finishes_the_issue() 
     .await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(
-        &config(&feeds, &smtp, "*/2 * * * * *", "6h")
+        &config(&feeds, &smtp, "0 0 * * * *", "2h")
             .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 4"),
     );
     add_subscribers(&env, 150).await;
