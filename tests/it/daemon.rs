@@ -9,13 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, Timelike, Utc};
 use tidings::app::App;
 use tidings::clock::{ManualClock, SharedClock};
-use tidings::config::Config;
 use tidings::daemon::{Control, Daemon};
 use tokio::io::AsyncBufReadExt;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, SECRET, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
+use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
 
 fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
     format!(
@@ -140,13 +139,7 @@ struct Stepped {
 
 impl Stepped {
     async fn start(env: &TestEnv, clock: &Arc<ManualClock>) -> Stepped {
-        let config = Config::load(&env.config_path(), &|k| {
-            (k == "TIDINGS_SECRET").then(|| SECRET.to_string())
-        })
-        .expect("config");
-        let app = App::open_with_clock(config, Arc::clone(clock) as SharedClock)
-            .await
-            .expect("open");
+        let app = env.open_app(Arc::clone(clock) as SharedClock).await;
         let daemon = Daemon::start(app).await.expect("daemon");
         Stepped {
             clock: Arc::clone(clock),
@@ -316,9 +309,7 @@ async fn a_reload_takes_a_good_configuration_and_keeps_the_old_one_when_bad() {
     env.write_config(&good);
     let load = {
         let path = env.config_path();
-        move || {
-            Config::load(&path, &|k| (k == "TIDINGS_SECRET").then(|| SECRET.to_string())).map_err(tidings::Error::from)
-        }
+        move || crate::support::load_config(&path)
     };
     let app = App::open(load().expect("config")).await.expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -415,4 +406,32 @@ async fn sigterm_mid_send_loses_nothing_and_the_next_start_finishes_the_issue() 
     assert_eq!(served.stop().await.code(), Some(0));
     let got = smtp.per_recipient();
     assert!(got.values().all(|c| *c == 1), "nothing doubled: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_keep_their_local_time_across_both_daylight_saving_changes() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(&feeds, &smtp, "0 0 8 * * *", "1m").replace(
+        "schedule = \"0 0 8 * * *\"",
+        "schedule = \"0 0 8 * * *\"\ntimezone = \"Europe/Berlin\"",
+    ));
+    let utc = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time")
+    };
+    // 08:00 in Berlin: 07:00 UTC in winter, 06:00 UTC in summer.
+    let clock = ManualClock::new(utc("2026-03-28T12:00:00Z"));
+    let mut stepped = Stepped::start(&env, &clock).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(utc("2026-03-29T06:00:00Z")));
+    stepped.step(chrono::Duration::hours(18)).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(utc("2026-03-30T06:00:00Z")));
+    clock.set(utc("2026-10-24T12:00:00Z"));
+    let mut stepped = Stepped::start(&env, &clock).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(utc("2026-10-25T07:00:00Z")));
+    stepped.step(chrono::Duration::hours(19)).await;
+    assert_eq!(stepped.daemon.next_slot(), Some(utc("2026-10-26T07:00:00Z")));
+    assert!(smtp.messages().is_empty(), "no subscriber, nothing sent");
 }

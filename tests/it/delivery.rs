@@ -155,9 +155,17 @@ async fn a_retry_beyond_the_wait_is_left_for_the_next_run() {
     assert_exit(&out, 1);
     assert!(stdout(&out).contains("1 deliveries still waiting"), "{}", stdout(&out));
     assert_eq!(smtp.messages().len(), 3);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let out = env.run(&["send", "weekly", "--resume"]).await;
-    assert_exit(&out, 0);
+    // A few seconds later (on a manual clock) the retry is due.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let app = env.open_app(tidings::clock::ManualClock::new(later)).await;
+    let reports = app
+        .resume("weekly", &tidings::app::SendOptions::standard(), later)
+        .await
+        .expect("resume");
+    assert!(
+        matches!(&reports[..], [tidings::app::SendReport::Delivered { run, .. }] if run.sent == 1),
+        "{reports:?}"
+    );
     assert_eq!(smtp.per_recipient().get("grey@example.com"), Some(&1));
     assert_eq!(smtp.messages().len(), 4);
 }

@@ -68,6 +68,12 @@ pub async fn finish(db: Db) {
     }
 }
 
+/// The configuration at `path` as `serve` reads it (with the test secret).
+pub fn load_config(path: &Path) -> tidings::Result<tidings::config::Config> {
+    let secret = |k: &str| (k == "TIDINGS_SECRET").then(|| SECRET.to_string());
+    Ok(tidings::config::Config::load(path, &secret)?)
+}
+
 pub struct TestEnv {
     pub dir: TempDir,
     pub db: Db,
@@ -87,6 +93,17 @@ impl TestEnv {
 
     pub fn config_path(&self) -> PathBuf {
         self.path("tidings.toml")
+    }
+
+    /// This env's configuration as `serve` reads it (with the test secret).
+    pub fn load_config(&self) -> tidings::Result<tidings::config::Config> {
+        load_config(&self.config_path())
+    }
+
+    /// The library's app over this env, in this process, on `clock`.
+    pub async fn open_app(&self, clock: tidings::clock::SharedClock) -> tidings::app::App {
+        let config = self.load_config().expect("config");
+        tidings::app::App::open_with_clock(config, clock).await.expect("open")
     }
 
     /// The finished messages in the mailbox folder, oldest name first: a
