@@ -1,12 +1,15 @@
-//! Collecting one source: fetch → parse → normalise → sanitise → tag → key.
-//! This module never touches the store: it returns what it found, and the
-//! caller (`app::collect`) records it.
+//! Collecting: [`run`] is the one orchestrator of a collect (every due
+//! source fetched, processed and stored, with fetch state, backoff and
+//! clustering); the rest of this module handles one source — fetch → parse
+//! → normalise → sanitise → tag → key — and returns what it found without
+//! touching the store.
 
 pub mod cluster;
 mod cpu_pool;
 pub mod fetch;
 pub mod guard;
 pub mod parse;
+mod run;
 pub mod sanitize;
 pub mod tag;
 
@@ -21,6 +24,7 @@ use crate::domain::{NewStory, StoryKey, TaggedTag};
 use cpu_pool::CpuPool;
 pub use fetch::{CacheHints, FetchError, FetchLimits, FetchOutcome, Fetcher, Validators};
 pub use parse::{ParseError, ParsedFeed, ParsedItem, parse_feed};
+pub use run::{CollectProgress, CollectReport, SourceReport, SourceStatus, run};
 
 /// Longest title kept; longer ones are cut at a word boundary.
 const MAX_TITLE_CHARS: usize = 300;
