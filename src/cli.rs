@@ -8,9 +8,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tidings::clock::{Clock, SystemClock};
 
-use tidings::app::{App, CollectReport, PreviewFormat, SendOptions, SendReport, SourceStatus};
+use tidings::app::{App, CollectReport, SendOptions, SendReport, SourceStatus};
 use tidings::config::{self, Config};
 use tidings::domain::{EmailAddress, SubscriberName, SubscriberStatus};
+use tidings::issue::PreviewFormat;
 use tidings::rank;
 use tidings::store::AddOutcome;
 
@@ -568,9 +569,8 @@ async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> 
             position,
         } => {
             let e = edition(&e)?;
-            let story = app.find_story(&story).await?;
             let position = position.map(|p| p as usize);
-            app.store.pin_story(&e, story.id, position, now).await?;
+            let story = app.pin(&e, &story, position, now).await?;
             let at = position.map_or("where its score puts it".to_string(), |p| format!("at position {p}"));
             println!(
                 "{e}: #{} \"{}\" pinned into the next issue, {at}",
@@ -579,22 +579,19 @@ async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> 
         }
         IssueCommand::Exclude { edition: e, story } => {
             let e = edition(&e)?;
-            let story = app.find_story(&story).await?;
-            app.store.exclude_story(&e, story.id, now).await?;
+            let story = app.exclude(&e, &story, now).await?;
             println!("{e}: #{} \"{}\" kept out of the next issue", story.id, story.title);
         }
         IssueCommand::Unpick { edition: e, story } => {
             let e = edition(&e)?;
-            let story = app.find_story(&story).await?;
-            if app.store.clear_pick(&e, story.id).await? {
-                println!("{e}: #{} is ranked as usual again", story.id);
-            } else {
-                println!("{e}: #{} was neither pinned nor excluded", story.id);
+            match app.unpick(&e, &story).await? {
+                (story, true) => println!("{e}: #{} is ranked as usual again", story.id),
+                (story, false) => println!("{e}: #{} was neither pinned nor excluded", story.id),
             }
         }
         IssueCommand::Note { edition: e, text } => {
             let e = edition(&e)?;
-            app.store.set_note(&e, &text, now).await?;
+            app.set_note(&e, &text, now).await?;
             if text.trim().is_empty() {
                 println!("{e}: intro note removed");
             } else {
@@ -629,7 +626,7 @@ async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Result<Outcome> 
         }
         IssueCommand::Show { edition: e } => {
             let e = edition(&e)?;
-            let o = app.store.overrides(&e).await?;
+            let o = app.choices(&e).await?;
             println!("{e}: the editor's choices for the next issue");
             println!("note: {}", o.note.as_deref().unwrap_or("(none)"));
             for pin in &o.pins {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod domain;
+pub mod issue;
 pub mod preflight;
 pub mod rank;
 pub mod render;

@@ -648,26 +648,22 @@ async fn edition_action(
     let result: crate::Result<String> = async {
         match action.as_str() {
             "pin" => {
-                let s = app.find_story(&story()).await?;
                 let position = field(&fields, "position")
                     .and_then(|p| p.trim().parse::<usize>().ok())
                     .filter(|p| *p > 0);
-                app.store.pin_story(&edition, s.id, position, now).await?;
+                let s = app.pin(&edition, &story(), position, now).await?;
                 Ok(format!("Pinned #{} \"{}\".", s.id, s.title))
             }
             "exclude" => {
-                let s = app.find_story(&story()).await?;
-                app.store.exclude_story(&edition, s.id, now).await?;
+                let s = app.exclude(&edition, &story(), now).await?;
                 Ok(format!("Excluded #{} \"{}\".", s.id, s.title))
             }
             "unpick" => {
-                let s = app.find_story(&story()).await?;
-                app.store.clear_pick(&edition, s.id).await?;
+                let (s, _) = app.unpick(&edition, &story()).await?;
                 Ok(format!("#{} is ranked as usual again.", s.id))
             }
             "note" => {
-                app.store
-                    .set_note(&edition, field(&fields, "note").unwrap_or_default(), now)
+                app.set_note(&edition, field(&fields, "note").unwrap_or_default(), now)
                     .await?;
                 Ok("Intro note saved.".to_string())
             }
