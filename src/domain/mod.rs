@@ -1,5 +1,6 @@
 //! Pure domain types: no I/O, no database, no clock.
 
+pub mod configured;
 mod editorial;
 mod email;
 mod story;

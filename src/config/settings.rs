@@ -1,0 +1,286 @@
+//! The validated settings of each section (`[site]`, `[database]`,
+//! `[smtp]`, `[delivery]`, `[dkim]`, `[web]`, `[collect]`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use super::Secret;
+use super::validate::resolve;
+use crate::domain::Mailbox;
+use crate::schedule::Schedule;
+
+/// `[collect]`'s limits on one fetch (the collector and the link checker
+/// apply them).
+#[derive(Debug, Clone)]
+pub struct FetchLimits {
+    pub connect_timeout: std::time::Duration,
+    pub total_timeout: std::time::Duration,
+    /// Largest body accepted, counted after decompression.
+    pub max_body_bytes: usize,
+    pub max_redirects: usize,
+    /// `[collect] allow_private`: URLs from outside may reach internal
+    /// addresses too (see `guard.rs`).
+    pub allow_private: bool,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            connect_timeout: std::time::Duration::from_secs(10),
+            total_timeout: std::time::Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_redirects: 5,
+            allow_private: false,
+        }
+    }
+}
+
+/// How often and how much to collect.
+#[derive(Debug, Clone)]
+pub struct CollectPolicy {
+    /// Items kept per fetch (newest first); the rest are dropped and counted.
+    pub max_items: usize,
+    /// First delay after a failure; doubles per consecutive failure.
+    pub backoff_initial: chrono::Duration,
+    pub backoff_max: chrono::Duration,
+    /// Cache hints (max-age, Expires, ttl) are honoured up to this long.
+    pub max_cache: chrono::Duration,
+}
+
+impl Default for CollectPolicy {
+    fn default() -> Self {
+        CollectPolicy {
+            max_items: 500,
+            backoff_initial: chrono::Duration::minutes(5),
+            backoff_max: chrono::Duration::hours(24),
+            max_cache: chrono::Duration::hours(24),
+        }
+    }
+}
+
+/// `[web]`: how `serve` guards itself against slow, idle and many clients.
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// `/metrics` on its own address; then not on `listen`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Longest a client may take to send a request's headers, and to start
+    /// the next request on a kept-alive connection.
+    pub header_timeout: std::time::Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Unconfirmed sign-ups are deleted after this many days.
+    pub pending_days: u32,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            metrics_listen: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            pending_days: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub title: String,
+    /// Public URL, without a trailing slash.
+    pub base_url: String,
+    pub from: Mailbox,
+    pub templates_dir: PathBuf,
+    /// Address for `List-Unsubscribe: <mailto:…>`; defaults to the From address.
+    /// `[site] unsubscribe_mailto`: advertised in `List-Unsubscribe` only
+    /// when set, since someone must read that mailbox.
+    pub unsubscribe_mailto: Option<crate::domain::EmailAddress>,
+    /// A story collected this long after it was published is marked stale.
+    pub stale_after_hours: i64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(Secret),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    /// Shows where the database is without any password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match Url::parse(url.expose()) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://***"),
+            },
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH` (relative paths against `base`), `sqlite::memory:`
+    /// is refused (every command would start empty), or `postgres://…`.
+    pub fn parse(raw: &str, base: &Path) -> Result<Self, String> {
+        if let Some(rest) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            let rest = rest.split('?').next().unwrap_or(rest);
+            if rest.is_empty() || rest.starts_with(":memory:") {
+                return Err(format!(
+                    "\"{raw}\" is not a file: tidings needs a database that outlives one command"
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(resolve(base, rest)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(Secret::new(raw)));
+        }
+        Err("must start with sqlite:// or postgres://".to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    Required,
+    #[default]
+    Opportunistic,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// `smtps://`: TLS from the first byte; otherwise plain TCP then STARTTLS.
+    pub implicit_tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub starttls: StartTls,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+impl Smtp {
+    pub(super) fn parse(raw: &str, starttls: StartTls) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+        let implicit_tls = match url.scheme() {
+            "smtps" => true,
+            "smtp" => false,
+            other => return Err(format!("scheme \"{other}\" is not smtp:// or smtps://")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| "user or password is not valid percent-encoding".to_string());
+        let username = match url.username() {
+            "" => None,
+            u => Some(decode(u)?),
+        };
+        let password = url.password().map(decode).transpose()?.map(Secret::new);
+        Ok(Smtp {
+            implicit_tls,
+            host,
+            port,
+            username,
+            password,
+            starttls,
+            ca_file: None,
+            timeout_secs: 30,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Messages in flight at once.
+    pub concurrency: usize,
+    /// Messages per second at most; 0 = unlimited.
+    pub rate_per_second: u32,
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
+    pub retry_initial: std::time::Duration,
+    pub retry_max: std::time::Duration,
+    /// How long a claimed delivery stays with the process that claimed it.
+    pub lease: std::time::Duration,
+    /// `Feedback-ID` header (for providers' complaint loops), if set.
+    pub feedback_id: Option<String>,
+    pub dkim: Option<Dkim>,
+}
+
+/// `[dkim]`: sign every message.
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub private_key_file: PathBuf,
+    /// How the body is canonicalized before hashing (headers: always relaxed).
+    pub body_canonicalization: BodyCanonicalization,
+}
+
+/// The body half of DKIM's `c=` tag (RFC 6376 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCanonicalization {
+    /// `relaxed/simple`, the default: the body is hashed as sent. tidings'
+    /// bodies are quoted-printable with CRLF line ends and no line ends in
+    /// white space, the things `relaxed` forgives, so both survive the same
+    /// relays; `simple` hashes without rewriting ~47 KB byte by byte first.
+    Simple,
+    /// `relaxed/relaxed`: white space runs in the body folded before hashing.
+    Relaxed,
+}
+
+/// `[collect]`: how sources are fetched.
+#[derive(Debug, Clone)]
+pub struct Collect {
+    /// When the daemon collects (cron with seconds, UTC).
+    pub schedule: Schedule,
+    /// Sources fetched at once.
+    pub concurrency: usize,
+    /// Connections at once to one host.
+    pub per_host: usize,
+    pub limits: FetchLimits,
+    pub policy: CollectPolicy,
+}
