@@ -10,7 +10,7 @@ pub type ImportLine = std::result::Result<ImportRow, (u64, String)>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportRow {
     pub email: EmailAddress,
-    pub name: Option<String>,
+    pub name: Option<SubscriberName>,
     pub editions: Vec<String>,
 }
 
@@ -69,7 +69,7 @@ pub fn parse_subscriber_csv(data: &[u8], config: &Config) -> std::result::Result
             }
         };
         let name = match SubscriberName::parse(name_col.and_then(|c| record.get(c)).unwrap_or_default()) {
-            Ok(n) => n.map(SubscriberName::into_string),
+            Ok(n) => n,
             Err(e) => {
                 rows.push(Err((line, format!("{raw_email}: {e}"))));
                 continue;

@@ -19,10 +19,12 @@ use crate::{Error, Result};
 
 mod import;
 mod inspect;
+mod reports;
 
 pub use crate::collect::{CollectProgress, CollectReport, SourceReport, SourceStatus};
 pub use import::{ImportLine, ImportRow, parse_subscriber_csv};
 pub use inspect::{InspectFeed, InspectItem, InspectReport, inspect};
+pub use reports::{DeliveryDetail, IssueDeliveries};
 
 const SECRET_SETTING: &str = "link_secret";
 pub struct App {
@@ -108,6 +110,11 @@ impl App {
     /// The current time, from the app's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Closes the store's connections (what a command does last).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     pub fn clock(&self) -> &SharedClock {
