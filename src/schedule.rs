@@ -39,9 +39,9 @@ impl Schedule {
             .build()
             .parse(expr)
             .map_err(|e| format!("{e}"))?;
-        // An expression that never fires (Feb 30th) is an error now, not a
-        // silent edition that never goes out.
-        let probe = Utc::now().with_timezone(&tz);
+        // An expression that never fires again (Feb 30th, a past year) is an
+        // error now, not a silent edition that never goes out.
+        let probe = crate::clock::Clock::now(&crate::clock::SystemClock).with_timezone(&tz);
         if cron.find_next_occurrence(&probe, false).is_err() {
             return Err("never fires".to_string());
         }
