@@ -34,7 +34,12 @@ pub struct App {
     renderer: Arc<Renderer>,
     /// Where the time comes from: the system clock, or a test's.
     clock: SharedClock,
+    /// Made on first use (see [`App::transactional_transport`]).
+    transactional: std::sync::OnceLock<Transport>,
 }
+
+/// Connections kept for single messages (confirmations, tests).
+const TRANSACTIONAL_CONNECTIONS: usize = 2;
 
 /// The outcome of `send` for one edition.
 #[derive(Debug)]
@@ -104,6 +109,7 @@ impl App {
             store,
             renderer,
             clock,
+            transactional: std::sync::OnceLock::new(),
         })
     }
 
@@ -129,6 +135,7 @@ impl App {
             config,
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
+            transactional: std::sync::OnceLock::new(),
         })
     }
 
@@ -209,6 +216,21 @@ impl App {
         }
     }
 
+    /// The transport for single messages — sign-up confirmations, tests —
+    /// made once per configuration, so its connections are reused.
+    pub fn transactional_transport(&self) -> Result<Transport> {
+        if let Some(transport) = self.transactional.get() {
+            return Ok(transport.clone());
+        }
+        let transport = match &self.config.smtp {
+            Some(smtp) => Transport::smtp(smtp, TRANSACTIONAL_CONNECTIONS)?,
+            None => Transport::Mailbox(self.config.mailbox_dir.clone()),
+        };
+        Ok(self.transactional.get_or_init(|| transport).clone())
+    }
+
+    /// A transport for one issue's deliveries, with `[delivery] concurrency`
+    /// connections; shut it down when the run ends.
     pub fn transport(&self) -> Result<Transport> {
         Ok(match &self.config.smtp {
             Some(smtp) => Transport::smtp(smtp, self.config.delivery.concurrency)?,
@@ -216,8 +238,7 @@ impl App {
         })
     }
 
-    /// Composes the issue for the edition's current slot (once) and delivers
-    /// whatever of it is due.
+    /// The DKIM signer of `[dkim]`, its key read from the file.
     pub fn dkim(&self) -> Result<Option<deliver::dkim::DkimSigner>> {
         self.config
             .delivery
@@ -377,7 +398,7 @@ impl App {
     /// ledger is not touched and nobody else receives anything.
     pub async fn send_test(&self, edition_name: &str, to: &EmailAddress, now: DateTime<Utc>) -> Result<String> {
         let preview = self.preview_message(edition_name, Some(to), now).await?;
-        self.transport()?
+        self.transactional_transport()?
             .send_one(&preview.message, &preview.message_id)
             .await
             .map_err(|e| Error::Other(format!("the test message to {to}: {e}")))

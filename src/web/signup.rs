@@ -263,7 +263,7 @@ async fn send_confirmation(
         }
         None => message,
     };
-    app.transport()?
+    app.transactional_transport()?
         .send_one(&message, &message_id)
         .await
         .map_err(|e| crate::Error::Other(format!("the confirmation email to {email}: {e}")))?;

@@ -253,6 +253,23 @@ async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1, "{}", served.all_logs());
     assert_eq!(messages[0].rcpt_to, ["new@example.com"]);
+    // A second confirmation goes over the connection the first one opened.
+    let response = client
+        .post(format!("http://{address}/subscribe"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=second%40example.com")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    for _ in 0..100 {
+        if smtp.messages().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(smtp.connections(), 1, "confirmations share one connection");
     served.stop().await;
 }
 

@@ -53,6 +53,7 @@ struct Shared {
     /// MAIL commands that arrived with the next command already behind them.
     pipelined: std::sync::atomic::AtomicUsize,
     attempts: Mutex<std::collections::HashMap<String, usize>>,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 pub struct SmtpServer {
@@ -74,6 +75,7 @@ impl SmtpServer {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
+                shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (options, store, shared) = (options.clone(), Arc::clone(&store), Arc::clone(&shared));
                 tokio::spawn(async move {
                     let _ = session(socket, options, store, shared).await;
@@ -85,6 +87,11 @@ impl SmtpServer {
             received,
             shared: counters,
         }
+    }
+
+    /// How many connections clients opened.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many transactions the client pipelined (MAIL with RCPT already sent).
