@@ -11,7 +11,7 @@
 //! section, into the types of `settings` and of [`crate::domain`] for the
 //! configured sources, tags, audiences and editions). Checks that need the
 //! files a configuration names (templates, the DKIM key) are
-//! [`crate::preflight`]'s; this module imports no stage.
+//! the start-up preflight's (`preflight.rs`); this module imports no stage.
 
 mod raw;
 mod settings;
