@@ -155,7 +155,8 @@ async fn a_retry_beyond_the_wait_is_left_for_the_next_run() {
     assert_exit(&out, 1);
     assert!(stdout(&out).contains("1 deliveries still waiting"), "{}", stdout(&out));
     assert_eq!(smtp.messages().len(), 3);
-    // A few seconds later (on a manual clock) the retry is due.
+    // The binary timed the retry on the system clock; a manual clock a few
+    // seconds past it finds the retry due, with no waiting.
     let later = chrono::Utc::now() + chrono::Duration::seconds(5);
     let app = env.open_app(tidings::clock::ManualClock::new(later)).await;
     let reports = app

@@ -103,6 +103,18 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     }
 }
 
+/// The server's messages once `n` have arrived (or after 10 s, to be
+/// asserted on).
+async fn messages_once_there(smtp: &SmtpServer, n: usize) -> Vec<crate::support::smtp::Received> {
+    for _ in 0..100 {
+        if smtp.messages().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    smtp.messages()
+}
+
 /// A client for the server under test (loopback, no proxy).
 fn http_client() -> reqwest::Client {
     tidings::install_crypto_provider();
@@ -244,13 +256,7 @@ async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
         assert!(elapsed < Duration::from_millis(1500), "{email} took {elapsed:?}");
     }
     // The confirmation still goes out, after the answer.
-    for _ in 0..100 {
-        if !smtp.messages().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let messages = smtp.messages();
+    let messages = messages_once_there(&smtp, 1).await;
     assert_eq!(messages.len(), 1, "{}", served.all_logs());
     assert_eq!(messages[0].rcpt_to, ["new@example.com"]);
     // A second confirmation goes over the connection the first one opened.
@@ -262,13 +268,7 @@ async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
         .await
         .expect("POST");
     assert_eq!(response.status().as_u16(), 200);
-    for _ in 0..100 {
-        if smtp.messages().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(messages_once_there(&smtp, 2).await.len(), 2);
     assert_eq!(smtp.connections(), 1, "confirmations share one connection");
     served.stop().await;
 }
