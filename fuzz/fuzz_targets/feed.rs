@@ -4,7 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
-use tidings::collect::{parse::parse_feed_capped, stories_from_feed};
+use tidings::collect::{parse::parse_feed_capped, recover, stories_from_feed};
 use tidings::config::{Source, SourceLocation, TagRule};
 use tidings_fuzz::{assert_one_line, assert_safe_html};
 use url::Url;
@@ -36,6 +36,7 @@ fn check(data: &[u8]) {
         return;
     };
     let charset = CHARSETS[usize::from(selector) % CHARSETS.len()];
+    check_recovery(body, charset);
     let Ok(feed) = parse_feed_capped(body, charset, 100) else {
         return;
     };
@@ -70,4 +71,22 @@ fn check(data: &[u8]) {
             assert_one_line("tag", &tag.tag);
         }
     }
+}
+
+/// The recovering path on its own: bounded output, and what it writes is
+/// well-formed: rewriting it again finds nothing to repair.
+fn check_recovery(body: &[u8], charset: Option<&str>) {
+    let mut fixes = recover::Fixes::default();
+    let text = recover::decode(body, charset, &mut fixes);
+    let Ok(once) = recover::rewrite(&text, fixes) else {
+        return;
+    };
+    assert!(
+        once.xml.len() <= text.len() * 2 + (1 << 20) + 4096,
+        "rewrite grew {} bytes into {}",
+        text.len(),
+        once.xml.len()
+    );
+    let twice = recover::rewrite(&once.xml, recover::Fixes::default()).expect("the rewrite has a root element");
+    assert!(twice.fixes.is_empty(), "the rewrite left something to repair: {}", twice.fixes);
 }

@@ -17,6 +17,8 @@ pub struct InspectReport {
 pub struct InspectFeed {
     pub title: Option<String>,
     pub link: Option<String>,
+    /// What the recovering parser repaired; null for a well-formed feed.
+    pub recovered: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -96,6 +98,7 @@ pub async fn inspect(
                 .link
                 .as_deref()
                 .and_then(|l| collect::sanitize::canonical_link(l, fetched.base.as_ref())),
+            recovered: feed.recovered.clone(),
         },
         items,
     })

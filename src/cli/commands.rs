@@ -71,6 +71,9 @@ pub(super) async fn inspect(config: Option<&Config>, target: &str, json: bool) -
     }
     println!("feed:  {}", report.feed.title.as_deref().unwrap_or("(no title)"));
     println!("link:  {}", report.feed.link.as_deref().unwrap_or("(none)"));
+    if let Some(repaired) = &report.feed.recovered {
+        println!("recovered: {repaired}");
+    }
     println!("items: {}", report.items.len());
     for item in &report.items {
         println!();
@@ -500,7 +503,11 @@ pub(super) async fn sources(app: &App) -> anyhow::Result<Outcome> {
         } else {
             String::new()
         };
-        let error = r.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+        let error = match (&r.last_error, &r.last_warning) {
+            (Some(e), _) => format!(" — {e}"),
+            (None, Some(w)) => format!(" — recovered: {w}"),
+            (None, None) => String::new(),
+        };
         println!(
             "{:<28} {:<13} last success {:<16} stories {:<5} errors {:<3} next fetch {}{moved}{error}",
             s.name,

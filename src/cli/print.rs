@@ -128,6 +128,7 @@ pub(super) fn print_collect(report: &CollectReport) {
                 unchanged,
                 skipped,
                 dropped,
+                recovered,
             } => {
                 let mut extra = String::new();
                 if *skipped > 0 {
@@ -135,6 +136,9 @@ pub(super) fn print_collect(report: &CollectReport) {
                 }
                 if *dropped > 0 {
                     extra.push_str(&format!(", {dropped} over the item limit dropped"));
+                }
+                if let Some(repaired) = recovered {
+                    extra.push_str(&format!(" (recovered: {repaired})"));
                 }
                 println!(
                     "{:<28} ok            {new} new, {unchanged} unchanged{extra}{moved}",

@@ -9,6 +9,7 @@ mod cpu_pool;
 pub mod fetch;
 pub mod guard;
 pub mod parse;
+pub mod recover;
 mod run;
 pub mod sanitize;
 pub mod tag;
@@ -101,6 +102,8 @@ pub enum SourceResult {
         skipped: usize,
         /// Items dropped because the feed had more than `max_items`.
         dropped: usize,
+        /// What the recovering parser repaired ([`ParsedFeed::recovered`]).
+        recovered: Option<String>,
     },
 }
 
@@ -154,6 +157,7 @@ impl Collector {
                 let cap = max_items.saturating_mul(5).max(1000);
                 let feed = parse::parse_feed_capped(&fetched.body, fetched.http_charset.as_deref(), cap)?;
                 let ttl_minutes = feed.ttl;
+                let recovered = feed.recovered.clone();
                 let batch = stories_from_feed(feed, &source, fetched.base.as_ref(), &rules, max_items, now);
                 let title_keys = batch.stories.iter().map(|s| cluster::title_keys(&s.title)).collect();
                 Ok::<_, ParseError>(SourceResult::Stories {
@@ -165,6 +169,7 @@ impl Collector {
                     moved_to: fetched.moved_to,
                     skipped: batch.skipped,
                     dropped: batch.dropped,
+                    recovered,
                 })
             })
             .await
@@ -388,6 +393,7 @@ mod tests {
             link: Some("https://news.example/".into()),
             ttl: None,
             total_items: 3,
+            recovered: None,
             items: vec![
                 first,
                 item(None, "No guid", Some("https://news.example/b#frag"), None),
@@ -418,6 +424,7 @@ mod tests {
             link: None,
             ttl: None,
             total_items: 10,
+            recovered: None,
             items,
         };
         let batch = stories_from_feed(feed, &source(), None, &[], 3, now());

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
+use super::recover;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedFeed {
     pub title: Option<String>,
@@ -15,6 +17,9 @@ pub struct ParsedFeed {
     pub items: Vec<ParsedItem>,
     /// Items in the document, including any beyond the parse cap.
     pub total_items: usize,
+    /// What the recovering path repaired, when it did: `unescaped "&" in
+    /// 3 places`. A warning for the operator, not an error.
+    pub recovered: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,21 +56,69 @@ pub fn parse_feed(body: &[u8], http_charset: Option<&str>) -> Result<ParsedFeed,
 /// As [`parse_feed`], reading at most `cap` items (in document order). A
 /// parsed item costs far more memory than its bytes, so a hostile feed with
 /// 100,000 items is cut before parsing, not after.
+///
+/// Well-formed feeds take the strict path (feed-rs on the bytes). A feed
+/// it cannot read, a dialect it does not know, or items it reads only in
+/// part take the recovering path ([`super::recover`]): the document is
+/// rewritten as well-formed XML and read again, and what was repaired
+/// becomes [`ParsedFeed::recovered`].
 pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) -> Result<ParsedFeed, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
+    let head = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+    let looks_like_html = head.contains("<!doctype html") || head.trim_start().starts_with("<html");
+    let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    // Atom 0.3, RSS 0.90 and entities a DOCTYPE declares are read only
+    // through the rewrite.
+    let old_dialect = head.contains("purl.org/atom/ns#")
+        || head.contains("my.netscape.com/rdf/simple/0.9")
+        || (head.contains("<!doctype") && head.contains("<!entity"));
+    let strict = if old_dialect {
+        None
+    } else {
+        Some(parse_strict(body, http_charset, cap))
+    };
+    let strict_error = match strict {
+        Some(Ok((feed, total))) => {
+            if is_json || !needs_rewrite(&feed, body) {
+                return Ok(convert(feed, total, &[], None));
+            }
+            None
+        }
+        Some(Err(e)) if is_json => return Err(e),
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
+    let recovered = parse_rewritten(body, http_charset, cap);
+    match (recovered, strict_error) {
+        (Ok(feed), _) => Ok(feed),
+        (Err(_), Some(_)) if looks_like_html => {
+            Err(ParseError::NotAFeed("the server sent an HTML page, not a feed".into()))
+        }
+        // The strict parser's words name the problem; the recovering
+        // path's say why it could not help.
+        (Err(ParseError::NotAFeed(why)), Some(ParseError::NotAFeed(strict))) => {
+            Err(ParseError::NotAFeed(format!("{strict}; recovering: {why}")))
+        }
+        (Err(_), Some(strict)) => Err(strict),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// feed-rs on the document as it came (charset repaired).
+fn parse_strict(
+    body: &[u8],
+    http_charset: Option<&str>,
+    cap: usize,
+) -> Result<(feed_rs::model::Feed, Option<usize>), ParseError> {
     let body = decode_to_parseable(body, http_charset);
     let (body, total_items) = cap_items(body, cap);
-    let body = match upgrade_atom03(&body) {
-        Some(upgraded) => Cow::Owned(upgraded.into_bytes()),
-        None => body,
-    };
     let body = neutralise_stray_declarations(body);
-    let looks_like_html = {
-        let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
-        head.contains("<!doctype html") || head.trim_start().starts_with("<html")
-    };
+    Ok((run_feed_rs(&body)?, total_items))
+}
+
+fn run_feed_rs(body: &[u8]) -> Result<feed_rs::model::Feed, ParseError> {
     let parser = feed_rs::parser::Builder::new()
         // An empty id means "the feed has none": tidings then falls back to
         // the link or a content hash, instead of feed-rs' generated id.
@@ -75,21 +128,81 @@ pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) ->
     // `neutralise_stray_declarations`). Should another input do so, the
     // panic costs this one source, not the collect run: the parser only
     // reads `body`, so nothing is left half-changed.
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(&body[..])))
-        .map_err(|panic| ParseError::NotAFeed(format!("the feed parser failed on it ({})", panic_message(&panic))))?;
-    let feed = parsed.map_err(|e| {
-        if looks_like_html {
-            ParseError::NotAFeed("the server sent an HTML page, not a feed".into())
-        } else {
-            ParseError::NotAFeed(e.to_string())
-        }
-    })?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(body)))
+        .map_err(|panic| ParseError::NotAFeed(format!("the feed parser failed on it ({})", panic_message(&panic))))?
+        .map_err(|e| ParseError::NotAFeed(e.to_string()))
+}
 
+/// Whether feed-rs left out what the rewrite notes per item: a title only
+/// in `dc:title`, a link only in a permalink guid, an RSS 1.0 id, DCMI
+/// dates; or whether it found no items in a document that has some.
+fn needs_rewrite(feed: &feed_rs::model::Feed, body: &[u8]) -> bool {
+    let rdf = feed.feed_type == feed_rs::model::FeedType::RSS1 || feed.feed_type == feed_rs::model::FeedType::RSS0;
+    let dcterms = memchr::memmem::find(body, b"purl.org/dc/terms").is_some();
+    if feed.entries.is_empty() {
+        return !item_starts(body).is_empty();
+    }
+    feed.entries.iter().any(|e| {
+        e.title.as_ref().is_none_or(|t| t.content.trim().is_empty())
+            || e.links.is_empty()
+            || (rdf && e.id.is_empty())
+            || (dcterms && e.published.is_none() && e.updated.is_none())
+    })
+}
+
+/// The recovering path: decode, rewrite as well-formed XML, feed-rs again.
+fn parse_rewritten(body: &[u8], http_charset: Option<&str>, cap: usize) -> Result<ParsedFeed, ParseError> {
+    let mut fixes = recover::Fixes::default();
+    let text = recover::decode(body, http_charset, &mut fixes);
+    let (text, total_items) = match cap_items(Cow::Borrowed(text.as_bytes()), cap) {
+        (Cow::Borrowed(_), total) => (text.clone(), total),
+        (Cow::Owned(cut), total) => (String::from_utf8_lossy(&cut).into_owned(), total),
+    };
+    let rewritten = recover::rewrite(&text, fixes).map_err(|e| ParseError::NotAFeed(e.to_string()))?;
+    let feed = run_feed_rs(rewritten.xml.as_bytes())?;
+    if feed.entries.is_empty() && !rewritten.fixes.is_empty() {
+        return Err(ParseError::NotAFeed(format!(
+            "no complete item left after repairing it ({})",
+            rewritten.fixes
+        )));
+    }
+    let extras = if feed.entries.len() == rewritten.items.len() {
+        rewritten.items
+    } else {
+        // RSS 1.0 items without a link are dropped by feed-rs.
+        let linked: Vec<recover::ItemExtras> = rewritten.items.into_iter().filter(|i| i.has_link).collect();
+        if linked.len() == feed.entries.len() {
+            linked
+        } else {
+            Vec::new()
+        }
+    };
+    let warning = (!rewritten.fixes.is_empty()).then(|| rewritten.fixes.to_string());
+    Ok(convert(feed, total_items, &extras, warning))
+}
+
+fn convert(
+    feed: feed_rs::model::Feed,
+    total_items: Option<usize>,
+    extras: &[recover::ItemExtras],
+    recovered: Option<String>,
+) -> ParsedFeed {
+    let none = recover::ItemExtras::default();
     let items: Vec<ParsedItem> = feed
         .entries
         .into_iter()
-        .map(|e| {
-            let link = pick_link(&e.links);
+        .enumerate()
+        .map(|(index, e)| {
+            let extra = extras.get(index).unwrap_or(&none);
+            let link = pick_link(&e.links).or_else(|| {
+                // A permalink guid is the item's link when it has none.
+                extra
+                    .permalink_guid
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|g| g.starts_with("https://") || g.starts_with("http://"))
+                    .map(str::to_string)
+            });
             let summary_html = e
                 .summary
                 .as_ref()
@@ -113,28 +226,55 @@ pub fn parse_feed_capped(body: &[u8], http_charset: Option<&str>, cap: usize) ->
                     }
                 }
             }
+            let title = e
+                .title
+                .map(|t| plain_title(&t))
+                .filter(|t| !t.is_empty())
+                .or_else(|| extra.dc_title.as_deref().map(plain_text_title))
+                .unwrap_or_default();
             ParsedItem {
                 guid: Some(e.id)
                     .filter(|id| !id.trim().is_empty())
-                    .map(|id| id.trim().to_string()),
-                title: e.title.map(|t| plain_title(&t)).unwrap_or_default(),
+                    .map(|id| id.trim().to_string())
+                    .or_else(|| extra.about.clone()),
+                title,
                 link,
                 summary_html,
                 categories,
-                published: e.published,
-                updated: e.updated,
+                published: e.published.or_else(|| extra.issued.as_deref().and_then(parse_dc_date)),
+                updated: e.updated.or_else(|| extra.modified.as_deref().and_then(parse_dc_date)),
             }
         })
         .collect();
 
     let total_items = total_items.unwrap_or(items.len()).max(items.len());
-    Ok(ParsedFeed {
+    ParsedFeed {
         title: feed.title.map(|t| plain_title(&t)),
         link: pick_link(&feed.links),
         ttl: feed.ttl,
         items,
         total_items,
-    })
+        recovered,
+    }
+}
+
+/// A W3C date-time as Dublin Core writes it (`2026-11-20`,
+/// `2026-11-20T07:00Z`, `2026-11-20T07:00:00+01:00`), or an RFC 2822 one.
+fn parse_dc_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc2822(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%dT%H:%M%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    let date = chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 /// quick-xml 0.42 panics ("set_encoding() called after prefix buffer was
@@ -204,8 +344,12 @@ fn text_as_html(t: &feed_rs::model::Text) -> String {
 /// A title as one line of plain text. Titles often carry entities or markup
 /// ("AT&amp;T", "<b>New</b>") even when declared as plain text.
 fn plain_title(t: &feed_rs::model::Text) -> String {
+    plain_text_title(&t.content)
+}
+
+fn plain_text_title(text: &str) -> String {
     // Plain text without '<' or '&' takes html_to_text's own fast path.
-    super::sanitize::html_to_text(&super::sanitize::repair_mojibake(&t.content))
+    super::sanitize::html_to_text(&super::sanitize::repair_mojibake(text))
 }
 
 /// Some feeds pack several categories in one element: "AI, Security".
@@ -247,11 +391,15 @@ fn decode_to_parseable<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a
         // HTTP charset when it names a real encoding, else windows-1252,
         // the encoding such feeds nearly always turn out to be in.
         _ => {
-            let encoding = http_charset
+            let text = match http_charset
                 .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
                 .filter(|e| *e != encoding_rs::UTF_8)
-                .unwrap_or(encoding_rs::WINDOWS_1252);
-            let (text, _, _) = encoding.decode(body);
+            {
+                Some(encoding) => encoding.decode(body).0.into_owned(),
+                // Valid UTF-8 stays so; only the bytes that are not are
+                // read as windows-1252 (pasted text in a UTF-8 feed).
+                None => recover::utf8_with_1252_fallback(body, &mut recover::Fixes::default()),
+            };
             Cow::Owned(strip_xml_encoding(&text).into_bytes())
         }
     }
@@ -324,34 +472,6 @@ fn cap_json_items(body: Cow<'_, [u8]>, cap: usize) -> (Cow<'_, [u8]>, Option<usi
     }
 }
 
-/// feed-rs reads Atom 1.0 but not its 2003 draft (0.3), which some old
-/// publishers still serve. The two differ mostly in names: rewrite the
-/// namespace and the renamed elements, then parse as Atom 1.0.
-fn upgrade_atom03(body: &[u8]) -> Option<String> {
-    const ATOM03: &str = "http://purl.org/atom/ns#";
-    let head = &body[..body.len().min(2048)];
-    if !String::from_utf8_lossy(head).contains(ATOM03) {
-        return None;
-    }
-    let text = std::str::from_utf8(body).ok()?;
-    let mut out = text.replace(ATOM03, "http://www.w3.org/2005/Atom");
-    for (old, new) in [
-        ("issued>", "published>"),
-        ("modified>", "updated>"),
-        ("tagline>", "subtitle>"),
-        ("copyright>", "rights>"),
-    ] {
-        out = out
-            .replace(&format!("<{old}"), &format!("<{new}"))
-            .replace(&format!("</{old}"), &format!("</{new}"));
-    }
-    // 0.3 marks escaped HTML with mode="escaped"; 1.0 with type="html".
-    out = out
-        .replace("mode=\"escaped\"", "type=\"html\"")
-        .replace("version=\"0.3\"", "");
-    Some(out)
-}
-
 fn is_utf16_label(label: &str) -> bool {
     label.to_ascii_lowercase().starts_with("utf-16")
 }
@@ -361,7 +481,7 @@ fn is_utf8_label(label: &str) -> bool {
 }
 
 /// The `encoding="…"` of an `<?xml …?>` declaration at the start.
-fn xml_declared_encoding(body: &[u8]) -> Option<String> {
+pub(super) fn xml_declared_encoding(body: &[u8]) -> Option<String> {
     let head = &body[..body.len().min(256)];
     let head = String::from_utf8_lossy(head);
     let decl = head.trim_start().strip_prefix("<?xml")?;

@@ -41,6 +41,8 @@ pub enum SourceStatus {
         skipped: usize,
         /// Items over `[collect] max_items`.
         dropped: usize,
+        /// What the recovering parser repaired: `unescaped "&" in 3 places`.
+        recovered: Option<String>,
     },
     NotModified,
     Failed {
@@ -204,6 +206,13 @@ pub async fn run(
                 SourceStatus::Failed { reason, .. } => {
                     tracing::warn!(source = %report.name, "failed: {reason}")
                 }
+                SourceStatus::Collected {
+                    recovered: Some(repaired),
+                    ..
+                } => {
+                    metrics::counter!("tidings_feeds_recovered_total").increment(1);
+                    tracing::warn!(source = %report.name, "not well-formed, recovered: {repaired}")
+                }
                 s => tracing::debug!(source = %report.name, "{s:?}"),
             }
             progress(&report);
@@ -324,6 +333,7 @@ async fn record_batch(
                 moved_to,
                 skipped,
                 dropped,
+                recovered,
                 ..
             }) => {
                 let count = counts.next().unwrap_or_default();
@@ -335,8 +345,9 @@ async fn record_batch(
                     unchanged: count - new_count,
                     skipped: *skipped,
                     dropped: *dropped,
+                    recovered: recovered.clone(),
                 };
-                (FetchRecord::Ok(validators), Some(next), status)
+                (FetchRecord::Ok(validators, recovered.as_deref()), Some(next), status)
             }
             Err(e) if e.is_gone() => {
                 let reason = format!("{e} (disabled; change its URL in the configuration to try again)");

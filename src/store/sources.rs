@@ -29,6 +29,8 @@ pub struct SourceRow {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_status: Option<String>,
     pub last_error: Option<String>,
+    /// What the recovering parser repaired in the last fetch, if anything.
+    pub last_warning: Option<String>,
     pub error_count: i64,
     pub next_fetch_at: Option<DateTime<Utc>>,
     pub disabled_reason: Option<String>,
@@ -36,7 +38,8 @@ pub struct SourceRow {
 }
 
 pub enum FetchRecord<'a> {
-    Ok(&'a Validators),
+    /// Stories read; the warning says what the recovering parser repaired.
+    Ok(&'a Validators, Option<&'a str>),
     NotModified,
     Error(String),
     /// The source is gone for good (HTTP 410): it is not fetched again
@@ -63,7 +66,7 @@ impl Store {
     pub async fn list_sources(&self) -> StoreResult<Vec<SourceRow>> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT s.name, s.url, s.last_fetch_at, s.last_success_at, s.last_status, s.last_error, s.error_count,
+                "SELECT s.name, s.url, s.last_fetch_at, s.last_success_at, s.last_status, s.last_error, s.last_warning, s.error_count,
                         s.next_fetch_at, s.disabled_reason,
                         (SELECT COUNT(*) FROM stories t WHERE t.source = s.name) AS story_count
                  FROM sources s ORDER BY s.name",
@@ -79,6 +82,7 @@ impl Store {
                         last_success_at: r.try_get("last_success_at")?,
                         last_status: r.try_get("last_status")?,
                         last_error: r.try_get("last_error")?,
+                        last_warning: r.try_get("last_warning")?,
                         error_count: r.try_get("error_count")?,
                         next_fetch_at: r.try_get("next_fetch_at")?,
                         disabled_reason: r.try_get("disabled_reason")?,
@@ -145,6 +149,8 @@ impl StoreTx<'_> {
                last_success_at = COALESCE(excluded.last_success_at, sources.last_success_at),
                last_status = excluded.last_status,
                last_error = excluded.last_error,
+               last_warning = CASE WHEN excluded.last_status = 'not-modified' THEN sources.last_warning
+                                   ELSE excluded.last_warning END,
                error_count = CASE WHEN excluded.error_count = 0 THEN 0 WHEN {MOVED_ON} THEN 1
                                   ELSE sources.error_count + 1 END,
                next_fetch_at = excluded.next_fetch_at,
@@ -155,14 +161,14 @@ impl StoreTx<'_> {
             for chunk in fetches.chunks(100) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO sources (name, url, config_url, etag, last_modified, last_fetch_at, last_success_at,
-                     last_status, last_error, error_count, next_fetch_at, disabled_reason) ",
+                     last_status, last_error, last_warning, error_count, next_fetch_at, disabled_reason) ",
                 );
                 insert.push_values(chunk, |mut row, f| {
-                    let (status, validators, error, disabled) = match &f.outcome {
-                        FetchRecord::Ok(v) => ("ok", Some(*v), None, None),
-                        FetchRecord::NotModified => ("not-modified", None, None, None),
-                        FetchRecord::Error(e) => ("error", None, Some(e.as_str()), None),
-                        FetchRecord::Disabled(e) => ("disabled", None, Some(e.as_str()), Some(e.as_str())),
+                    let (status, validators, error, disabled, warning) = match &f.outcome {
+                        FetchRecord::Ok(v, warning) => ("ok", Some(*v), None, None, *warning),
+                        FetchRecord::NotModified => ("not-modified", None, None, None, None),
+                        FetchRecord::Error(e) => ("error", None, Some(e.as_str()), None, None),
+                        FetchRecord::Disabled(e) => ("disabled", None, Some(e.as_str()), Some(e.as_str()), None),
                     };
                     let succeeded = error.is_none();
                     row.push_bind(f.name)
@@ -174,6 +180,7 @@ impl StoreTx<'_> {
                         .push_bind(succeeded.then_some(f.now))
                         .push_bind(status)
                         .push_bind(error)
+                        .push_bind(warning)
                         .push_bind(i64::from(!succeeded))
                         // A disabled source is not due again, whatever the caller computed.
                         .push_bind(f.next_fetch_at.filter(|_| disabled.is_none()))

@@ -131,6 +131,266 @@ async fn the_fixture_corpus_parses_as_a_reader_would_expect() {
         }
     }
 
+    // Broken and unusual feeds, written for this repository: (file, first
+    // item's title, link, id, published, what recovery reports).
+    type Real<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let real_web: &[Real<'_>] = &[
+        (
+            "recover/bare-ampersand.xml",
+            "Patch Tuesday & the long tail",
+            "https://recover.example.org/patch",
+            None,
+            None,
+            Some("unescaped \"&\" in 4 places"),
+        ),
+        (
+            "recover/html-entities.xml",
+            "Café chain breach — 2 million cards",
+            "https://recover.example.org/cafe",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/truncated.xml",
+            "First complete story",
+            "https://recover.example.org/1",
+            None,
+            None,
+            Some("the document was cut off (1 incomplete item dropped)"),
+        ),
+        (
+            "recover/junk-before-declaration.xml",
+            "Junk does not hide me",
+            "https://recover.example.org/junk",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/bom-whitespace.xml",
+            "A BOM in the wrong place",
+            "https://recover.example.org/bom",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/second-declaration.xml",
+            "Declared twice",
+            "https://recover.example.org/twice",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/undeclared-prefix.xml",
+            "Prefixes without namespaces",
+            "https://recover.example.org/prefix",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/stray-lt.xml",
+            "Laptops for < $500 are back",
+            "https://recover.example.org/cheap",
+            None,
+            None,
+            Some("stray \"<\" in 4 places"),
+        ),
+        (
+            "recover/control-characters.xml",
+            "Vertical tab and bell",
+            "https://recover.example.org/ctrl",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/mixed-encoding.xml",
+            "Übersicht: résumé “quoted”",
+            "https://recover.example.org/mixed",
+            None,
+            None,
+            None,
+        ),
+        (
+            "recover/unclosed-markup.xml",
+            "Unclosed paragraph",
+            "https://recover.example.org/p",
+            None,
+            None,
+            Some("unescaped HTML tags in 2 places"),
+        ),
+        (
+            "recover/doctype-entities.xml",
+            "Example Widgets Ltd opens a new plant",
+            "https://entities.example.org/plant",
+            None,
+            None,
+            None,
+        ),
+        (
+            "formats/rss090.xml",
+            "Dial-up modems return as a hobby",
+            "https://ninety.example.com/modems",
+            None,
+            None,
+            None,
+        ),
+        (
+            "formats/rdf-about.xml",
+            "Item identified by its about",
+            "https://about.example.org/items/7?via=rss",
+            Some("https://about.example.org/items/7"),
+            Some("2026-11-25T10:15:00Z"),
+            None,
+        ),
+        (
+            "formats/dublin-core.xml",
+            "Title only in dc:title",
+            "https://dc.example.org/a",
+            None,
+            Some("2026-11-20T07:00:00Z"),
+            None,
+        ),
+        (
+            "formats/guid-as-link.xml",
+            "Permalink by default",
+            "https://guid.example.org/posts/default",
+            Some("https://guid.example.org/posts/default"),
+            None,
+            None,
+        ),
+        (
+            "formats/atom-prefixed.xml",
+            "Namespaces with prefixes are still Atom",
+            "https://prefixed.example.net/2026/ns",
+            Some("urn:prefixed:1"),
+            None,
+            None,
+        ),
+        (
+            "formats/atom03-windows-1252.xml",
+            "Crème brûlée — “quoted”",
+            "https://cafe-atom.example.net/creme",
+            Some("tag:cafe-atom.example.net,2026:1"),
+            Some("2026-11-21T08:00:00Z"),
+            None,
+        ),
+        (
+            "formats/atom03-modes.xml",
+            "Decoded from base64",
+            "https://modes.example.net/base64",
+            Some("tag:modes,1"),
+            Some("2026-11-21T08:00:00Z"),
+            None,
+        ),
+        (
+            "formats/atom-text-types.xml",
+            "Empty type is text",
+            "https://types.example.net/empty",
+            Some("urn:types:1"),
+            None,
+            None,
+        ),
+    ];
+    for (file, title, link, id, published, recovered) in real_web {
+        let v = inspect(&env, &fixture(file)).await;
+        let item = &v["items"][0];
+        assert_eq!(s(&item["title"]), Some(*title), "{file}");
+        assert_eq!(s(&item["link"]), Some(*link), "{file}");
+        assert_eq!(s(&item["id"]), *id, "{file}");
+        if published.is_some() {
+            assert_eq!(s(&item["published"]), *published, "{file}");
+        }
+        assert_eq!(s(&v["feed"]["recovered"]), *recovered, "{file}");
+    }
+    let items = |v: &Value, key: &str| -> Vec<Option<String>> {
+        v["items"]
+            .as_array()
+            .map_or_else(Vec::new, |a| a.iter().map(|i| s(&i[key]).map(str::to_string)).collect())
+    };
+    let titles = |v: &Value| items(v, "title").into_iter().flatten().collect::<Vec<_>>();
+    let v = inspect(&env, &fixture("recover/truncated.xml")).await;
+    assert_eq!(
+        titles(&v),
+        ["First complete story", "Second complete story", "Third complete story"]
+    );
+    let v = inspect(&env, &fixture("recover/many-faults.xml")).await;
+    assert_eq!(titles(&v), ["Café & bar", "Second"]);
+    assert_eq!(s(&v["items"][0]["link"]), Some("https://recover.example.org/a?x=1&y=2"));
+    assert_eq!(s(&v["items"][0]["summary"]), Some("Price < 5 €"));
+    let v = inspect(&env, &fixture("recover/unclosed-markup.xml")).await;
+    assert_eq!(
+        s(&v["items"][0]["summary"]),
+        Some("Opened never closed"),
+        "unescaped HTML is read as HTML"
+    );
+    let v = inspect(&env, &fixture("recover/doctype-entities.xml")).await;
+    assert_eq!(s(&v["feed"]["title"]), Some("Example Widgets Ltd"));
+    assert_eq!(
+        s(&v["items"][0]["summary"]),
+        Some("From the Example Widgets Ltd newsroom.")
+    );
+    let v = inspect(&env, &fixture("formats/rss090.xml")).await;
+    assert_eq!(titles(&v).len(), 2, "RSS 0.90 items");
+    let v = inspect(&env, &fixture("formats/dublin-core.xml")).await;
+    assert_eq!(
+        items(&v, "published")[1].as_deref(),
+        Some("2026-11-21T07:00:00Z"),
+        "dcterms:issued"
+    );
+    assert_eq!(
+        items(&v, "updated")[2].as_deref(),
+        Some("2026-11-22T07:00:00Z"),
+        "dcterms:modified"
+    );
+    let v = inspect(&env, &fixture("formats/guid-as-link.xml")).await;
+    let links = items(&v, "link");
+    assert_eq!(links[1].as_deref(), Some("https://guid.example.org/posts/explicit"));
+    assert_eq!(
+        links[2].as_deref(),
+        Some("https://guid.example.org/"),
+        "isPermaLink=false is no link: the feed's page"
+    );
+    assert!(
+        !v.to_string().contains("from-the-image"),
+        "the channel image's link is nobody's"
+    );
+    let v = inspect(&env, &fixture("formats/atom03-modes.xml")).await;
+    assert_eq!(
+        titles(&v),
+        [
+            "Decoded from base64",
+            "Escaped title",
+            "Plain MIME type title",
+            "XHTML title"
+        ]
+    );
+    assert_eq!(items(&v, "summary")[0].as_deref(), Some("Summary in base64"));
+    assert_eq!(items(&v, "summary")[3].as_deref(), Some("XHTML content"));
+    let v = inspect(&env, &fixture("formats/atom-text-types.xml")).await;
+    assert_eq!(titles(&v), ["Empty type is text", "Unknown type is text"]);
+    let out = env.run(&["inspect", &fixture("recover/nothing.xml")]).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("no root element"), "{}", stderr(&out));
+    let out = env.run(&["inspect", &fixture("broken.xml")]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("no complete item left after repairing it"),
+        "{}",
+        stderr(&out)
+    );
+
     // Entities and markup in summaries and categories become plain text.
     let v = inspect(&env, &fixture("entities-cdata.xml")).await;
     assert_eq!(s(&v["items"][1]["title"]), Some("Rock & Roll — it’s ☃ time"));
@@ -197,6 +457,9 @@ async fn hostile_sources_fail_alone_with_reasons_and_memory_stays_bounded() {
         ("Malformed", "feeds/broken.xml"),
         ("Late Declaration", "feeds/late-declaration.xml"),
         ("Web Page", "feeds/page.html"),
+        ("Cut Off", "feeds/recover/truncated.xml"),
+        ("Many Faults", "feeds/recover/many-faults.xml"),
+        ("No Element", "feeds/recover/nothing.xml"),
     ];
     let mut config = String::from("[collect]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\n\n");
     for (name, path) in hostile {
@@ -265,6 +528,26 @@ max_stories = 50
     expect("Malformed", &["FAILED", "not a feed"]);
     expect("Late Declaration", &[" ok ", "1 new"]);
     expect("Web Page", &["FAILED", "HTML page"]);
+    expect(
+        "Cut Off",
+        &[
+            " ok ",
+            "3 new",
+            "(recovered: the document was cut off (1 incomplete item dropped))",
+        ],
+    );
+    expect(
+        "Many Faults",
+        &[
+            " ok ",
+            "2 new",
+            "recovered: unescaped \"&\" in 3 places; HTML entities in 3 places",
+        ],
+    );
+    expect(
+        "No Element",
+        &["FAILED", "no root element", "recovering: no XML element"],
+    );
     eprintln!(
         "collect of {} sources: peak memory {} MiB",
         hostile.len(),
@@ -308,6 +591,11 @@ max_stories = 50
     assert!(
         moved.contains(&format!("moved to {}", feeds.url("feeds/gamma.json"))),
         "{sources}"
+    );
+    let cut = sources.lines().find(|l| l.starts_with("Cut Off")).unwrap_or_default();
+    assert!(
+        cut.contains("stories 3") && cut.contains("— recovered: the document was cut off"),
+        "a recovered source is ok with a warning: {sources}"
     );
     let gone = sources.lines().find(|l| l.starts_with("Gone")).unwrap_or_default();
     assert!(

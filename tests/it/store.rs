@@ -309,7 +309,12 @@ async fn fetch_state_follows_each_outcome_and_a_new_configured_url() {
         };
         let v: &'static Validators = Box::leak(Box::new(validators.clone()));
         // First fetch, moved permanently: the new URL is where to go next.
-        let s = record("https://a.example/feed", "https://a.example/moved", FetchRecord::Ok(v)).await;
+        let s = record(
+            "https://a.example/feed",
+            "https://a.example/moved",
+            FetchRecord::Ok(v, None),
+        )
+        .await;
         assert_eq!(
             (s.url.as_str(), s.error_count),
             ("https://a.example/moved", 0),
@@ -372,7 +377,12 @@ async fn fetch_state_follows_each_outcome_and_a_new_configured_url() {
         let row = store.list_sources().await.expect("list").remove(0);
         assert_eq!(row.last_status.as_deref(), Some("disabled"), "{db:?}");
         assert_eq!(row.last_success_at, Some(now), "{db:?}");
-        let s = record("https://c.example/feed", "https://c.example/feed", FetchRecord::Ok(v)).await;
+        let s = record(
+            "https://c.example/feed",
+            "https://c.example/feed",
+            FetchRecord::Ok(v, None),
+        )
+        .await;
         assert_eq!((s.disabled_reason, s.error_count), (None, 0), "{db:?}");
         store.close().await;
         finish(db).await;

@@ -61,6 +61,7 @@ impl FeedServer {
         };
         let app = Router::new()
             .route("/feeds/{file}", get(feed))
+            .route("/feeds/{dir}/{file}", get(feed_in_dir))
             .route("/status/{code}", get(status))
             .route("/hostile/slow-body", get(slow_body))
             .route("/hostile/slow-headers", get(slow_headers))
@@ -236,12 +237,28 @@ async fn cached(State(s): State<Shared>) -> Response {
         .unwrap_or_default()
 }
 
+async fn feed_in_dir(
+    State(s): State<Shared>,
+    Path((dir, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if dir.contains("..") || dir.contains('/') {
+        return plain(StatusCode::BAD_REQUEST, "bad name");
+    }
+    serve_fixture(s, &format!("{dir}/{file}"), &file, headers)
+}
+
 async fn feed(State(s): State<Shared>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    serve_fixture(s, &file, &file, headers)
+}
+
+/// `path` (relative to the fixture folder) ending in the name `file`.
+fn serve_fixture(s: Shared, path: &str, file: &str, headers: HeaderMap) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
     if file.contains("..") || file.contains('/') {
         return plain(StatusCode::BAD_REQUEST, "bad name");
     }
-    let Ok(bytes) = std::fs::read(s.dir.join(&file)) else {
+    let Ok(bytes) = std::fs::read(s.dir.join(path)) else {
         return plain(StatusCode::NOT_FOUND, "no such fixture");
     };
     let bytes = replace_bytes(&bytes, b"%%PORT%%", s.port.to_string().as_bytes());
