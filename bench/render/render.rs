@@ -91,6 +91,7 @@ fn stories() -> Vec<StoredStory> {
                 link: format!("https://news.example.com/story/{i}"),
                 summary_html: format!("<p>{text}</p>"),
                 summary_text: text,
+                content: None,
                 published_at: now - chrono::Duration::hours(i as i64 * 6),
                 collected_at: now,
                 cluster_id: None,

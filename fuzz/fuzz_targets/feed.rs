@@ -46,6 +46,7 @@ fn check(data: &[u8]) {
         location: SourceLocation::Http(base.clone()),
         tags: vec!["fuzz".into()],
         weight: 1.0,
+            full_text: false,
     };
     let rules = [TagRule {
         tag: "security".into(),

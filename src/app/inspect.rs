@@ -34,6 +34,17 @@ pub struct InspectItem {
     pub tags: Vec<String>,
     /// Plain text of the sanitised summary.
     pub summary: Option<String>,
+    /// With `--full-text`: what would be extracted from the item's page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub article: Option<InspectArticle>,
+}
+
+/// The article text `full_text` would store for an item, or why none.
+#[derive(Debug, serde::Serialize)]
+pub struct InspectArticle {
+    pub text: Option<String>,
+    pub words: usize,
+    pub error: Option<String>,
 }
 
 /// Fetches and parses one feed (a URL, `file://` URL or path relative to
@@ -43,10 +54,11 @@ pub async fn inspect(
     base: &std::path::Path,
     rules: &[crate::config::TagRule],
     limits: collect::FetchLimits,
+    full_text: bool,
     now: DateTime<Utc>,
 ) -> Result<InspectReport> {
     let location = SourceLocation::parse(target, base).map_err(Error::Usage)?;
-    let fetcher = Fetcher::new(limits).map_err(|e| Error::Other(e.to_string()))?;
+    let fetcher = Fetcher::new(limits.clone()).map_err(|e| Error::Other(e.to_string()))?;
     // The operator named this URL: its host is trusted like a configured source's.
     let trusted_host = match &location {
         SourceLocation::Http(u) => u.host_str().map(str::to_string),
@@ -69,6 +81,7 @@ pub async fn inspect(
         location,
         tags: Vec::new(),
         weight: 1.0,
+        full_text,
     };
     let normaliser = collect::Normaliser::new(&feed, &source, fetched.base.as_ref(), rules, now);
     let rfc3339 = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -88,9 +101,43 @@ pub async fn inspect(
                     .map(|s| s.tags.iter().map(|t| t.tag.clone()).collect())
                     .unwrap_or_default(),
                 summary: story.map(|s| s.summary_text).filter(|s| !s.is_empty()),
+                article: None,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut items = items;
+    if full_text {
+        let pending: Vec<collect::article::PendingArticle> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| {
+                Some(collect::article::PendingArticle {
+                    story_id: index as i64,
+                    link: item.link.clone()?,
+                    trusted_host: trusted_host.clone(),
+                })
+            })
+            .collect();
+        let fetcher = Fetcher::new(limits).map_err(|e| Error::Other(e.to_string()))?;
+        let collector = std::sync::Arc::new(collect::Collector::new(fetcher, rules, 1));
+        for (index, result) in collector.fetch_articles(pending, 4, 2, now).await {
+            let Some(item) = usize::try_from(index).ok().and_then(|i| items.get_mut(i)) else {
+                continue;
+            };
+            item.article = Some(match result {
+                Ok(text) => InspectArticle {
+                    words: text.split_whitespace().count(),
+                    text: Some(text),
+                    error: None,
+                },
+                Err(e) => InspectArticle {
+                    text: None,
+                    words: 0,
+                    error: Some(e.to_string()),
+                },
+            });
+        }
+    }
     Ok(InspectReport {
         feed: InspectFeed {
             title: feed.title.clone(),

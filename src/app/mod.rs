@@ -17,13 +17,15 @@ use crate::store::{DeliveryCounts, IssueRow, Store};
 use crate::token::Signer;
 use crate::{Error, Result};
 
+mod discover;
 mod import;
 mod inspect;
 mod reports;
 
 pub use crate::collect::{CollectProgress, CollectReport, SourceReport, SourceStatus};
+pub use discover::{DiscoveredFeed, discover};
 pub use import::{ImportLine, ImportRow, parse_subscriber_csv};
-pub use inspect::{InspectFeed, InspectItem, InspectReport, inspect};
+pub use inspect::{InspectArticle, InspectFeed, InspectItem, InspectReport, inspect};
 pub use reports::{DeliveryDetail, IssueDeliveries};
 
 const SECRET_SETTING: &str = "link_secret";

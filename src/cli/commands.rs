@@ -58,11 +58,55 @@ pub(super) async fn collect(app: &App, force: bool) -> anyhow::Result<Outcome> {
     })
 }
 
-pub(super) async fn inspect(config: Option<&Config>, target: &str, json: bool) -> anyhow::Result<Outcome> {
+pub(super) fn export_sources(config: &Config) -> Outcome {
+    print!("{}", tidings::config::opml::export(&config.sources, SystemClock.now()));
+    Outcome::Success
+}
+
+pub(super) async fn discover(config: Option<&Config>, url: &str) -> anyhow::Result<Outcome> {
+    let limits = config.map(|c| c.collect.limits.clone()).unwrap_or_default();
+    let feeds = tidings::app::discover(url, limits, SystemClock.now()).await?;
+    if feeds.is_empty() {
+        eprintln!("{url}: no feed found (no <link rel=\"alternate\"> of a feed type, none at the usual paths)");
+        return Ok(Outcome::Failure);
+    }
+    for (i, feed) in feeds.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("# {} items", feed.items);
+        println!("[[sources]]");
+        println!("name = {}", toml_string(&feed.title));
+        println!("url = {}", toml_string(&feed.url));
+    }
+    Ok(Outcome::Success)
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub(super) async fn inspect(
+    config: Option<&Config>,
+    target: &str,
+    json: bool,
+    full_text: bool,
+) -> anyhow::Result<Outcome> {
     let rules = config.map(|c| c.tag_rules.clone()).unwrap_or_default();
     let limits = config.map(|c| c.collect.limits.clone()).unwrap_or_default();
     let base = std::env::current_dir().context("current directory")?;
-    let report = tidings::app::inspect(target, &base, &rules, limits, SystemClock.now())
+    let report = tidings::app::inspect(target, &base, &rules, limits, full_text, SystemClock.now())
         .await
         .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
     if json {
@@ -85,6 +129,20 @@ pub(super) async fn inspect(config: Option<&Config>, target: &str, json: bool) -
         println!("  tags:      {}", item.tags.join(", "));
         if let Some(summary) = &item.summary {
             println!("  summary:   {}", tidings::text::shorten(summary, 300));
+        }
+        match &item.article {
+            Some(tidings::app::InspectArticle {
+                text: Some(text),
+                words,
+                ..
+            }) => {
+                println!("  article:   {words} words");
+                for paragraph in text.split("\n\n") {
+                    println!("    {paragraph}");
+                }
+            }
+            Some(tidings::app::InspectArticle { error: Some(e), .. }) => println!("  article:   none — {e}"),
+            _ => {}
         }
     }
     Ok(Outcome::Success)

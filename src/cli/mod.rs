@@ -54,6 +54,16 @@ pub enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SourcesCommand {
+    /// Print every configured source as OPML 2.0 (for Feedly, Inoreader,
+    /// Miniflux, NetNewsWire).
+    Export,
+    /// Fetch a web page and print the feeds it advertises, each as a ready
+    /// [[sources]] block.
+    Discover { url: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// Fetch every source that is due and store new stories.
     Collect {
@@ -68,6 +78,9 @@ pub enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also fetch each item's page and show the article text extracted.
+        #[arg(long)]
+        full_text: bool,
     },
     /// Print the ranked stories for an audience.
     Rank {
@@ -123,8 +136,12 @@ pub enum Command {
     /// Manage subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
-    /// List sources with their last fetch status.
-    Sources,
+    /// List sources with their last fetch status; export them as OPML;
+    /// discover a site's feeds.
+    Sources {
+        #[command(subcommand)]
+        command: Option<SourcesCommand>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Run the daemon: schedules, delivery workers, /healthz and /metrics.
@@ -201,19 +218,43 @@ pub fn load_config(path: &Path) -> Result<Config, tidings::Error> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    if let Command::Inspect { target, json } = &cli.command {
+    if let Command::Inspect {
+        target,
+        json,
+        full_text,
+    } = &cli.command
+    {
         // Works without a configuration file; uses its tag rules when there is one.
         let config = if cli.config.exists() {
             Some(load_config(&cli.config)?)
         } else {
             None
         };
-        return inspect(config.as_ref(), target, *json).await;
+        return inspect(config.as_ref(), target, *json, *full_text).await;
+    }
+    if let Command::Sources {
+        command: Some(SourcesCommand::Discover { url }),
+    } = &cli.command
+    {
+        let config = if cli.config.exists() {
+            Some(load_config(&cli.config)?)
+        } else {
+            None
+        };
+        return discover(config.as_ref(), url).await;
     }
     let config = load_config(&cli.config)?;
-    if let Command::Config(ConfigCommand::Check) = cli.command {
-        print_config(&config);
-        return Ok(Outcome::Success);
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            print_config(&config);
+            return Ok(Outcome::Success);
+        }
+        Command::Sources {
+            command: Some(SourcesCommand::Export),
+        } => {
+            return Ok(export_sources(&config));
+        }
+        _ => {}
     }
     let app = App::open(config).await?;
     let outcome = match cli.command {
@@ -240,7 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Deliveries { issue } => deliveries(&app, issue).await?,
         Command::Run { once: _ } => run_once(&app).await?,
         Command::Subscribers(cmd) => subscribers(&app, cmd).await?,
-        Command::Sources => sources(&app).await?,
+        Command::Sources { .. } => sources(&app).await?,
         Command::Serve => return serve(app, cli.config.clone()).await,
         Command::Schedule => schedule(&app.config),
         Command::Migrate => {

@@ -163,6 +163,17 @@ pub(super) fn print_collect(report: &CollectReport) {
             SourceStatus::Disabled(reason) => println!("{:<28} DISABLED      {reason}", s.name),
         }
     }
+    let a = &report.articles;
+    if a != &tidings::collect::ArticleCounts::default() {
+        let mut line = format!("articles: {} extracted, {} without text", a.extracted, a.failed);
+        if a.refused > 0 {
+            line.push_str(&format!(", {} refused by robots.txt", a.refused));
+        }
+        if a.deferred > 0 {
+            line.push_str(&format!(", {} waiting for robots.txt", a.deferred));
+        }
+        println!("{line}");
+    }
     println!(
         "{} sources: {} fetched, {} not modified, {} failed, {} not due; {} new stories in {:.1}s",
         report.sources.len(),

@@ -39,6 +39,8 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// The charset named by the HTTP Content-Type, if any.
     pub http_charset: Option<String>,
+    /// The media type of the HTTP Content-Type, lower-cased (`text/html`).
+    pub content_type: Option<String>,
     /// Where the body came from after redirects; the base for relative links.
     pub base: Option<Url>,
     pub validators: Validators,
@@ -49,6 +51,8 @@ pub struct Fetched {
 }
 
 #[derive(Debug)]
+// One per fetch, taken apart at once: boxing the body would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum FetchOutcome {
     Body(Fetched),
     /// 304: nothing changed since the validators were issued.
@@ -148,6 +152,7 @@ impl Fetcher {
                 Ok(FetchOutcome::Body(Fetched {
                     body,
                     http_charset: None,
+                    content_type: None,
                     base,
                     validators: Validators::default(),
                     cache: CacheHints::default(),
@@ -220,6 +225,9 @@ impl Fetcher {
                 .map(str::to_string)
         };
         let http_charset = header(CONTENT_TYPE).and_then(|ct| charset_of(&ct));
+        let content_type = header(CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next().map(|t| t.trim().to_ascii_lowercase()))
+            .filter(|t| !t.is_empty());
         let validators = Validators {
             etag: header(ETAG),
             last_modified: header(LAST_MODIFIED),
@@ -240,6 +248,7 @@ impl Fetcher {
         Ok(FetchOutcome::Body(Fetched {
             body,
             http_charset,
+            content_type,
             base: Some(url),
             validators,
             cache,

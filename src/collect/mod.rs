@@ -4,6 +4,7 @@
 //! → normalise → sanitise → tag → key — and returns what it found without
 //! touching the store.
 
+pub mod article;
 pub mod cluster;
 mod cpu_pool;
 pub mod fetch;
@@ -25,7 +26,7 @@ use crate::domain::{NewStory, StoryKey, TaggedTag};
 use cpu_pool::CpuPool;
 pub use fetch::{CacheHints, FetchError, FetchLimits, FetchOutcome, Fetcher, Validators};
 pub use parse::{ParseError, ParsedFeed, ParsedItem, parse_feed};
-pub use run::{CollectProgress, CollectReport, SourceReport, SourceStatus, run};
+pub use run::{ArticleCounts, CollectProgress, CollectReport, SourceReport, SourceStatus, run};
 
 /// Longest title kept; longer ones are cut at a word boundary.
 const MAX_TITLE_CHARS: usize = 300;
@@ -358,6 +359,7 @@ mod tests {
             location: SourceLocation::File("/dev/null".into()),
             tags: vec!["enterprise".into()],
             weight: 1.0,
+            full_text: false,
         }
     }
 

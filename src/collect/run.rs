@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::article::{ArticleError, PendingArticle};
 use super::cluster::{self, ClusterCandidate, ClusterIndex};
 use super::{CollectError, Collector, Fetcher, SourceResult};
 use crate::config::{Config, SourceLocation};
@@ -70,8 +71,25 @@ pub struct SourceReport {
 #[derive(Debug)]
 pub struct CollectReport {
     pub sources: Vec<SourceReport>,
+    /// Article pages of `full_text` sources fetched in this run.
+    pub articles: ArticleCounts,
     pub elapsed: std::time::Duration,
 }
+
+/// What the article fetches of one collect came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArticleCounts {
+    pub extracted: usize,
+    pub failed: usize,
+    /// Disallowed by the site's robots.txt.
+    pub refused: usize,
+    /// The site's robots.txt could not be read: tried again next time.
+    pub deferred: usize,
+}
+
+/// Stories collected this long ago still get their page fetched (a
+/// collect cut short leaves some for the next one).
+const ARTICLE_DAYS: i64 = 2;
 
 impl CollectReport {
     fn count(&self, f: impl Fn(&SourceStatus) -> bool) -> usize {
@@ -220,13 +238,82 @@ pub async fn run(
         }
         drop(batch_places);
     }
+    let articles = fetch_articles(config, &mut conn, &collector, now).await?;
     let report = CollectReport {
         sources: reports.into_iter().flatten().collect(),
+        articles,
         elapsed: started.elapsed(),
     };
     metrics::counter!("tidings_stories_collected_total").increment(report.new_stories() as u64);
     metrics::gauge!("tidings_sources_failing").set(report.failed() as f64);
     Ok(report)
+}
+
+/// Fetches the pages of new stories of `full_text` sources and stores
+/// their text (or why there is none): once per story.
+async fn fetch_articles(
+    config: &Config,
+    conn: &mut StoreConn,
+    collector: &Arc<Collector>,
+    now: DateTime<Utc>,
+) -> Result<ArticleCounts> {
+    let full_text: HashMap<&str, Option<String>> = config
+        .sources
+        .iter()
+        .filter(|s| s.full_text)
+        .map(|s| {
+            let host = match &s.location {
+                SourceLocation::Http(u) => u.host_str().map(str::to_string),
+                SourceLocation::File(_) => None,
+            };
+            (s.name.as_str(), host)
+        })
+        .collect();
+    let mut counts = ArticleCounts::default();
+    if full_text.is_empty() {
+        return Ok(counts);
+    }
+    let pending: Vec<PendingArticle> = conn
+        .stories_awaiting_content(now - Duration::days(ARTICLE_DAYS))
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let trusted_host = full_text.get(s.source.as_str())?.clone();
+            Some(PendingArticle {
+                story_id: s.id,
+                link: s.link,
+                trusted_host,
+            })
+        })
+        .collect();
+    if pending.is_empty() {
+        return Ok(counts);
+    }
+    let settings = &config.collect;
+    let results = collector
+        .fetch_articles(pending, settings.concurrency, settings.per_host, now)
+        .await;
+    for (id, result) in results {
+        match result {
+            Ok(text) => {
+                counts.extracted += 1;
+                conn.record_content(id, Some(&text), "ok").await?;
+            }
+            Err(e) if e.is_deferred() => counts.deferred += 1,
+            Err(e) => {
+                if matches!(e, ArticleError::Disallowed) {
+                    counts.refused += 1;
+                } else {
+                    counts.failed += 1;
+                }
+                tracing::info!(story = id, "no article text: {e}");
+                conn.record_content(id, None, &e.to_string()).await?;
+            }
+        }
+    }
+    metrics::counter!("tidings_articles_extracted_total").increment(counts.extracted as u64);
+    metrics::counter!("tidings_articles_failed_total").increment((counts.failed + counts.refused) as u64);
+    Ok(counts)
 }
 
 /// Why a source is not fetched in this run, if it is not.

@@ -13,6 +13,7 @@
 //! files a configuration names (templates, the DKIM key) are
 //! the start-up preflight's (`preflight.rs`); this module imports no stage.
 
+pub mod opml;
 mod raw;
 mod settings;
 mod validate;

@@ -113,6 +113,11 @@ pub(super) struct RawCollect {
     pub(super) max_backoff: Option<String>,
     #[serde(default)]
     pub(super) allow_private: bool,
+    /// The default for every source's `full_text`.
+    #[serde(default)]
+    pub(super) full_text: bool,
+    /// An OPML file of more sources, relative to the configuration file.
+    pub(super) opml: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +128,7 @@ pub(super) struct RawSource {
     #[serde(default)]
     pub(super) tags: Vec<String>,
     pub(super) weight: Option<f64>,
+    pub(super) full_text: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -283,4 +283,6 @@ pub struct Collect {
     pub per_host: usize,
     pub limits: FetchLimits,
     pub policy: CollectPolicy,
+    /// `[collect] opml`, resolved; its sources are in `Config::sources`.
+    pub opml: Option<std::path::PathBuf>,
 }

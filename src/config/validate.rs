@@ -39,9 +39,24 @@ pub(super) fn config(
     let smtp = smtp(&raw.smtp, base, env, p);
     let mailbox_dir = resolve(base, raw.mailbox.dir.as_deref().unwrap_or("outbox"));
     let delivery = delivery(&raw.delivery, &raw.dkim, base, p);
-    let collect = collect(&raw.collect, p);
+    let collect = collect(&raw.collect, base, p);
     let web = web(&raw.web, p);
-    let sources = sources(raw.sources, base, p);
+    let mut raw_sources: Vec<(String, RawSource)> = raw
+        .sources
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (format!("sources[{i}]"), s))
+        .collect();
+    if let Some(path) = collect.as_ref().and_then(|c| c.opml.as_deref()) {
+        match super::opml::read_file(path) {
+            Ok(outlines) => raw_sources.extend(outlines.into_iter().map(|o| {
+                let key = format!("collect.opml: {}: {}", path.display(), o.place);
+                (key, o.source)
+            })),
+            Err(e) => p.bad("collect.opml", e),
+        }
+    }
+    let sources = sources(raw_sources, raw.collect.full_text, base, p);
     let tag_rules = tag_rules(raw.tags, p);
     let audiences = audiences(raw.audiences, &sources, p);
     let editions = editions(raw.editions, &audiences, p);
@@ -264,7 +279,7 @@ fn delivery(delivery: &RawDelivery, dkim_raw: &Option<RawDkim>, base: &Path, pro
 }
 
 /// `[collect]`.
-fn collect(c: &RawCollect, problems: &mut Problems) -> Option<Collect> {
+fn collect(c: &RawCollect, base: &Path, problems: &mut Problems) -> Option<Collect> {
     let mut bad = |key: &str, msg: String| problems.bad(key, msg);
     let mut duration = |key: &str, value: &Option<String>, default: std::time::Duration| {
         positive_duration(key, value.as_deref(), default, &mut bad)
@@ -318,16 +333,22 @@ fn collect(c: &RawCollect, problems: &mut Problems) -> Option<Collect> {
             backoff_max: chrono_max_backoff,
             ..CollectPolicy::default()
         },
+        opml: c.opml.as_deref().map(|o| resolve(base, o)),
     })
 }
 
-/// `[[sources]]`: unique names, weights, tags, and where each feed is.
-fn sources(raw_sources: Vec<RawSource>, base: &Path, problems: &mut Problems) -> Vec<Source> {
+/// `[[sources]]` and the OPML file's outlines, each with the key that
+/// names it in errors: unique names, weights, tags, where each feed is.
+fn sources(
+    raw_sources: Vec<(String, RawSource)>,
+    full_text_default: bool,
+    base: &Path,
+    problems: &mut Problems,
+) -> Vec<Source> {
     let mut bad = |key: &str, msg: String| problems.bad(key, msg);
     let mut sources = Vec::new();
     let mut seen = HashSet::new();
-    for (i, s) in raw_sources.into_iter().enumerate() {
-        let key = format!("sources[{i}]");
+    for (key, s) in raw_sources {
         if s.name.trim().is_empty() {
             bad(&format!("{key}.name"), "must not be empty".into());
         } else if !seen.insert(s.name.clone()) {
@@ -353,6 +374,7 @@ fn sources(raw_sources: Vec<RawSource>, base: &Path, problems: &mut Problems) ->
                 location,
                 tags,
                 weight,
+                full_text: s.full_text.unwrap_or(full_text_default),
             }),
             Err(e) => bad(&format!("{key}.url"), format!("\"{}\": {e}", s.url)),
         }

@@ -31,6 +31,8 @@ pub struct Source {
     pub location: SourceLocation,
     pub tags: Vec<String>,
     pub weight: f64,
+    /// Fetch each new story's page and keep its article text.
+    pub full_text: bool,
 }
 
 #[derive(Debug, Clone)]

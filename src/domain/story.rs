@@ -93,6 +93,8 @@ pub struct StoredStory {
     pub link: String,
     pub summary_html: String,
     pub summary_text: String,
+    /// The article's text, for `full_text` sources whose page was read.
+    pub content: Option<String>,
     pub published_at: DateTime<Utc>,
     pub collected_at: DateTime<Utc>,
     /// Stories telling the same news share a cluster (see `collect::cluster`).

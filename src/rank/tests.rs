@@ -17,6 +17,7 @@ fn story(id: i64, source: &str, hours_old: i64, tags: &[&str]) -> StoredStory {
         link: format!("https://example.com/{id}"),
         summary_html: String::new(),
         summary_text: String::new(),
+        content: None,
         published_at: now() - Duration::hours(hours_old),
         collected_at: now(),
         cluster_id: None,

@@ -129,7 +129,8 @@ pub fn build_issue_view(
             collected: s.collected_at.with_timezone(&tz).format("%-d %b %Y").to_string(),
             collected_iso: s.collected_at.to_rfc3339(),
             stale,
-            summary: super::tldr::tldr(&s.title, &s.summary_text, SUMMARY_CHARS),
+            // The article's own text when it was read, else the feed's.
+            summary: super::tldr::tldr(&s.title, s.content.as_deref().unwrap_or(&s.summary_text), SUMMARY_CHARS),
             tags: s.tags.iter().map(|t| t.tag.clone()).collect(),
             audiences: audiences_for(s, config.audiences.values(), &source_weights)
                 .into_iter()

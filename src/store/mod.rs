@@ -29,7 +29,7 @@ use crate::config::DatabaseUrl;
 pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
 pub use signups::{Confirmation, EditorSession, Signup};
 pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};
-pub use stories::ClusterRow;
+pub use stories::{AwaitingContent, ClusterRow};
 pub use subscribers::AddOutcome;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use super::{Store, StoreResult, StoreTx, with_pool, with_tx};
+use super::{Store, StoreConn, StoreResult, StoreTx, with_conn, with_pool, with_tx};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
 impl StoreTx<'_> {
@@ -166,7 +166,7 @@ impl Store {
     ) -> StoreResult<Vec<StoredStory>> {
         let (rows, tags) = with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT id, source, title, link, summary_html, summary_text, published_at, collected_at, cluster_id
+                "SELECT id, source, title, link, summary_html, summary_text, content, published_at, collected_at, cluster_id
                  FROM stories WHERE published_at >= $1 AND published_at <= $2
                  ORDER BY published_at DESC, id",
             )
@@ -183,6 +183,7 @@ impl Store {
                     link: r.try_get("link")?,
                     summary_html: r.try_get("summary_html")?,
                     summary_text: r.try_get("summary_text")?,
+                    content: r.try_get("content")?,
                     published_at: r.try_get("published_at")?,
                     collected_at: r.try_get("collected_at")?,
                     cluster_id: r.try_get("cluster_id")?,
@@ -243,5 +244,56 @@ impl Store {
         with_pool!(self, pool => {
             Ok(sqlx::query_scalar("SELECT COUNT(*) FROM stories").fetch_one(pool).await?)
         })
+    }
+}
+
+/// A new story of a `full_text` source whose page has not been fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwaitingContent {
+    pub id: i64,
+    pub source: String,
+    pub link: String,
+}
+
+/// Most pages fetched in one collect.
+const CONTENT_BATCH: i64 = 2000;
+
+impl StoreConn {
+    /// Stories collected since `since` whose page was never fetched, oldest
+    /// first; the caller keeps those of `full_text` sources.
+    pub async fn stories_awaiting_content(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<AwaitingContent>> {
+        with_conn!(self, conn => {
+            let rows = sqlx::query(
+                "SELECT id, source, link FROM stories WHERE content_status IS NULL AND collected_at >= $1
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(since)
+            .bind(CONTENT_BATCH)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AwaitingContent {
+                        id: r.try_get("id")?,
+                        source: r.try_get("source")?,
+                        link: r.try_get("link")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Records a page fetch: the article text, or why there is none
+    /// (`status` is `ok` or the reason). Never fetched again either way.
+    pub async fn record_content(&mut self, id: i64, content: Option<&str>, status: &str) -> StoreResult<()> {
+        with_conn!(self, conn => {
+            sqlx::query("UPDATE stories SET content = $1, content_status = $2 WHERE id = $3")
+                .bind(content)
+                .bind(status)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
     }
 }

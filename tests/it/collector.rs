@@ -778,3 +778,229 @@ async fn sources_are_fetched_in_parallel_but_politely_per_host() {
         "at most per_host connections to one host, and more than one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_reads_each_article_once_politely_and_keeps_the_summary_when_it_cannot() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[collect]
+timeout = "2s"
+connect_timeout = "2s"
+
+[[sources]]
+name = "Coast Wire"
+url = "{}"
+full_text = true
+tags = ["coast"]
+
+[audiences.all]
+title = "Everyone"
+weights = {{ coast = 1.0 }}
+
+[[editions]]
+name = "daily"
+title = "Daily"
+audience = "all"
+schedule = "0 0 8 * * *"
+template = "weekly"
+"#,
+        feeds.url("feeds/full-text.xml")
+    ));
+
+    // What would be extracted, shown before anything is stored.
+    let out = env
+        .run(&["inspect", "--json", "--full-text", &feeds.url("feeds/full-text.xml")])
+        .await;
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let article = |i: usize| &v["items"][i]["article"];
+    let text = s(&article(0)["text"]).unwrap_or_default();
+    assert!(text.starts_with("The harbour authority confirmed on Tuesday"), "{text}");
+    assert!(
+        text.contains("\n\nOperators switched to paper manifests"),
+        "paragraphs: {text}"
+    );
+    for noise in [
+        "Accept cookies",
+        "Related stories",
+        "First!",
+        "Subscribe to our newsletter",
+        "Buy the new phone",
+    ] {
+        assert!(!text.contains(noise), "{noise:?} kept: {text}");
+    }
+    assert!(article(0)["words"].as_u64().unwrap_or(0) > 150, "{}", article(0));
+    let errors: Vec<&str> = (1..7).map(|i| s(&article(i)["error"]).unwrap_or("(none)")).collect();
+    let expected = [
+        "disallowed by robots.txt",
+        "no article text found",
+        "not an HTML page (image/png)",
+        "larger than",
+        "timed out",
+        "redirect loop",
+    ];
+    for (got, want) in errors.iter().zip(expected) {
+        assert!(got.contains(want), "expected {want:?}, got {got:?} ({errors:?})");
+    }
+
+    let requests_before = feeds.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let out = env.run(&["collect"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("articles: 1 extracted, 5 without text, 1 refused by robots.txt"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "slow pages are cut off by the timeout"
+    );
+    // The feed, robots.txt once, and each of the seven pages but the disallowed one.
+    let fetched = feeds.requests.load(std::sync::atomic::Ordering::SeqCst) - requests_before;
+    assert!(fetched <= 1 + 1 + 6 + 4, "{fetched} requests");
+
+    // The TL;DR comes from the article; a story without text keeps its teaser.
+    assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
+    let out = env.run(&["preview", "daily", "--format", "text"]).await;
+    assert_exit(&out, 0);
+    let preview = stdout(&out);
+    assert!(preview.contains("The harbour authority confirmed"), "{preview}");
+    assert!(!preview.contains("A one-line teaser"), "{preview}");
+    assert!(preview.contains("Teaser three."), "{preview}");
+
+    // One fetch per story, never again: a second collect reads no page.
+    let requests_before = feeds.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let out = env.run(&["collect", "--force"]).await;
+    assert_exit(&out, 0);
+    assert!(!stdout(&out).contains("articles:"), "{}", stdout(&out));
+    let fetched = feeds.requests.load(std::sync::atomic::Ordering::SeqCst) - requests_before;
+    assert_eq!(fetched, 1, "only the feed itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_come_from_opml_go_back_to_opml_and_are_discovered_on_a_page() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let opml = std::fs::read_to_string(fixture("subscriptions.opml"))
+        .expect("fixture")
+        .replace("%%BASE%%", &feeds.url(""));
+    std::fs::write(env.path("feeds.opml"), opml).expect("write");
+    env.write_config(&format!(
+        r#"
+[collect]
+opml = "feeds.opml"
+
+[[sources]]
+name = "Alpha Security"
+url = "{}"
+tags = ["security"]
+
+[audiences.all]
+title = "Everyone"
+weights = {{ security = 1.0 }}
+"#,
+        feeds.url("feeds/alpha.xml")
+    ));
+    let out = env.run(&["collect"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for name in ["Alpha Security", "Beta Cloud", "Gamma Wire", "Legacy Atom"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name) && l.contains(" ok ")),
+            "{name}: {text}"
+        );
+    }
+    // OPML categories and folders became tags.
+    let out = env.run(&["sources", "export"]).await;
+    assert_exit(&out, 0);
+    let exported = stdout(&out);
+    assert!(
+        exported.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains(&format!(
+            "<outline type=\"rss\" text=\"Beta Cloud\" title=\"Beta Cloud\" xmlUrl=\"{}\" category=\"cloud,infrastructure\"/>",
+            feeds.url("feeds/beta.atom")
+        )),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("category=\"technology,news,wire\""),
+        "nested folders and a category path: {exported}"
+    );
+    // What was exported reads back as the same sources.
+    std::fs::write(env.path("feeds.opml"), &exported).expect("write");
+    env.write_config(
+        "[collect]\nopml = \"feeds.opml\"\n\n[audiences.all]\ntitle = \"Everyone\"\nweights = { cloud = 1.0 }\n",
+    );
+    let again = stdout(&env.run(&["sources", "export"]).await);
+    let outlines = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("<outline"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outlines(&again), outlines(&exported));
+
+    // A name used twice, in TOML and OPML, is named with the file and outline.
+    std::fs::write(
+        env.path("feeds.opml"),
+        format!(
+            "<opml version=\"1.0\"><body><outline text=\"Alpha Security\" xmlUrl=\"{}\"/><outline text=\"No URL here\"/><outline text=\"Bad\" xmlUrl=\"ftp://x\"/></body></opml>",
+            feeds.url("feeds/beta.atom")
+        ),
+    )
+    .expect("write");
+    env.write_config(&format!(
+        "[collect]\nopml = \"feeds.opml\"\n\n[[sources]]\nname = \"Alpha Security\"\nurl = \"{}\"\n\n[audiences.all]\ntitle = \"Everyone\"\nweights = {{ cloud = 1.0 }}\n",
+        feeds.url("feeds/alpha.xml")
+    ));
+    let out = env.run(&["config", "check"]).await;
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("feeds.opml: outline 1 \"Alpha Security\".name: \"Alpha Security\" is used by another source"),
+        "{err}"
+    );
+    assert!(err.contains("feeds.opml: outline 3 \"Bad\".url"), "{err}");
+    std::fs::write(env.path("feeds.opml"), "not xml at all").expect("write");
+    let out = env.run(&["config", "check"]).await;
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("collect.opml:") && stderr(&out).contains("feeds.opml"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Discovery: the page's alternate links, checked, as [[sources]] blocks.
+    env.write_config("[audiences.all]\ntitle = \"Everyone\"\nweights = { cloud = 1.0 }\n");
+    let out = env
+        .run(&["sources", "discover", &feeds.url("feeds/articles/with-feeds.html")])
+        .await;
+    assert_exit(&out, 0);
+    let found = stdout(&out);
+    assert!(
+        found.contains(&format!(
+            "[[sources]]\nname = \"Alpha Security\"\nurl = \"{}\"",
+            feeds.url("feeds/alpha.xml")
+        )),
+        "{found}"
+    );
+    assert!(
+        found.contains(&format!("url = \"{}\"", feeds.url("feeds/beta.atom"))),
+        "{found}"
+    );
+    assert!(
+        !found.contains("missing.xml"),
+        "an advertised feed that does not parse is left out: {found}"
+    );
+    let out = env
+        .run(&["sources", "discover", &feeds.url("feeds/articles/short.html")])
+        .await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("no feed found"), "{}", stderr(&out));
+}

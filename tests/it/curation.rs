@@ -52,6 +52,7 @@ fn corpus(config: &Config) -> Vec<StoredStory> {
                 link: s.link,
                 summary_html: s.summary_html,
                 summary_text: s.summary_text,
+                content: None,
                 published_at: s.published_at,
                 // As if collected every half hour; the stale marker then
                 // only shows where a feed was late.

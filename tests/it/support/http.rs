@@ -62,6 +62,7 @@ impl FeedServer {
         let app = Router::new()
             .route("/feeds/{file}", get(feed))
             .route("/feeds/{dir}/{file}", get(feed_in_dir))
+            .route("/robots.txt", get(robots))
             .route("/status/{code}", get(status))
             .route("/hostile/slow-body", get(slow_body))
             .route("/hostile/slow-headers", get(slow_headers))
@@ -248,6 +249,10 @@ async fn feed_in_dir(
     serve_fixture(s, &format!("{dir}/{file}"), &file, headers)
 }
 
+async fn robots(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    serve_fixture(s, "robots.txt", "robots.txt", headers)
+}
+
 async fn feed(State(s): State<Shared>, Path(file): Path<String>, headers: HeaderMap) -> Response {
     serve_fixture(s, &file, &file, headers)
 }
@@ -283,6 +288,10 @@ fn serve_fixture(s: Shared, path: &str, file: &str, headers: HeaderMap) -> Respo
         "application/atom+xml"
     } else if file.ends_with(".html") {
         "text/html; charset=utf-8"
+    } else if file.ends_with(".png") {
+        "image/png"
+    } else if file.ends_with(".txt") {
+        "text/plain"
     } else {
         "application/rss+xml"
     };
