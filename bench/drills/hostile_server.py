@@ -68,6 +68,25 @@ STATIC = {
     "/hostile/gone.xml": (410, {}, b"gone"),
     "/hostile/loop-a": (302, {"Location": "/hostile/loop-b"}, b""),
     "/hostile/loop-b": (302, {"Location": "/hostile/loop-a"}, b""),
+    # Not well-formed: a bare "&", an HTML entity, cut off inside the third item.
+    "/hostile/recoverable.xml": (200, {"Content-Type": "application/rss+xml"},
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Q&A weekly</title>'
+        b'<item><title>Caf&eacute; chain breach</title><link>https://recover.example.com/a?x=1&y=2</link></item>'
+        b'<item><title>Second story</title><link>https://recover.example.com/b</link></item>'
+        b'<item><title>Cut off</title><link>https://recover.ex'),
+    # A full_text source whose pages are each hostile in another way, and one good page.
+    "/hostile/articles.xml": (200, {"Content-Type": "application/rss+xml"},
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Articles</title>'
+        + b"".join(b'<item><title>Page %d</title><link>%s</link></item>' % (i, link) for i, link in enumerate([
+            b"/hostile/article.html", b"/hostile/50mib.xml", b"/hostile/slow-body.xml", b"/hostile/loop-a",
+            b"/hostile/binary.png"]))
+        + b"</channel></rss>"),
+    "/hostile/article.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+        b"<!DOCTYPE html><html><head><title>A page</title></head><body><nav><a href='/'>Home</a></nav><article><h1>A page</h1>"
+        + b"".join(b"<p>Paragraph %d of the article, with enough words in it to be read as the main text of the page.</p>" % i
+                   for i in range(8))
+        + b"</article><footer>Footer</footer></body></html>"),
+    "/hostile/binary.png": (200, {"Content-Type": "image/png"}, bytes(range(256)) * 64),
 }
 
 
@@ -137,7 +156,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 HOSTILE = [
     "malformed.xml", "html-page", "not-found.xml", "error.xml", "rate-limited.xml", "unavailable.xml",
     "gone.xml", "loop-a", "xss.xml", "crlf.xml", "100000-items.xml", "gzip-bomb.xml", "50mib.xml",
-    "slow-headers.xml", "slow-body.xml",
+    "slow-headers.xml", "slow-body.xml", "recoverable.xml", "articles.xml",
 ]
 
 
