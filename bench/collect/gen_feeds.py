@@ -3,7 +3,9 @@
 
 Usage: gen_feeds.py OUT_DIR N M
 Every item has a guid, a link, a date in the last week, two categories and
-a ~600-byte HTML description, about what a news site publishes.
+a ~600-byte HTML description, about what a news site publishes. BROKEN
+percent of the feeds (env, default 10) are not well-formed, as real ones
+often are: a bare "&" in a title and in a link's query, an HTML entity.
 """
 import datetime
 import os
@@ -36,14 +38,19 @@ def main():
     os.makedirs(out, exist_ok=True)
     rng = random.Random(42)
     now = datetime.datetime.now(datetime.timezone.utc)
+    broken_every = 100 // int(os.environ.get("BROKEN", "10")) if int(os.environ.get("BROKEN", "10")) > 0 else 0
     for f in range(n):
+        broken = broken_every > 0 and f % broken_every == 0
         items = []
         for i in range(m):
             when = now - datetime.timedelta(minutes=rng.randint(0, 7 * 24 * 60))
             desc = " ".join(sentence(rng, 12) for _ in range(6))
+            title, query = sentence(rng, 8), "utm_source=rss"
+            if broken and i == 0:
+                title, query = f"Q&A&nbsp;{title}", "utm_source=rss&id=1"
             items.append(
-                f"<item><title>{sentence(rng, 8)} ({f}-{i})</title>"
-                f"<link>https://feed{f}.example.com/story/{i}?utm_source=rss</link>"
+                f"<item><title>{title} ({f}-{i})</title>"
+                f"<link>https://feed{f}.example.com/story/{i}?{query}</link>"
                 f"<guid isPermaLink=\"false\">feed{f}-item{i}</guid>"
                 f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
                 f"<category>{rng.choice(TOPICS)}</category><category>{rng.choice(TOPICS)}</category>"

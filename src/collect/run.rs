@@ -273,8 +273,9 @@ async fn fetch_articles(
     if full_text.is_empty() {
         return Ok(counts);
     }
+    let names: Vec<&str> = full_text.keys().copied().collect();
     let pending: Vec<PendingArticle> = conn
-        .stories_awaiting_content(now - Duration::days(ARTICLE_DAYS))
+        .stories_awaiting_content(&names, now - Duration::days(ARTICLE_DAYS))
         .await?
         .into_iter()
         .filter_map(|s| {

@@ -259,18 +259,24 @@ pub struct AwaitingContent {
 const CONTENT_BATCH: i64 = 2000;
 
 impl StoreConn {
-    /// Stories collected since `since` whose page was never fetched, oldest
-    /// first; the caller keeps those of `full_text` sources.
-    pub async fn stories_awaiting_content(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<AwaitingContent>> {
+    /// Stories of `sources` collected since `since` whose page was never
+    /// fetched, oldest first.
+    pub async fn stories_awaiting_content(
+        &mut self,
+        sources: &[&str],
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<AwaitingContent>> {
         with_conn!(self, conn => {
-            let rows = sqlx::query(
-                "SELECT id, source, link FROM stories WHERE content_status IS NULL AND collected_at >= $1
-                 ORDER BY id LIMIT $2",
-            )
-            .bind(since)
-            .bind(CONTENT_BATCH)
-            .fetch_all(&mut *conn)
-            .await?;
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT id, source, link FROM stories WHERE content_status IS NULL AND collected_at >= ",
+            );
+            query.push_bind(since).push(" AND source IN (");
+            let mut names = query.separated(", ");
+            for source in sources {
+                names.push_bind(*source);
+            }
+            query.push(") ORDER BY id LIMIT ").push_bind(CONTENT_BATCH);
+            let rows = query.build().persistent(false).fetch_all(&mut *conn).await?;
             rows.iter()
                 .map(|r| {
                     Ok(AwaitingContent {

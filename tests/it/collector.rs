@@ -795,6 +795,12 @@ url = "{}"
 full_text = true
 tags = ["coast"]
 
+# Not full_text: its pages are never fetched.
+[[sources]]
+name = "Alpha Security"
+url = "{}"
+tags = ["coast"]
+
 [audiences.all]
 title = "Everyone"
 weights = {{ coast = 1.0 }}
@@ -806,7 +812,8 @@ audience = "all"
 schedule = "0 0 8 * * *"
 template = "weekly"
 "#,
-        feeds.url("feeds/full-text.xml")
+        feeds.url("feeds/full-text.xml"),
+        feeds.url("feeds/alpha.xml")
     ));
 
     // What would be extracted, shown before anything is stored.
@@ -858,9 +865,9 @@ template = "weekly"
         started.elapsed().as_secs() < 20,
         "slow pages are cut off by the timeout"
     );
-    // The feed, robots.txt once, and each of the seven pages but the disallowed one.
+    // Two feeds, robots.txt once, each of the seven pages but the disallowed one.
     let fetched = feeds.requests.load(std::sync::atomic::Ordering::SeqCst) - requests_before;
-    assert!(fetched <= 1 + 1 + 6 + 4, "{fetched} requests");
+    assert!(fetched <= 2 + 1 + 6 + 4, "{fetched} requests");
 
     // The TL;DR comes from the article; a story without text keeps its teaser.
     assert_exit(&env.run(&["subscribers", "add", "ann@example.com"]).await, 0);
@@ -877,7 +884,7 @@ template = "weekly"
     assert_exit(&out, 0);
     assert!(!stdout(&out).contains("articles:"), "{}", stdout(&out));
     let fetched = feeds.requests.load(std::sync::atomic::Ordering::SeqCst) - requests_before;
-    assert_eq!(fetched, 1, "only the feed itself");
+    assert_eq!(fetched, 2, "only the feeds themselves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
