@@ -870,6 +870,10 @@ impl Writer<'_> {
                 _ if local_of(&raw_name) == "feed" && attrs.iter().any(|(a, v)| a == "version" && v == "0.3") => {
                     Dialect::Atom03
                 }
+                // A `feed` is Atom whatever its namespace says: its rewrite
+                // (the version dropped) must read the same way again (found
+                // by fuzzing).
+                _ if local_of(&raw_name) == "feed" => Dialect::Atom10,
                 _ => Dialect::Plain,
             };
         }
@@ -1294,6 +1298,17 @@ mod tests {
             );
             assert_eq!(twice.xml, once.xml, "{}", file.display());
         }
+    }
+
+    #[test]
+    fn an_atom_03_feed_without_its_namespace_rewrites_the_same_twice() {
+        // Found by fuzzing: the first pass read it as Atom 0.3 and dropped
+        // the version; the second read the result as RSS.
+        let text = "<feed version=\"0.3\"><title>A <b>bold</b> title</title><entry><title>x</title></entry></feed>";
+        let once = fix(text);
+        let twice = rewrite(&once.xml, Fixes::default()).expect("a root element");
+        assert!(twice.fixes.is_empty(), "{}", twice.fixes);
+        assert_eq!(twice.xml, once.xml);
     }
 
     #[test]
