@@ -217,6 +217,16 @@ pub fn load_config(path: &Path) -> Result<Config, tidings::Error> {
     Ok(config)
 }
 
+/// For commands that work without a configuration file (`inspect`,
+/// `sources discover`) and use its limits and tag rules when there is one.
+fn optional_config(path: &Path) -> Result<Option<Config>, tidings::Error> {
+    if path.exists() {
+        load_config(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if let Command::Inspect {
         target,
@@ -224,24 +234,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         full_text,
     } = &cli.command
     {
-        // Works without a configuration file; uses its tag rules when there is one.
-        let config = if cli.config.exists() {
-            Some(load_config(&cli.config)?)
-        } else {
-            None
-        };
-        return inspect(config.as_ref(), target, *json, *full_text).await;
+        return inspect(optional_config(&cli.config)?.as_ref(), target, *json, *full_text).await;
     }
     if let Command::Sources {
         command: Some(SourcesCommand::Discover { url }),
     } = &cli.command
     {
-        let config = if cli.config.exists() {
-            Some(load_config(&cli.config)?)
-        } else {
-            None
-        };
-        return discover(config.as_ref(), url).await;
+        return discover(optional_config(&cli.config)?.as_ref(), url).await;
     }
     let config = load_config(&cli.config)?;
     match cli.command {

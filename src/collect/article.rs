@@ -64,7 +64,7 @@ pub struct PendingArticle {
 /// blank line, control characters gone, at most [`MAX_CONTENT_CHARS`].
 pub fn extract(body: &[u8], http_charset: Option<&str>, url: &Url) -> Result<String, ArticleError> {
     let html = decode_html(body, http_charset);
-    let html = cut_at_char(&html, MAX_EXTRACT_BYTES);
+    let html = super::truncate_bytes(&html, MAX_EXTRACT_BYTES);
     let config = dom_smoothie::Config {
         max_elements_to_parse: MAX_ELEMENTS,
         text_mode: dom_smoothie::TextMode::Formatted,
@@ -82,17 +82,6 @@ pub fn extract(body: &[u8], http_charset: Option<&str>, url: &Url) -> Result<Str
         &text,
         MAX_CONTENT_CHARS,
     )))
-}
-
-fn cut_at_char(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The HTTP charset, else a `<meta charset>` near the top, else UTF-8.

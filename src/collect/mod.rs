@@ -326,6 +326,7 @@ fn content_hash(title: &str, summary: &str) -> String {
     h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

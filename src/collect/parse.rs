@@ -154,11 +154,14 @@ fn needs_rewrite(feed: &feed_rs::model::Feed, body: &[u8]) -> bool {
 fn parse_rewritten(body: &[u8], http_charset: Option<&str>, cap: usize) -> Result<ParsedFeed, ParseError> {
     let mut fixes = recover::Fixes::default();
     let text = recover::decode(body, http_charset, &mut fixes);
-    let (text, total_items) = match cap_items(Cow::Borrowed(text.as_bytes()), cap) {
-        (Cow::Borrowed(_), total) => (text.clone(), total),
-        (Cow::Owned(cut), total) => (String::from_utf8_lossy(&cut).into_owned(), total),
+    let (cut, total_items) = cap_items(Cow::Borrowed(text.as_bytes()), cap);
+    // The cut falls before an item's `<`, so it stays UTF-8.
+    let cut = match cut {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
     };
-    let rewritten = recover::rewrite(&text, fixes).map_err(|e| ParseError::NotAFeed(e.to_string()))?;
+    let text = cut.as_deref().unwrap_or(&text);
+    let rewritten = recover::rewrite(text, fixes).map_err(|e| ParseError::NotAFeed(e.to_string()))?;
     let feed = run_feed_rs(rewritten.xml.as_bytes())?;
     if feed.entries.is_empty() && !rewritten.fixes.is_empty() {
         return Err(ParseError::NotAFeed(format!(
