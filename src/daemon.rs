@@ -378,13 +378,24 @@ async fn run_collect(app: &App, slot: DateTime<Utc>) -> Result<()> {
         seconds = report.elapsed.as_secs_f64(),
         "collect finished"
     );
-    app.store
-        .finish_slot(
-            &job,
-            slot,
-            &format!("{} new stories, {} failed", report.new_stories(), report.failed()),
-        )
-        .await?;
+    // Cards are drafted ahead of the slots, so a send never waits for a model.
+    let mut outcome = format!("{} new stories, {} failed", report.new_stories(), report.failed());
+    if app.config.briefing.is_some() {
+        let b = app.brief_upcoming(app.now()).await?;
+        tracing::info!(
+            drafted = b.drafted,
+            reused = b.reused,
+            rejected = b.rejected,
+            failed = b.failed,
+            over_budget = b.over_budget,
+            "briefing finished"
+        );
+        outcome.push_str(&format!(
+            "; cards: {} drafted, {} reused, {} rejected",
+            b.drafted, b.reused, b.rejected
+        ));
+    }
+    app.store.finish_slot(&job, slot, &outcome).await?;
     Ok(())
 }
 
@@ -407,13 +418,17 @@ async fn run_edition(app: &App, name: &str, slot: DateTime<Utc>, stop: watch::Re
         progress: &|_| {},
     };
     let outcome = match app.send_slot(name, slot, &options, now).await {
-        Ok(SendReport::AwaitingApproval { slot }) => {
+        Ok(SendReport::AwaitingApproval { slot, unverified }) => {
             let until = app.config.edition(name).map(|e| slot + e.grace).unwrap_or(slot);
             tracing::warn!(
-                edition = %name, %slot, %until,
+                edition = %name, %slot, %until, unverified,
                 "waiting for an editor's approval (tidings issue approve {name}); the slot lapses at {until}"
             );
-            "waiting for approval".to_string()
+            if unverified > 0 {
+                format!("waiting for approval: {unverified} unverified card fields")
+            } else {
+                "waiting for approval".to_string()
+            }
         }
         Ok(SendReport::TooFew { found, min, .. }) => {
             tracing::info!(edition = %name, %slot, found, min, "slot skipped: too few stories");

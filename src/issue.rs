@@ -10,9 +10,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::app::{App, SendReport, random_hex};
+use crate::brief::{self, BriefReport, Drafting};
 use crate::collect;
 use crate::config::Edition;
+use crate::config::UnverifiedPolicy;
 use crate::deliver::{IssueDelivery, RunReport};
+use crate::domain::CardField;
 use crate::domain::{EmailAddress, StoredStory};
 use crate::rank::{self, RankPolicy};
 use crate::render::{self, IssueView, RenderedIssue};
@@ -63,6 +66,9 @@ pub struct PreviewMessage {
 pub(crate) struct Draft {
     pub(crate) story_ids: Vec<(i64, f64)>,
     pub(crate) rendered: RenderedIssue,
+    /// Card fields shown in this draft that failed the grounding check.
+    pub(crate) unverified: Vec<(i64, CardField)>,
+    pub(crate) briefing: BriefReport,
 }
 
 impl App {
@@ -78,19 +84,29 @@ impl App {
 
     /// Composes the issue of `edition` for `slot` (once: another process
     /// may have done it first), its deliveries due from the slot or now.
-    /// `Err` carries the report when too few stories rank.
+    /// Cards come from the cache only: a send waits for nothing but the
+    /// database and SMTP. `Err` carries the report when too few stories
+    /// rank, or when cards hold unverified fields under `[briefing]
+    /// unverified = "hold"` and no editor `approved` the issue.
     pub(crate) async fn compose(
         &self,
         edition: &Edition,
         slot: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<std::result::Result<(IssueRow, bool), SendReport>> {
-        let draft = self.draft(edition, slot, now).await?;
+        approved: bool,
+    ) -> Result<std::result::Result<(IssueRow, bool, BriefReport), SendReport>> {
+        let draft = self.draft(edition, slot, now, Drafting::CacheOnly).await?;
         if draft.story_ids.len() < edition.min_stories {
             return Ok(Err(SendReport::TooFew {
                 slot,
                 found: draft.story_ids.len(),
                 min: edition.min_stories,
+            }));
+        }
+        if !approved && !draft.unverified.is_empty() {
+            return Ok(Err(SendReport::AwaitingApproval {
+                slot,
+                unverified: draft.unverified.len(),
             }));
         }
         let content = serde_json::to_string(&draft.rendered).map_err(|e| Error::Other(e.to_string()))?;
@@ -109,7 +125,7 @@ impl App {
                 message_id_domain: self.config.site.from.email.domain(),
             })
             .await?;
-        Ok(Ok(created))
+        Ok(Ok((created.0, created.1, draft.briefing)))
     }
 
     /// The slot an editor's approval is for: the edition's latest slot
@@ -146,10 +162,11 @@ impl App {
                     counts,
                     ..RunReport::default()
                 },
+                briefing: None,
             });
         }
-        Ok(match self.compose(edition, slot, now).await? {
-            Ok((issue, composed)) => {
+        Ok(match self.compose(edition, slot, now, true).await? {
+            Ok((issue, composed, briefing)) => {
                 tracing::info!(edition = %edition.name, slot = %slot, issue = issue.id, "issue approved and composed");
                 let counts = self.store.delivery_counts(issue.id).await?;
                 SendReport::Delivered {
@@ -159,6 +176,7 @@ impl App {
                         counts,
                         ..RunReport::default()
                     },
+                    briefing: Some(Box::new(briefing)),
                 }
             }
             Err(too_few) => too_few,
@@ -166,22 +184,95 @@ impl App {
     }
 
     /// Ranks and renders what an issue of `edition` would hold at `now`,
-    /// with the editor's choices for it.
-    pub(crate) async fn draft(&self, edition: &Edition, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Draft> {
+    /// with the editor's choices for it and its stories' cards.
+    pub(crate) async fn draft(
+        &self,
+        edition: &Edition,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+        drafting: Drafting,
+    ) -> Result<Draft> {
         let audience = self.config.audience(&edition.audience)?;
         let overrides = self.store.overrides(&edition.name).await?;
         let stories = self.edition_stories(edition, &overrides, now).await?;
         let policy = RankPolicy::for_edition(edition, audience);
         let selection = rank::select(&stories, audience, &self.source_weights(), &policy, &overrides, now);
+        let selected: Vec<&StoredStory> = selection.stories().map(|r| r.story).collect();
+        let (briefs, briefing) = self.briefs(&edition.name, &selected, drafting, now).await?;
+        let intro = match &overrides.note {
+            Some(note) => Some(note.clone()),
+            None => self.accepted_intro(&edition.name).await?,
+        };
         let view: IssueView =
-            render::build_issue_view(&self.config, edition, &selection, overrides.note.as_deref(), slot);
+            render::build_issue_view(&self.config, edition, &selection, intro.as_deref(), slot, &briefs);
         let rendered = self
             .renderer()
             .render_issue(&edition.template, edition.subject.as_deref(), &view)?;
+        let unverified = match self.config.briefing.as_ref().map(|b| b.unverified) {
+            Some(UnverifiedPolicy::Hold) => selected
+                .iter()
+                .flat_map(|s| {
+                    briefs
+                        .unverified_fields(s.id, &edition.audience)
+                        .into_iter()
+                        .map(|f| (s.id, f))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(Draft {
             story_ids: selection.stories().map(|r| (r.story.id, r.score)).collect(),
             rendered,
+            unverified,
+            briefing,
         })
+    }
+
+    /// The cards, the editor's edits and the timelines of `stories` in
+    /// `edition`. Under `unverified = "hold"` unverified fields are shown
+    /// (an issue with them waits for approval); else they fall back.
+    pub(crate) async fn briefs(
+        &self,
+        edition: &str,
+        stories: &[&StoredStory],
+        drafting: Drafting,
+        now: DateTime<Utc>,
+    ) -> Result<(render::Briefs, BriefReport)> {
+        let mut briefs = render::Briefs::default();
+        for edit in self.store.card_edits(edition).await? {
+            briefs.edits.entry(edit.story_id).or_default().push(edit);
+        }
+        let Some(settings) = &self.config.briefing else {
+            return Ok((briefs, BriefReport::default()));
+        };
+        briefs.show_unverified = settings.unverified == UnverifiedPolicy::Hold;
+        let report = match brief::cards_for(&self.config, &self.store, stories, drafting, now).await {
+            Ok((cards, report)) => {
+                briefs.cards = cards;
+                report
+            }
+            Err(brief::BriefError::Store(e)) => return Err(e.into()),
+            // The briefing never stops an issue: the stories keep their TL;DR.
+            Err(e) => {
+                tracing::warn!(error = %e, "no cards drafted");
+                BriefReport {
+                    failed: stories.len(),
+                    last_error: Some(e.to_string()),
+                    ..BriefReport::default()
+                }
+            }
+        };
+        briefs.timelines = brief::timeline::timelines(&self.store, stories, settings.timeline_days).await?;
+        Ok((briefs, report))
+    }
+
+    /// The drafted intro of `edition`'s next issue, if the editor accepted it.
+    async fn accepted_intro(&self, edition: &str) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .intro_draft(edition)
+            .await?
+            .and_then(|(draft, accepted)| accepted.then_some(draft)))
     }
 
     /// The stories an issue of `edition` chooses from: its window's, plus
@@ -273,7 +364,7 @@ impl App {
                 existing: Some(counts),
             });
         }
-        let draft = self.draft(edition, slot, now).await?;
+        let draft = self.draft(edition, slot, now, Drafting::CacheOnly).await?;
         Ok(SendReport::DryRun {
             slot,
             subject: draft.rendered.public_subject(),
@@ -308,7 +399,8 @@ impl App {
                 None => current,
             }
         };
-        let draft = self.draft(edition, slot, now).await?;
+        // An editor previews what goes out: cards the cache lacks are drafted now.
+        let draft = self.draft(edition, slot, now, Drafting::Draft).await?;
         let subscriber = match to {
             Some(email) => self.store.subscriber_by_email(email).await?,
             None => self.store.first_active_subscriber(&edition.name).await?,

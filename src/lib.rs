@@ -1,13 +1,14 @@
 //! tidings: collect stories from feeds, rank them per audience, render each
 //! edition through templates and deliver it to subscribers exactly once.
 //!
-//! The data flows one way: [`collect`] → [`store`] → [`rank`] → [`issue`] →
-//! [`render`] → [`deliver`]. [`config`], [`schedule`], [`daemon`], [`web`]
+//! The data flows one way: [`collect`] → [`store`] → [`rank`] → [`brief`]
+//! → [`issue`] → [`render`] → [`deliver`]. [`config`], [`schedule`], [`daemon`], [`web`]
 //! and [`app`] (what the commands call) sit at the edges. Only [`clock`]
 //! reads the wall clock and only `config` the environment: `now` (or the
 //! app's clock) and settings are passed in, so tests control both.
 
 pub mod app;
+pub mod brief;
 pub mod clock;
 pub mod collect;
 pub mod config;

@@ -128,7 +128,7 @@ fn main() {
         &Overrides::default(),
         now,
     );
-    let view = build_issue_view(&config, edition, &selection, None, now);
+    let view = build_issue_view(&config, edition, &selection, None, now, &Default::default());
     let renderer = Renderer::load(&config.site.templates_dir).expect("templates load");
 
     // One issue: templates, CSS inlining, both variants and the web page.

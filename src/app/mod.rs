@@ -17,12 +17,14 @@ use crate::store::{DeliveryCounts, IssueRow, Store};
 use crate::token::Signer;
 use crate::{Error, Result};
 
+mod briefing;
 mod discover;
 mod import;
 mod inspect;
 mod reports;
 
 pub use crate::collect::{CollectProgress, CollectReport, SourceReport, SourceStatus};
+pub use briefing::StoryBriefing;
 pub use discover::{DiscoveredFeed, discover};
 pub use import::{ImportLine, ImportRow, parse_subscriber_csv};
 pub use inspect::{InspectArticle, InspectFeed, InspectItem, InspectReport, inspect};
@@ -46,8 +48,10 @@ const TRANSACTIONAL_CONNECTIONS: usize = 2;
 /// The outcome of `send` for one edition.
 #[derive(Debug)]
 pub enum SendReport {
-    /// The edition needs an editor's approval and this slot has none yet.
-    AwaitingApproval { slot: DateTime<Utc> },
+    /// The edition needs an editor's approval and this slot has none yet,
+    /// or (`unverified` > 0) its cards hold that many fields the grounding
+    /// check could not verify, under `[briefing] unverified = "hold"`.
+    AwaitingApproval { slot: DateTime<Utc>, unverified: usize },
     /// Fewer ranked stories than the edition's `min_stories`: nothing composed.
     TooFew {
         slot: DateTime<Utc>,
@@ -59,6 +63,8 @@ pub enum SendReport {
         /// Whether this run composed the issue (false: it existed already).
         composed: bool,
         run: RunReport,
+        /// The cards of the issue this run composed (from the cache).
+        briefing: Option<Box<crate::brief::BriefReport>>,
     },
     DryRun {
         slot: DateTime<Utc>,
@@ -274,12 +280,12 @@ impl App {
         }
         // The secret first: a bad or missing key stops us before anything is sent.
         let signer = self.signer().await?;
-        let (issue, composed) = match self.store.find_issue(&edition.name, slot).await? {
-            Some(issue) => (issue, false),
-            None if edition.approval => return Ok(SendReport::AwaitingApproval { slot }),
-            None => match self.compose(edition, slot, now).await? {
-                Ok(composed) => composed,
-                Err(too_few) => return Ok(too_few),
+        let (issue, composed, briefing) = match self.store.find_issue(&edition.name, slot).await? {
+            Some(issue) => (issue, false, None),
+            None if edition.approval => return Ok(SendReport::AwaitingApproval { slot, unverified: 0 }),
+            None => match self.compose(edition, slot, now, false).await? {
+                Ok((issue, composed, briefing)) => (issue, composed, Some(Box::new(briefing))),
+                Err(not_composed) => return Ok(not_composed),
             },
         };
         let counts = self.store.delivery_counts(issue.id).await?;
@@ -293,7 +299,12 @@ impl App {
             drop(signer);
             self.deliver_issue(&issue, options).await?
         };
-        Ok(SendReport::Delivered { issue, composed, run })
+        Ok(SendReport::Delivered {
+            issue,
+            composed,
+            run,
+            briefing,
+        })
     }
 
     /// `send --resume`: delivers what is due of the edition's issues that
@@ -318,6 +329,7 @@ impl App {
                 issue,
                 composed: false,
                 run,
+                briefing: None,
             });
         }
         Ok(reports)

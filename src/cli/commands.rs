@@ -51,6 +51,7 @@ pub(super) async fn collect_with_progress(app: &App, force: bool) -> anyhow::Res
 pub(super) async fn collect(app: &App, force: bool) -> anyhow::Result<Outcome> {
     let report = collect_with_progress(app, force).await?;
     print_collect(&report);
+    brief_upcoming(app).await?;
     Ok(if report.failed() > 0 {
         Outcome::Failure
     } else {
@@ -176,6 +177,8 @@ pub(super) async fn rank_cmd(app: &App, audience_name: &str, limit: usize, expla
     if let Some(note) = &ranked.overrides.note {
         println!("editor's note: {note}");
     }
+    let kept: Vec<&tidings::domain::StoredStory> = selection.stories().map(|r| r.story).collect();
+    let (cards, briefing) = app.cards_for(&kept, now).await?;
     for c in selection.considered.iter().take(limit) {
         let place = match &c.verdict {
             rank::Verdict::Kept { section, position } => format!("{position:>3}. {section}:"),
@@ -192,6 +195,14 @@ pub(super) async fn rank_cmd(app: &App, audience_name: &str, limit: usize, expla
         );
         if let rank::Verdict::LeftOut(why) = &c.verdict {
             println!("        left out: {why}");
+        }
+        if let Some(card) = cards.get(&c.story.id) {
+            let mark = if card.unverified_fields().is_empty() {
+                ""
+            } else {
+                " [unverified fields: tidings briefing]"
+            };
+            println!("        TL;DR: {}{mark}", card.tldr.text);
         }
         if explain {
             if let Some(p) = &c.parts {
@@ -214,6 +225,9 @@ pub(super) async fn rank_cmd(app: &App, audience_name: &str, limit: usize, expla
             }
             println!("        {}", c.story.link);
         }
+    }
+    if app.config.briefing.is_some() {
+        println!("{}", briefing_line(&briefing));
     }
     Ok(Outcome::Success)
 }
@@ -248,19 +262,52 @@ pub(super) async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Resul
                 (story, false) => println!("{e}: #{} was neither pinned nor excluded", story.id),
             }
         }
-        IssueCommand::Note { edition: e, text } => {
+        IssueCommand::Note {
+            edition: e,
+            text,
+            accept_draft,
+        } => {
             let e = edition(&e)?;
-            app.set_note(&e, &text, now).await?;
-            if text.trim().is_empty() {
-                println!("{e}: intro note removed");
+            if accept_draft {
+                match app.accept_intro_draft(&e, now).await? {
+                    Some(draft) => println!("{e}: drafted intro accepted (used while no note is written):\n{draft}"),
+                    None => {
+                        println!(
+                            "{e}: no intro drafted yet (it is drafted from the cards after a collect, or by preview)"
+                        );
+                        return Ok(Outcome::Failure);
+                    }
+                }
             } else {
-                println!("{e}: intro note set");
+                let text = text.unwrap_or_default();
+                app.set_note(&e, &text, now).await?;
+                if text.trim().is_empty() {
+                    println!("{e}: intro note removed");
+                } else {
+                    println!("{e}: intro note set");
+                }
+            }
+        }
+        IssueCommand::Edit {
+            edition: e,
+            story,
+            field,
+            text,
+        } => {
+            let e = edition(&e)?;
+            let (story, field) = app.edit_card(&e, &story, &field, &text, now).await?;
+            if text.trim().is_empty() {
+                println!("{e}: #{} {field} given back to the draft", story.id);
+            } else {
+                println!("{e}: #{} {field} set by the editor (kept over every draft)", story.id);
             }
         }
         IssueCommand::Approve { edition: e } => {
             let e = edition(&e)?;
             return Ok(match app.approve(&e, now).await? {
-                SendReport::Delivered { issue, composed, run } => {
+                SendReport::Delivered {
+                    issue, composed, run, ..
+                } => {
                     let when = if issue.slot_at > now {
                         format!("sent from {}", issue.slot_at.format("%Y-%m-%d %H:%M UTC"))
                     } else {
@@ -288,6 +335,13 @@ pub(super) async fn issue_cmd(app: &App, command: IssueCommand) -> anyhow::Resul
             let o = app.choices(&e).await?;
             println!("{e}: the editor's choices for the next issue");
             println!("note: {}", o.note.as_deref().unwrap_or("(none)"));
+            match app.intro_draft(&e).await? {
+                Some((draft, true)) => println!("drafted intro (accepted; used while there is no note): {draft}"),
+                Some((draft, false)) => {
+                    println!("drafted intro (not used; tidings issue note {e} --accept-draft): {draft}")
+                }
+                None => {}
+            }
             for pin in &o.pins {
                 let at = pin.position.map_or(String::new(), |p| format!(" at position {p}"));
                 println!("pinned: #{}{at}", pin.story_id);
@@ -454,6 +508,7 @@ pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<
 pub(super) async fn run_once(app: &App) -> anyhow::Result<Outcome> {
     let report = collect_with_progress(app, false).await?;
     print_collect(&report);
+    brief_upcoming(app).await?;
     let mut ok = report.failed() == 0;
     for edition in &app.config.editions {
         match app.send(&edition.name, &SendOptions::standard(), app.now()).await {
@@ -577,4 +632,23 @@ pub(super) async fn sources(app: &App) -> anyhow::Result<Outcome> {
         );
     }
     Ok(Outcome::Success)
+}
+
+/// After a collect: cards for the upcoming issues' stories, when `[briefing]` is set.
+async fn brief_upcoming(app: &App) -> anyhow::Result<()> {
+    if app.config.briefing.is_some() {
+        let report = app.brief_upcoming(app.now()).await?;
+        println!("{}", super::print::briefing_line(&report));
+    }
+    Ok(())
+}
+
+pub(super) async fn briefing(app: &App, story: &str, regenerate: bool) -> anyhow::Result<Outcome> {
+    let b = app.story_briefing(story, regenerate, app.now()).await?;
+    super::print::print_briefing(&b);
+    Ok(if b.card.is_some() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
 }

@@ -92,6 +92,14 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Print a story's card (`[briefing]`): drafted by the model, or from the cache.
+    Briefing {
+        /// The id `rank` prints, or the story's link.
+        story: String,
+        /// Ask the model again; the editor's edits are kept.
+        #[arg(long)]
+        regenerate: bool,
+    },
     /// Render the edition's next issue as a subscriber would receive it, without sending or recording anything.
     Preview {
         edition: String,
@@ -196,8 +204,24 @@ pub enum IssueCommand {
     Exclude { edition: String, story: String },
     /// Undo a pin or an exclusion of STORY.
     Unpick { edition: String, story: String },
-    /// Set the intro note of the next issue ("" removes it).
-    Note { edition: String, text: String },
+    /// Set the intro note of the next issue ("" removes it), or with
+    /// --accept-draft take the intro the model drafted from the cards.
+    Note {
+        edition: String,
+        #[arg(required_unless_present = "accept_draft")]
+        text: Option<String>,
+        /// Use the drafted intro (shown by `tidings preview`) while no note is written.
+        #[arg(long, conflicts_with = "text")]
+        accept_draft: bool,
+    },
+    /// Set FIELD of STORY's card in the next issues of EDITION to TEXT ("" gives it back to the draft).
+    /// FIELD: tldr, what_changed, why_it_matters, what_to_do_next, takeaways (one per line).
+    Edit {
+        edition: String,
+        story: String,
+        field: String,
+        text: String,
+    },
     /// Show the editor's choices for the next issue.
     Show { edition: String },
     /// Approve the next issue as `preview` shows it now (editions with `approval = true`): it is composed at once and sent at its slot.
@@ -265,6 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             explain,
         } => rank_cmd(&app, &audience, limit, explain).await?,
         Command::Issue(command) => issue_cmd(&app, command).await?,
+        Command::Briefing { story, regenerate } => briefing(&app, &story, regenerate).await?,
         Command::Preview {
             edition,
             format,

@@ -188,9 +188,17 @@ pub(super) fn print_collect(report: &CollectReport) {
 
 pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
     match report {
-        SendReport::AwaitingApproval { slot } => {
+        SendReport::AwaitingApproval { slot, unverified } => {
+            let why = if *unverified > 0 {
+                format!(
+                    ": its cards hold {unverified} field{} the grounding check could not verify ([briefing] unverified = \"hold\"; see tidings preview {edition}, or tidings issue edit)",
+                    if *unverified == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "{edition}: not sent — the issue of {} waits for an editor's approval (tidings issue approve {edition})",
+                "{edition}: not sent — the issue of {} waits for an editor's approval (tidings issue approve {edition}){why}",
                 slot.format("%Y-%m-%d %H:%M UTC")
             );
             Outcome::Failure
@@ -224,7 +232,12 @@ pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
             }
             Outcome::Success
         }
-        SendReport::Delivered { issue, composed, run } => {
+        SendReport::Delivered {
+            issue,
+            composed,
+            run,
+            briefing,
+        } => {
             let c = &run.counts;
             if !composed && run.sent == 0 && run.retried == 0 && run.failed == 0 && c.pending + c.sending == 0 {
                 println!(
@@ -248,6 +261,12 @@ pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
                     run.failed,
                     c.sent,
                     c.total()
+                );
+            }
+            if let Some(b) = briefing.as_ref().filter(|b| b.reused + b.uncached > 0) {
+                println!(
+                    "  cards: {} from the briefing cache, {} stories with the extractive TL;DR only",
+                    b.reused, b.uncached
                 );
             }
             for (email, reply) in &run.failures {
@@ -281,4 +300,102 @@ pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
             }
         }
     }
+}
+
+/// One line on what a run of the briefing did (`collect`, `rank`, `preview`).
+pub(super) fn briefing_line(report: &tidings::brief::BriefReport) -> String {
+    let mut line = format!(
+        "briefing: {} drafted, {} reused, {} rejected",
+        report.drafted, report.reused, report.rejected
+    );
+    if report.failed > 0 {
+        line.push_str(&format!(", {} failed", report.failed));
+    }
+    if report.intros > 0 {
+        line.push_str(&format!(", {} intro drafted (tidings issue show)", report.intros));
+    }
+    if report.over_budget > 0 {
+        line.push_str(&format!(
+            ", {} left for the next run (max_stories_per_run)",
+            report.over_budget
+        ));
+    }
+    line.push_str(&format!(
+        "; {} requests, {} tokens in, {} out",
+        report.requests, report.tokens_in, report.tokens_out
+    ));
+    if let Some(e) = &report.last_error {
+        line.push_str(&format!("\n  last problem: {e}"));
+    }
+    line
+}
+
+/// A story's card, as `tidings briefing` shows it: each field with its
+/// grounding mark, the sources, the timeline and the editor's edits.
+pub(super) fn print_briefing(b: &tidings::app::StoryBriefing) {
+    use tidings::domain::CardText;
+    let s = &b.story;
+    println!(
+        "#{} {} — {} ({})",
+        s.id,
+        s.title,
+        s.source,
+        s.published_at.format("%Y-%m-%d")
+    );
+    let mark = |t: &CardText| {
+        if t.verified() {
+            String::new()
+        } else {
+            format!(
+                "\n    UNVERIFIED: {} not in the sources — \"{}\"",
+                t.grounding.unsupported.join(", "),
+                t.grounding.sentences.join(" ")
+            )
+        }
+    };
+    match &b.card {
+        Some(card) => {
+            println!(
+                "drafted by {} at {}",
+                card.model,
+                card.drafted_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("  tldr: {}{}", card.tldr.text, mark(&card.tldr));
+            println!("  what_changed: {}{}", card.what_changed.text, mark(&card.what_changed));
+            for w in &card.why_it_matters {
+                println!("  why_it_matters ({}): {}{}", w.audience, w.text.text, mark(&w.text));
+            }
+            println!(
+                "  what_to_do_next: {}{}",
+                card.what_to_do_next.text,
+                mark(&card.what_to_do_next)
+            );
+            for t in &card.takeaways {
+                let cites: Vec<String> = t.sources.iter().map(|n| format!("[{n}]")).collect();
+                println!("  takeaway: {} {}{}", t.text.text, cites.join(" "), mark(&t.text));
+            }
+            for (i, src) in card.sources.iter().enumerate() {
+                println!("  [{}] {} {}", i + 1, src.source, src.link);
+            }
+        }
+        None => match &b.rejection {
+            Some(reason) => {
+                println!("no card: the model's answers were rejected ({reason}); the extractive TL;DR stands")
+            }
+            None => println!(
+                "no card: {}",
+                b.report.last_error.as_deref().unwrap_or("the model gave none")
+            ),
+        },
+    }
+    for (edition, field, text) in &b.edits {
+        println!("  edited for {edition}: {field}: {text}");
+    }
+    if !b.timeline.is_empty() {
+        println!("timeline:");
+        for e in &b.timeline {
+            println!("  {} {} — {}", e.published_at.format("%Y-%m-%d"), e.title, e.source);
+        }
+    }
+    println!("{}", briefing_line(&b.report));
 }

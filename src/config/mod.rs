@@ -91,6 +91,8 @@ pub struct Config {
     pub mailbox_dir: PathBuf,
     pub delivery: Delivery,
     pub collect: Collect,
+    /// `[briefing]`: `None` keeps the extractive TL;DR only.
+    pub briefing: Option<Briefing>,
     /// `[web] listen`: where `serve` answers the pages, /healthz and /metrics.
     pub web_listen: std::net::SocketAddr,
     pub web: Web,

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) collect: RawCollect,
     #[serde(default)]
     pub(super) web: RawWeb,
+    pub(super) briefing: Option<RawBriefing>,
     #[serde(default)]
     pub(super) sources: Vec<RawSource>,
     #[serde(default)]
@@ -118,6 +119,22 @@ pub(super) struct RawCollect {
     pub(super) full_text: bool,
     /// An OPML file of more sources, relative to the configuration file.
     pub(super) opml: Option<String>,
+}
+
+/// `[briefing]`: cards drafted by a model server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBriefing {
+    pub(super) endpoint: String,
+    pub(super) model: String,
+    pub(super) api_key_env: Option<String>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) timeout: Option<String>,
+    pub(super) max_input_chars: Option<usize>,
+    pub(super) max_output_tokens: Option<u32>,
+    pub(super) max_stories_per_run: Option<usize>,
+    pub(super) unverified: Option<String>,
+    pub(super) timeline_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

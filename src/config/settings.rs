@@ -286,3 +286,36 @@ pub struct Collect {
     /// `[collect] opml`, resolved; its sources are in `Config::sources`.
     pub opml: Option<std::path::PathBuf>,
 }
+
+/// `[briefing]`: story cards drafted by an OpenAI-compatible model server.
+#[derive(Debug, Clone)]
+pub struct Briefing {
+    /// The API's base, e.g. `http://127.0.0.1:8081/v1`; requests go to
+    /// `{endpoint}/chat/completions`.
+    pub endpoint: url::Url,
+    pub model: String,
+    /// From the variable `api_key_env` names; sent as a Bearer token.
+    pub api_key: Option<super::Secret>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// One request, answer included.
+    pub timeout: std::time::Duration,
+    /// Characters of each source's text sent to the model.
+    pub max_input_chars: usize,
+    /// `max_tokens` of each request.
+    pub max_output_tokens: u32,
+    /// Stories sent to the model in one run at most; the rest wait.
+    pub max_stories_per_run: usize,
+    pub unverified: UnverifiedPolicy,
+    /// How far back a story's timeline looks.
+    pub timeline_days: i64,
+}
+
+/// What an issue does with a card field the grounding check could not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnverifiedPolicy {
+    /// The field is replaced by the extractive TL;DR; the issue goes out.
+    Fallback,
+    /// The issue waits for an editor's approval.
+    Hold,
+}

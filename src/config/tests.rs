@@ -93,6 +93,67 @@ template = "weekly"
     }
 
     #[test]
+    fn briefing_is_optional_and_its_key_comes_from_the_environment() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        assert!(Config::parse(GOOD, &path, &no_env).expect("valid").briefing.is_none());
+        let text = format!(
+            "{GOOD}\n[briefing]\nendpoint = \"http://127.0.0.1:8081/v1\"\nmodel = \"m\"\napi_key_env = \"TIDINGS_BRIEFING_KEY\"\n"
+        );
+        let env = |k: &str| (k == "TIDINGS_BRIEFING_KEY").then(|| "sk-test-key".to_string());
+        let b = Config::parse(&text, &path, &env)
+            .expect("valid")
+            .briefing
+            .expect("briefing");
+        assert_eq!(b.endpoint.as_str(), "http://127.0.0.1:8081/v1");
+        assert_eq!(b.api_key.as_ref().map(Secret::expose), Some("sk-test-key"));
+        assert_eq!(
+            (b.concurrency, b.max_input_chars, b.max_stories_per_run),
+            (2, 6000, 200)
+        );
+        assert_eq!(b.unverified, UnverifiedPolicy::Fallback);
+        assert_eq!(b.timeline_days, 90);
+        assert!(!format!("{b:?}").contains("sk-test-key"), "the key is never printed");
+        // The variable it names is not set: an error naming both.
+        let msg = Config::parse(&text, &path, &no_env).expect_err("unset").to_string();
+        assert!(
+            msg.contains("briefing.api_key_env: the environment variable TIDINGS_BRIEFING_KEY is not set"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn briefing_problems_name_their_keys() {
+        let dir = dir_with_templates();
+        let path = dir.path().join("tidings.toml");
+        let text = format!(
+            "{GOOD}\n[briefing]\nendpoint = \"ftp://models\"\nmodel = \"\"\napi_key_env = \"sk-live-123 456\"\n\
+             concurrency = 0\ntimeout = \"soon\"\nunverified = \"ignore\"\nmax_input_chars = 10\n"
+        );
+        let msg = Config::parse(&text, &path, &no_env).expect_err("invalid").to_string();
+        for key in [
+            "briefing.endpoint",
+            "briefing.model",
+            "briefing.api_key_env: must be the name of an environment variable",
+            "briefing.concurrency",
+            "briefing.timeout",
+            "briefing.unverified: \"ignore\"",
+            "briefing.max_input_chars",
+        ] {
+            assert!(msg.contains(key), "{key} in {msg}");
+        }
+        assert!(
+            !msg.contains("sk-live"),
+            "a key written in the file is not echoed: {msg}"
+        );
+        let unknown = format!("{GOOD}\n[briefing]\nendpoint = \"http://x/v1\"\nmodel = \"m\"\napi_key = \"k\"\n");
+        let msg = Config::parse(&unknown, &path, &no_env)
+            .expect_err("unknown key")
+            .to_string();
+        assert!(msg.contains("api_key"), "{msg}");
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let dir = dir_with_templates();
         let path = dir.path().join("tidings.toml");

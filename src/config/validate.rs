@@ -41,6 +41,7 @@ pub(super) fn config(
     let delivery = delivery(&raw.delivery, &raw.dkim, base, p);
     let collect = collect(&raw.collect, base, p);
     let web = web(&raw.web, p);
+    let briefing = raw.briefing.as_ref().and_then(|b| briefing(b, env, p));
     let mut raw_sources: Vec<(String, RawSource)> = raw
         .sources
         .into_iter()
@@ -80,6 +81,7 @@ pub(super) fn config(
         web_listen,
         web,
         collect,
+        briefing,
         sources,
         tag_rules,
         audiences,
@@ -334,6 +336,96 @@ fn collect(c: &RawCollect, base: &Path, problems: &mut Problems) -> Option<Colle
             ..CollectPolicy::default()
         },
         opml: c.opml.as_deref().map(|o| resolve(base, o)),
+    })
+}
+
+/// `[briefing]`: where the model server is, what it may cost, and the key
+/// read from the variable `api_key_env` names (never from the file).
+fn briefing(b: &RawBriefing, env: &dyn Fn(&str) -> Option<String>, problems: &mut Problems) -> Option<Briefing> {
+    let mut bad = |key: &str, msg: String| problems.bad(key, msg);
+    let endpoint = match Url::parse(b.endpoint.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(_) => {
+            bad(
+                "briefing.endpoint",
+                format!("\"{}\" must be an http:// or https:// URL", b.endpoint),
+            );
+            None
+        }
+        Err(e) => {
+            bad("briefing.endpoint", format!("\"{}\" is not a URL ({e})", b.endpoint));
+            None
+        }
+    };
+    let model = b.model.trim().to_string();
+    if model.is_empty() || model.chars().any(char::is_control) {
+        bad("briefing.model", "must name the model, on one line".into());
+    }
+    let api_key = match b.api_key_env.as_deref().map(str::trim) {
+        None => None,
+        Some(name) if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            bad(
+                "briefing.api_key_env",
+                "must be the name of an environment variable (letters, digits, _), not the key itself".into(),
+            );
+            None
+        }
+        Some(name) => match env(name) {
+            Some(key) if !key.trim().is_empty() => Some(Secret::new(key.trim())),
+            _ => {
+                bad(
+                    "briefing.api_key_env",
+                    format!("the environment variable {name} is not set"),
+                );
+                None
+            }
+        },
+    };
+    let concurrency = b.concurrency.unwrap_or(2);
+    if !(1..=32).contains(&concurrency) {
+        bad("briefing.concurrency", "must be between 1 and 32".into());
+    }
+    let timeout = positive_duration(
+        "briefing.timeout",
+        b.timeout.as_deref(),
+        std::time::Duration::from_secs(60),
+        &mut bad,
+    );
+    let max_input_chars = b.max_input_chars.unwrap_or(6000);
+    if !(200..=200_000).contains(&max_input_chars) {
+        bad("briefing.max_input_chars", "must be between 200 and 200000".into());
+    }
+    let max_output_tokens = b.max_output_tokens.unwrap_or(1024);
+    if !(64..=8192).contains(&max_output_tokens) {
+        bad("briefing.max_output_tokens", "must be between 64 and 8192".into());
+    }
+    let max_stories_per_run = b.max_stories_per_run.unwrap_or(200);
+    let unverified = match b.unverified.as_deref().unwrap_or("fallback") {
+        "fallback" => UnverifiedPolicy::Fallback,
+        "hold" => UnverifiedPolicy::Hold,
+        other => {
+            bad(
+                "briefing.unverified",
+                format!("\"{other}\": must be \"hold\" or \"fallback\""),
+            );
+            UnverifiedPolicy::Fallback
+        }
+    };
+    let timeline_days = b.timeline_days.unwrap_or(90);
+    if !(0..=3650).contains(&timeline_days) {
+        bad("briefing.timeline_days", "must be between 0 and 3650".into());
+    }
+    Some(Briefing {
+        endpoint: endpoint?,
+        model,
+        api_key,
+        concurrency,
+        timeout,
+        max_input_chars,
+        max_output_tokens,
+        max_stories_per_run,
+        unverified,
+        timeline_days,
     })
 }
 

@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
-pub use view::{IssueView, SectionView, StoryView, SubscriberView, build_issue_view};
+pub use view::{
+    Briefs, CardView, CiteView, IssueView, SectionView, StoryView, SubscriberView, TakeawayView, TimelineView,
+    build_issue_view,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

@@ -205,6 +205,7 @@ impl Store {
                     for consumed in [
                         "DELETE FROM editorial_picks WHERE edition = $1 AND updated_at <= $2",
                         "DELETE FROM editorial_notes WHERE edition = $1 AND updated_at <= $2",
+                        "DELETE FROM briefing_intros WHERE edition = $1 AND updated_at <= $2",
                     ] {
                         sqlx::query(consumed)
                             .bind(issue.edition)

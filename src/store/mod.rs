@@ -9,6 +9,7 @@
 //! [`with_pool!`], or inside a [`StoreTx`] through [`with_tx!`]. Rows become
 //! domain types here and nowhere else.
 
+mod briefings;
 mod editorial;
 mod issues;
 mod jobs;
@@ -26,6 +27,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::DatabaseUrl;
 
+pub use briefings::{CachedBrief, ThreadRow};
 pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
 pub use signups::{Confirmation, EditorSession, Signup};
 pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};

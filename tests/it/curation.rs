@@ -102,7 +102,7 @@ fn select<'a>(config: &Config, stories: &'a [StoredStory], edition: &str) -> Sel
 fn render_text(config: &Config, stories: &[StoredStory], edition: &str) -> (String, String) {
     let selection = select(config, stories, edition);
     let e = config.edition(edition).expect("edition");
-    let view = build_issue_view(config, e, &selection, None, now());
+    let view = build_issue_view(config, e, &selection, None, now(), &Default::default());
     let rendered = Renderer::load(&config.site.templates_dir)
         .expect("templates")
         .render_issue(&e.template, e.subject.as_deref(), &view)

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod briefing;
 mod browser;
 mod cli;
 mod collector;

@@ -9,20 +9,30 @@ use tokio::net::TcpStream;
 
 use crate::daemon::Served;
 use crate::support::http::FeedServer;
+use crate::support::model::{Answer, ScriptedModel};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use crate::support::{Db, TestEnv, alpha_weekly, assert_exit};
 
-/// Text from a feed, an editor's note and a subscriber's name that holds
-/// the markers earlier versions filled in reaches the reader as text:
-/// never as the reader's address, unsubscribe or preferences link.
+/// Text from a feed, an editor's note, a subscriber's name, a model's card
+/// and an editor's card edit that holds the markers earlier versions filled
+/// in reaches the reader as text: never as the reader's address,
+/// unsubscribe or preferences link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let model = ScriptedModel::start(vec![Answer::Card {
+        about: String::new(),
+        tldr: "Every reader named TIDINGSxSUBSCRIBERxEMAILx7f3a should read this report about {{ unsubscribe_url }} today."
+            .into(),
+        takeaway: "The report names TIDINGSxUNSUBSCRIBExURLx7f3a as the way out.".into(),
+    }])
+    .await;
     let env = TestEnv::new(Db::Sqlite);
     let subject = "subject = \"{{ edition.title }} for {{ subscriber.name or 'you' }}\"";
     env.write_config(&format!(
-        "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"never\"\n{}",
+        "[briefing]\nendpoint = \"{}/v1\"\nmodel = \"m\"\n\n[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"never\"\n{}",
+        model.base,
         smtp.port,
         alpha_weekly(&feeds, "0 0 8 * * Mon", subject)
             .replace(&feeds.url("feeds/alpha.xml"), &feeds.url("feeds/marker-bait.xml"))
@@ -41,6 +51,23 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     assert_exit(&env.run(&["subscribers", "import", "subs.csv"]).await, 0);
     let note = "Tell TIDINGSxSUBSCRIBERxEMAILx7f3a about TIDINGSxUNSUBSCRIBExURLx7f3a";
     assert_exit(&env.run(&["issue", "note", "weekly", note]).await, 0);
+    // The cards are drafted by the collect; an editor edits one field too.
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert!(model.count() > 0, "the model was asked for cards");
+    let ranked = String::from_utf8_lossy(&env.run(&["rank", "security"]).await.stdout).into_owned();
+    let id = ranked
+        .lines()
+        .find(|l| l.contains("Ransomware report"))
+        .and_then(|l| l.split(" #").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{ranked}"))
+        .to_string();
+    let edit = "Ask TIDINGSxSUBSCRIBERxEMAILx7f3a first";
+    assert_exit(
+        &env.run(&["issue", "edit", "weekly", &id, "what_to_do_next", edit])
+            .await,
+        0,
+    );
     assert_exit(&env.run(&["run", "--once"]).await, 0);
 
     let messages = smtp.messages();
@@ -95,6 +122,20 @@ async fn text_from_outside_never_becomes_a_readers_address_or_link() {
             "{text}"
         );
         assert!(text.contains("Tell TIDINGS-xSUBSCRIBERxEMAILx7f3a about"), "{text}");
+        assert!(
+            text.contains("Every reader named TIDINGS-xSUBSCRIBERxEMAILx7f3a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("{{ unsubscribe_url }}"),
+            "a model's text is never a template: {text}"
+        );
+        assert!(text.contains("names TIDINGS-xUNSUBSCRIBExURLx7f3a"), "{text}");
+        assert!(text.contains("Ask TIDINGS-xSUBSCRIBERxEMAILx7f3a first"), "{text}");
+        assert!(
+            html.contains("Every reader named TIDINGS-xSUBSCRIBERxEMAILx7f3a"),
+            "{html}"
+        );
         if to == "ada@example.com" {
             assert_eq!(subject, "Weekly for Ada TIDINGS-xSUBSCRIBERxEMAILx7f3a");
         } else {

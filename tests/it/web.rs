@@ -811,3 +811,52 @@ async fn the_link_check_never_reaches_internal_addresses_from_outside() {
         assert!(line.contains("refused:") && line.contains("internal address"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn editors_review_each_card_with_its_marks_and_rewrite_a_field() {
+    use crate::support::model::{Answer, ScriptedModel};
+    use reqwest::Method;
+    let model = ScriptedModel::start(vec![Answer::Card {
+        about: String::new(),
+        tldr: "The port stood still for 3 days.".into(),
+        takeaway: "Cranes stood still.".into(),
+    }])
+    .await;
+    let briefing = format!(
+        "[briefing]\nendpoint = \"{}/v1\"\nmodel = \"tiny-model\"\n\n",
+        model.base
+    );
+    let tail = move |feeds: &FeedServer| format!("{briefing}{}", alpha_weekly(feeds, "0 0 8 * * Mon", ""));
+    let site = Site::launch(Db::Sqlite, tail, Some(EDITOR_TOKEN), false).await;
+    assert_exit(&site.env.run(&["collect"]).await, 0);
+    let (cookie, _) = log_in(&site).await;
+    let (_, _, page) = site.request(Method::GET, "/editor/weekly", Some(&cookie), None).await;
+    // The card, the model that drafted it, and the sentence whose figure is not in the story.
+    assert!(page.contains("drafted by tiny-model"), "{page}");
+    assert!(
+        page.contains("Unverified: 3 not in the sources — <mark>The port stood still for 3 days.</mark>"),
+        "{page}"
+    );
+    let csrf = value_after(&page, "name=\"csrf\" value=\"");
+    let id = value_after(&page, "class=\"card\" data-story=\"");
+    let form = format!("csrf={csrf}&story={id}&field=tldr&text=Cranes+stood+still+for+a+day.");
+    let (status, _, page) = site
+        .request(Method::POST, "/editor/weekly/edit", Some(&cookie), Some(&form))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("tldr: saved; it wins over every draft."), "{page}");
+    assert!(page.contains("tldr (edited)"), "{page}");
+    assert!(
+        !page.contains("<mark>The port"),
+        "the editor's text replaced the flagged one: {page}"
+    );
+    // A forged form changes nothing.
+    let forged = format!("csrf=0.1.forged&story={id}&field=tldr&text=Forged");
+    let (status, _, _) = site
+        .request(Method::POST, "/editor/weekly/edit", Some(&cookie), Some(&forged))
+        .await;
+    assert_eq!(status, 403);
+    let text = stdout(&site.env.run(&["preview", "weekly", "--format", "text"]).await);
+    assert!(text.contains("TL;DR: Cranes stood still for a day."), "{text}");
+    assert!(!text.contains("Forged"));
+}

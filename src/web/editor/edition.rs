@@ -27,6 +27,123 @@ struct StoryRow {
     status: String,
 }
 
+/// One story's card on the editor's page: every field with its grounding
+/// mark and the editor's text where there is one.
+#[derive(Serialize)]
+struct CardRow {
+    id: i64,
+    title: String,
+    /// The model that drafted it; empty when there is no draft.
+    model: String,
+    fields: Vec<FieldRow>,
+}
+
+#[derive(Serialize)]
+struct FieldRow {
+    name: &'static str,
+    /// The text shown: the editor's, else the draft's.
+    text: String,
+    edited: bool,
+    /// The text around and of the sentence that failed the check, for a highlight.
+    before: String,
+    flagged: String,
+    after: String,
+    /// The figures not found in the sources.
+    unsupported: String,
+}
+
+impl FieldRow {
+    fn new(name: &'static str, drafted: Option<&crate::domain::CardText>, edit: Option<&str>) -> FieldRow {
+        let mut row = FieldRow {
+            name,
+            text: String::new(),
+            edited: edit.is_some(),
+            before: String::new(),
+            flagged: String::new(),
+            after: String::new(),
+            unsupported: String::new(),
+        };
+        if let Some(edit) = edit {
+            row.text = edit.to_string();
+        } else if let Some(d) = drafted {
+            row.text = d.text.clone();
+            if !d.verified() {
+                row.unsupported = d.grounding.unsupported.join(", ");
+                let sentence = d.grounding.sentences.first().cloned().unwrap_or_default();
+                match d.text.find(&sentence).filter(|_| !sentence.is_empty()) {
+                    Some(at) => {
+                        row.before = d.text[..at].to_string();
+                        row.flagged = sentence.clone();
+                        row.after = d.text[at + sentence.len()..].to_string();
+                    }
+                    None => row.flagged = d.text.clone(),
+                }
+            }
+        }
+        row
+    }
+}
+
+/// The cards of the issue's stories as the editor reviews them.
+async fn card_rows(
+    app: &App,
+    edition: &crate::config::Edition,
+    stories: &[&crate::domain::StoredStory],
+) -> crate::Result<Vec<CardRow>> {
+    use crate::domain::CardField;
+    let (cards, _) = app.cards_for(stories, app.now()).await?;
+    let edits = app.store.card_edits(&edition.name).await?;
+    let mut rows = Vec::new();
+    for story in stories {
+        let card = cards.get(&story.id);
+        let edit = |f: CardField| {
+            edits
+                .iter()
+                .find(|e| e.story_id == story.id && e.field == f)
+                .map(|e| e.text.as_str())
+        };
+        let why = card.and_then(|c| c.why_it_matters.iter().find(|w| w.audience == edition.audience));
+        // The takeaways as one text, a line each, checked as a whole.
+        let takeaways = card.map(|c| {
+            let text = c
+                .takeaways
+                .iter()
+                .map(|t| t.text.text.clone())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut grounding = crate::domain::Grounding::default();
+            for t in &c.takeaways {
+                grounding
+                    .unsupported
+                    .extend(t.text.grounding.unsupported.iter().cloned());
+                grounding.sentences.extend(t.text.grounding.sentences.iter().cloned());
+            }
+            crate::domain::CardText { text, grounding }
+        });
+        rows.push(CardRow {
+            id: story.id,
+            title: story.title.clone(),
+            model: card.map(|c| c.model.clone()).unwrap_or_default(),
+            fields: vec![
+                FieldRow::new("tldr", card.map(|c| &c.tldr), edit(CardField::Tldr)),
+                FieldRow::new(
+                    "what_changed",
+                    card.map(|c| &c.what_changed),
+                    edit(CardField::WhatChanged),
+                ),
+                FieldRow::new("why_it_matters", why.map(|w| &w.text), edit(CardField::WhyItMatters)),
+                FieldRow::new(
+                    "what_to_do_next",
+                    card.map(|c| &c.what_to_do_next),
+                    edit(CardField::WhatToDoNext),
+                ),
+                FieldRow::new("takeaways", takeaways.as_ref(), edit(CardField::Takeaways)),
+            ],
+        });
+    }
+    Ok(rows)
+}
+
 #[derive(Serialize)]
 struct Check {
     ok: bool,
@@ -84,6 +201,19 @@ async fn render_edition(
             },
         })
         .collect();
+    let kept: Vec<&crate::domain::StoredStory> = selection.stories().map(|r| r.story).collect();
+    let cards = if app.config.briefing.is_some() {
+        match card_rows(app, edition, &kept).await {
+            Ok(c) => c,
+            Err(e) => return server_error(app, "editor cards", e),
+        }
+    } else {
+        Vec::new()
+    };
+    let intro_draft = match app.intro_draft(&edition.name).await {
+        Ok(d) => d,
+        Err(e) => return server_error(app, "editor intro", e),
+    };
     let html_bytes = preview.html.len();
     let headers_text = String::from_utf8_lossy(&preview.message.headers().to_string().into_bytes()).into_owned();
     let images_without_alt = count_images_without_alt(&preview.html);
@@ -131,6 +261,10 @@ async fn render_edition(
         stories: Vec<StoryRow>,
         note: String,
         links: Option<Vec<LinkResult>>,
+        briefing: bool,
+        cards: Vec<CardRow>,
+        intro_draft: Option<String>,
+        intro_accepted: bool,
     }
     let csrf = match csrf_token(app, session).await {
         Ok(t) => t,
@@ -160,6 +294,10 @@ async fn render_edition(
             stories,
             note: ranked.overrides.note.unwrap_or_default(),
             links,
+            briefing: app.config.briefing.is_some(),
+            cards,
+            intro_accepted: intro_draft.as_ref().is_some_and(|(_, a)| *a),
+            intro_draft: intro_draft.map(|(d, _)| d),
         },
     )
 }
@@ -361,6 +499,20 @@ pub(super) async fn edition_action(
                     .await?;
                 Ok("Intro note saved.".to_string())
             }
+            "edit" => {
+                let field_name = field(&fields, "field").unwrap_or_default();
+                let text = field(&fields, "text").unwrap_or_default();
+                let (s, f) = app.edit_card(&edition, &story(), field_name, text, now).await?;
+                Ok(if text.trim().is_empty() {
+                    format!("#{} {f}: back to the draft.", s.id)
+                } else {
+                    format!("#{} {f}: saved; it wins over every draft.", s.id)
+                })
+            }
+            "accept-intro" => match app.accept_intro_draft(&edition, now).await? {
+                Some(_) => Ok("Drafted intro accepted: it is used while there is no note.".to_string()),
+                None => Ok("No intro drafted yet.".to_string()),
+            },
             "approve" => match app.approve(&edition, now).await? {
                 crate::app::SendReport::Delivered { issue, .. } => Ok(format!(
                     "Approved: issue #{} \"{}\" is composed and goes out from {}.",

@@ -3,6 +3,7 @@
 //! `TIDINGS_TEST_POSTGRES_URL` is set, and a MIME parser for what arrives.
 
 pub mod http;
+pub mod model;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
