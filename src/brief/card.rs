@@ -90,7 +90,7 @@ pub fn read_card(answer: &str, input: &CardInput<'_>) -> Result<Card, Rejection>
         });
     }
     let what_to_do_next = field("what_to_do_next", &raw.what_to_do_next, MAX_FIELD, &evidence)?;
-    let mut takeaways = Vec::new();
+    let mut takeaways: Vec<Takeaway> = Vec::new();
     for (i, t) in raw.takeaways.iter().enumerate() {
         let mut cited: Vec<usize> = t.sources.clone();
         cited.sort_unstable();
@@ -104,10 +104,12 @@ pub fn read_card(answer: &str, input: &CardInput<'_>) -> Result<Card, Rejection>
         }
         // Its figures must be in the sources it cites.
         let cited_evidence = Evidence::of(cited.iter().map(|&n| input.sources[n - 1].1));
-        takeaways.push(Takeaway {
-            text: field(&format!("takeaways[{i}]"), &t.text, MAX_TAKEAWAY, &cited_evidence)?,
-            sources: cited,
-        });
+        let text = field(&format!("takeaways[{i}]"), &t.text, MAX_TAKEAWAY, &cited_evidence)?;
+        // The same point twice is said once.
+        if takeaways.iter().any(|k| k.text.text.eq_ignore_ascii_case(&text.text)) {
+            continue;
+        }
+        takeaways.push(Takeaway { text, sources: cited });
     }
     Ok(Card {
         tldr,
@@ -142,7 +144,28 @@ pub(crate) fn clean_field(name: &str, text: &str, max: usize) -> Result<String, 
     if text.chars().any(|c| matches!(c, '<' | '>')) {
         return Err(Rejection(format!("{name} holds markup")));
     }
+    if repeats_itself(&text) {
+        return Err(Rejection(format!("{name} repeats itself")));
+    }
     Ok(text)
+}
+
+/// A text that says one sentence three times or more: what small models
+/// write when they run out of things to say.
+fn repeats_itself(text: &str) -> bool {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for sentence in text.split(['.', '!', '?']) {
+        let key: String = sentence.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        if key.split(' ').count() < 4 {
+            continue;
+        }
+        let n = seen.entry(key).or_default();
+        *n += 1;
+        if *n >= 3 {
+            return true;
+        }
+    }
+    false
 }
 
 /// Top-level domains a link written without a scheme or path ends in
@@ -294,6 +317,10 @@ mod tests {
             (&answer("See evil.com for more.", "Point.", "[1]"), "holds a link"),
             (&answer("Acme <b>was</b> breached.", "Point.", "[1]"), "markup"),
             (
+                &answer(&"The clinic has not said how they got in. ".repeat(3), "Point.", "[1]"),
+                "repeats itself",
+            ),
+            (
                 &answer(
                     "Acme a été victime d'une attaque par rançongiciel qui a touché les données de ses clients lundi.",
                     "Point.",
@@ -309,6 +336,17 @@ mod tests {
             let err = read_card(bad, &i).expect_err(bad);
             assert!(err.0.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_same_takeaway_twice_is_kept_once() {
+        let audiences = vec!["security".to_string()];
+        let twice = answer("Acme was breached.", "Passwords were reset.", "[1]").replace(
+            r#""takeaways": ["#,
+            r#""takeaways": [{"text": "passwords were reset.", "sources": [1]}, "#,
+        );
+        let card = read_card(&twice, &input(&[STORY], &audiences)).expect("card");
+        assert_eq!(card.takeaways.len(), 1);
     }
 
     #[test]

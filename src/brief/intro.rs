@@ -99,6 +99,8 @@ pub async fn draft_intro(
         };
         report.tokens_in += completion.tokens_in;
         report.tokens_out += completion.tokens_out;
+        metrics::counter!("tidings_briefing_tokens_total", "direction" => "in").increment(completion.tokens_in);
+        metrics::counter!("tidings_briefing_tokens_total", "direction" => "out").increment(completion.tokens_out);
         let read = serde_json::from_str::<RawIntro>(completion.content.trim())
             .map_err(|e| Rejection(format!("not an intro in the schema: {e}")))
             .and_then(|raw| clean_field("intro", &raw.intro, MAX_INTRO))

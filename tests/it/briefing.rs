@@ -64,32 +64,41 @@ async fn a_real_model_drafts_cards_once_and_the_issue_carries_them() {
     let env = TestEnv::new(Db::Sqlite);
     // "hold": SmolLM2-135M invents figures, so its fields are usually
     // unverified — shown to the editor, and the issue held for approval.
+    // One request at a time (the server has one slot), with time to spare
+    // on a machine busy with the other tests.
     env.write_config(&config(
         &feeds,
         &proxy.base,
-        "timeout = \"120s\"\nunverified = \"hold\"",
+        "timeout = \"300s\"\nconcurrency = 1\nunverified = \"hold\"",
     ));
     assert_exit(&env.run(&["subscribers", "add", "ada@example.com"]).await, 0);
 
     // A collect drafts cards for the upcoming issue's three stories (the
     // month-old one is outside the window): each answered, in the schema
-    // or rejected with a reason — never an error.
-    let out = env.run(&["collect"]).await;
-    assert_exit(&out, 0);
-    let line = first_line_with(&stdout(&out), "briefing:");
+    // or rejected with a reason — never an error. A request that timed
+    // out on a busy machine is not cached: the next collect asks again.
+    let mut drafted = 0;
+    let mut line = String::new();
+    for attempt in 0..3 {
+        let out = env.run(&["collect"]).await;
+        assert_exit(&out, 0);
+        line = first_line_with(&stdout(&out), "briefing:");
+        if attempt == 0 {
+            assert!(line.contains(" 0 reused"), "{line}");
+        }
+        drafted += line["briefing: ".len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        if !line.contains(" failed") {
+            break;
+        }
+    }
+    assert!(!line.contains(" failed"), "the model server kept failing: {line}");
     let first_requests = proxy.count();
     assert!(first_requests >= 3, "{line}: {first_requests} requests");
-    let drafted: usize = line["briefing: ".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{line}"));
-    assert!(line.contains(" 0 reused"), "{line}");
-    assert!(
-        drafted >= 1,
-        "the real model drafted no card in the schema: {line}\n{}",
-        stdout(&out)
-    );
+    assert!(drafted >= 1, "the real model drafted no card in the schema: {line}");
 
     // What went to the model: the stories' text, never a link, never a reader.
     let sent = serde_json::to_string(&*proxy.bodies.lock().expect("lock")).expect("json");
@@ -426,4 +435,102 @@ async fn the_drafted_intro_is_used_only_once_the_editor_accepts_it() {
     assert_exit(&env.run(&["issue", "note", "weekly", "A note of my own."]).await, 0);
     let text = stdout(&env.run(&["preview", "weekly", "--format", "text"]).await);
     assert!(text.contains("A note of my own.") && !text.contains(draft), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_drafts_cards_after_each_collect_and_counts_them() {
+    let feeds = FeedServer::start().await;
+    let model = ScriptedModel::start(vec![Answer::Card {
+        about: String::new(),
+        tldr: GENERIC_TLDR.into(),
+        takeaway: "A point.".into(),
+    }])
+    .await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(
+        &feeds,
+        &model.base,
+        "\n[web]\nlisten = \"127.0.0.1:0\"\n\n[collect]\nschedule = \"*/2 * * * * *\"\n",
+    ));
+    let served = crate::daemon::Served::start(&env).await;
+    let address = served.address().await;
+    for _ in 0..300 {
+        if served.all_logs().matches("briefing finished").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logs = served.all_logs();
+    assert!(logs.matches("briefing finished").count() >= 2, "{logs}");
+    tidings::install_crypto_provider();
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    // Three cards and one intro asked for once; every later collect finds them cached.
+    assert_eq!(model.count(), 3);
+    assert_eq!(model.intros.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(metrics.contains("tidings_briefing_requests_total 4"), "{metrics}");
+    assert!(
+        metrics.contains("tidings_briefing_tokens_total{direction=\"in\"} 350"),
+        "{metrics}"
+    );
+    let hits: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidings_briefing_cache_hits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(hits >= 3, "{metrics}");
+    assert_eq!(served.stop().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn takeaways_cite_the_sources_of_a_cluster_by_number() {
+    let feeds = FeedServer::start().await;
+    let answer = serde_json::json!({
+        "tldr": "A ransomware gang leaked 1,400 Northbay Clinic patient records.",
+        "what_changed": "The records are now public.",
+        "why_it_matters": {"security": "Remote access gateways without a second factor are the way in."},
+        "what_to_do_next": "Review your gateways.",
+        "takeaways": [
+            {"text": "The gang had demanded 40 bitcoin.", "sources": [2]},
+            {"text": "The clinic paid 40 bitcoin.", "sources": [1]},
+            {"text": "The leak is confirmed by both reports.", "sources": [1, 2]},
+        ],
+    });
+    let model = ScriptedModel::start(vec![Answer::Content(answer.to_string())]).await;
+    let env = TestEnv::new(Db::Sqlite);
+    let wire = format!(
+        "[[sources]]\nname = \"Wire\"\nurl = \"{}\"\n\n[[sources]]",
+        feeds.url("feeds/briefing-wire.xml")
+    );
+    // Harbour weighs more, so its story leads the cluster and is source [1].
+    let text = config(&feeds, &model.base, "concurrency = 1")
+        .replacen("[[sources]]", &wire, 1)
+        .replace("name = \"Harbour\"", "name = \"Harbour\"\nweight = 2.0");
+    env.write_config(&text);
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let bodies = serde_json::to_string(&*model.bodies.lock().expect("lock")).expect("json");
+    assert!(
+        bodies.contains("[2] Wire — Northbay Clinic patient records leaked"),
+        "{bodies}"
+    );
+
+    let text = stdout(&env.run(&["preview", "weekly", "--format", "text"]).await);
+    assert!(text.contains("The gang had demanded 40 bitcoin. [2]"), "{text}");
+    assert!(
+        text.contains("The leak is confirmed by both reports. [1] [2]"),
+        "{text}"
+    );
+    // Its figure is only in source [2]: citing [1] leaves it unverified, and out.
+    assert!(!text.contains("The clinic paid"), "{text}");
+    assert!(text.contains("[2] Wire: https://wire.example.com/northbay"), "{text}");
+    let html = stdout(&env.run(&["preview", "weekly", "--format", "html"]).await);
+    assert!(
+        html.contains("href=\"https://wire.example.com/northbay\" title=\"Wire\""),
+        "{html}"
+    );
+    assert!(html.contains("from 2 cited sources"), "{html}");
 }
