@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 
-use crate::collect::cluster::title_keys;
+use crate::collect::cluster::{shared_keys, title_keys};
 use crate::domain::{StoredStory, ThreadEvent};
 use crate::store::{Store, StoreResult};
 
@@ -23,18 +23,7 @@ const MIN_SHARED: usize = 3;
 
 /// Whether two titles (as sorted [`title_keys`]) name the same subject.
 fn same_subject(a: &[u64], b: &[u64]) -> bool {
-    let (mut i, mut j, mut shared) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                shared += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    let shared = shared_keys(a, b);
     shared >= MIN_SHARED && shared * 2 >= a.len().min(b.len())
 }
 

@@ -227,6 +227,23 @@ fn could_reach(a_len: usize, a_pos: usize, b_len: usize, b_pos: usize) -> bool {
     most_common as f64 >= SIMILARITY / (1.0 + SIMILARITY) * (a_len + b_len) as f64 - 1e-9
 }
 
+/// How many keys two sorted key lists share.
+pub fn shared_keys(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common
+}
+
 /// [`similar_titles`] on sorted key lists.
 fn similar_keys(a: &[u64], b: &[u64]) -> bool {
     if a.is_empty() || b.is_empty() {
@@ -244,18 +261,7 @@ fn similar_keys(a: &[u64], b: &[u64]) -> bool {
     if (small as f64) < SIMILARITY * large as f64 {
         return false;
     }
-    let (mut i, mut j, mut common) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                common += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    let common = shared_keys(a, b);
     let union = a.len() + b.len() - common;
     common as f64 / union as f64 >= SIMILARITY
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::stories::stored_story;
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{Card, CardEdit, CardField, StoredStory};
 
@@ -250,21 +251,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
             rows.iter()
-                .map(|r| {
-                    Ok(StoredStory {
-                        id: r.try_get("id")?,
-                        source: r.try_get("source")?,
-                        title: r.try_get("title")?,
-                        link: r.try_get("link")?,
-                        summary_html: r.try_get("summary_html")?,
-                        summary_text: r.try_get("summary_text")?,
-                        content: r.try_get("content")?,
-                        published_at: r.try_get("published_at")?,
-                        collected_at: r.try_get("collected_at")?,
-                        cluster_id: r.try_get("cluster_id")?,
-                        tags: Vec::new(),
-                    })
-                })
+                .map(|r| Ok(stored_story!(r)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(StoreError::from)
         })

@@ -9,6 +9,27 @@ use sqlx::Row;
 use super::{Store, StoreConn, StoreResult, StoreTx, with_conn, with_pool, with_tx};
 use crate::domain::{NewStory, StoredStory, TagOrigin, TaggedTag};
 
+/// A row of a story's columns as a story without its tags (on either
+/// backend: the row types differ, the reading is the same).
+macro_rules! stored_story {
+    ($row:expr) => {
+        StoredStory {
+            id: $row.try_get("id")?,
+            source: $row.try_get("source")?,
+            title: $row.try_get("title")?,
+            link: $row.try_get("link")?,
+            summary_html: $row.try_get("summary_html")?,
+            summary_text: $row.try_get("summary_text")?,
+            content: $row.try_get("content")?,
+            published_at: $row.try_get("published_at")?,
+            collected_at: $row.try_get("collected_at")?,
+            cluster_id: $row.try_get("cluster_id")?,
+            tags: Vec::new(),
+        }
+    };
+}
+pub(super) use stored_story;
+
 impl StoreTx<'_> {
     /// Stores the stories not seen before (by key) with their tags, a few
     /// multi-row statements per 200 stories. Returns, for each story given,
@@ -176,19 +197,7 @@ impl Store {
             .await?;
             let mut stories = Vec::with_capacity(rows.len());
             for r in &rows {
-                stories.push(StoredStory {
-                    id: r.try_get("id")?,
-                    source: r.try_get("source")?,
-                    title: r.try_get("title")?,
-                    link: r.try_get("link")?,
-                    summary_html: r.try_get("summary_html")?,
-                    summary_text: r.try_get("summary_text")?,
-                    content: r.try_get("content")?,
-                    published_at: r.try_get("published_at")?,
-                    collected_at: r.try_get("collected_at")?,
-                    cluster_id: r.try_get("cluster_id")?,
-                    tags: Vec::new(),
-                });
+                stories.push(stored_story!(r));
             }
             let tag_rows = sqlx::query(
                 "SELECT t.story_id, t.tag, t.origin FROM story_tags t JOIN stories s ON s.id = t.story_id
