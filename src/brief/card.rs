@@ -79,14 +79,20 @@ pub fn read_card(answer: &str, input: &CardInput<'_>) -> Result<Card, Rejection>
             text,
         })
     };
-    let tldr = field("tldr", &raw.tldr, MAX_TLDR, &evidence)?;
+    // One sentence each, as the card promises: the first is kept.
+    let tldr = field("tldr", &first_sentence(&raw.tldr), MAX_TLDR, &evidence)?;
     let what_changed = field("what_changed", &raw.what_changed, MAX_FIELD, &evidence)?;
     let mut why_it_matters = Vec::new();
     for audience in input.audiences {
         let text = raw.why_it_matters.get(audience).map(String::as_str).unwrap_or_default();
         why_it_matters.push(AudienceText {
             audience: audience.clone(),
-            text: field(&format!("why_it_matters.{audience}"), text, MAX_FIELD, &evidence)?,
+            text: field(
+                &format!("why_it_matters.{audience}"),
+                &first_sentence(text),
+                MAX_FIELD,
+                &evidence,
+            )?,
         });
     }
     let what_to_do_next = field("what_to_do_next", &raw.what_to_do_next, MAX_FIELD, &evidence)?;
@@ -121,6 +127,15 @@ pub fn read_card(answer: &str, input: &CardInput<'_>) -> Result<Card, Rejection>
         model: input.model.to_string(),
         drafted_at: input.now,
     })
+}
+
+/// The first sentence of `text` (all of it when it is one), on one line.
+fn first_sentence(text: &str) -> String {
+    let line = crate::text::clean_line(text);
+    crate::render::tldr::split_sentences(&line)
+        .first()
+        .map(|s| s.to_string())
+        .unwrap_or(line)
 }
 
 /// A field as plain text on one line: never empty, never longer than
@@ -317,7 +332,11 @@ mod tests {
             (&answer("See evil.com for more.", "Point.", "[1]"), "holds a link"),
             (&answer("Acme <b>was</b> breached.", "Point.", "[1]"), "markup"),
             (
-                &answer(&"The clinic has not said how they got in. ".repeat(3), "Point.", "[1]"),
+                &answer(
+                    "Acme was breached.",
+                    &"The clinic has not said how they got in. ".repeat(3),
+                    "[1]",
+                ),
                 "repeats itself",
             ),
             (
@@ -336,6 +355,22 @@ mod tests {
             let err = read_card(bad, &i).expect_err(bad);
             assert!(err.0.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_tldr_and_why_it_matters_are_one_sentence() {
+        let audiences = vec!["security".to_string()];
+        let two = answer(
+            "Acme lost 1,400 records to a ransomware crew. It said so on Monday, e.g. in a filing.",
+            "Point.",
+            "[1]",
+        );
+        let card = read_card(&two, &input(&[STORY], &audiences)).expect("card");
+        assert_eq!(card.tldr.text, "Acme lost 1,400 records to a ransomware crew.");
+        assert_eq!(
+            card.why_it_matters[0].text.text,
+            "Stolen credentials keep opening doors for ransomware crews."
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn strip_boilerplate(text: &str) -> String {
 /// Sentences of `text`: split after `.`, `!` or `?` followed by a space and
 /// an upper-case letter, a digit or a quote — not after initials and common
 /// abbreviations ("U.S.", "e.g.", "Dr.").
-fn split_sentences(text: &str) -> Vec<&str> {
+pub(crate) fn split_sentences(text: &str) -> Vec<&str> {
     const ABBREVIATIONS: &[&str] = &[
         "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "jr", "sr", "st", "no",
         "fig", "approx",
