@@ -387,6 +387,18 @@ impl App {
         to: Option<&EmailAddress>,
         now: DateTime<Utc>,
     ) -> Result<PreviewMessage> {
+        self.preview_message_drafting(edition_name, to, now, Drafting::Draft)
+            .await
+    }
+
+    /// As [`App::preview_message`], drafting missing cards or not (`drafting`).
+    pub async fn preview_message_drafting(
+        &self,
+        edition_name: &str,
+        to: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+        drafting: Drafting,
+    ) -> Result<PreviewMessage> {
         let edition = self.config.edition(edition_name)?;
         let slot = if edition.approval {
             // What an editor approves is what this shows.
@@ -400,7 +412,7 @@ impl App {
             }
         };
         // An editor previews what goes out: cards the cache lacks are drafted now.
-        let draft = self.draft(edition, slot, now, Drafting::Draft).await?;
+        let draft = self.draft(edition, slot, now, drafting).await?;
         let subscriber = match to {
             Some(email) => self.store.subscriber_by_email(email).await?,
             None => self.store.first_active_subscriber(&edition.name).await?,

@@ -860,3 +860,28 @@ async fn editors_review_each_card_with_its_marks_and_rewrite_a_field() {
     assert!(text.contains("TL;DR: Cranes stood still for a day."), "{text}");
     assert!(!text.contains("Forged"));
 }
+
+#[tokio::test]
+async fn a_slow_model_server_never_keeps_the_editors_page_from_answering() {
+    use crate::support::model::{Answer, ScriptedModel};
+    use reqwest::Method;
+    let model = ScriptedModel::start(vec![Answer::Hang]).await;
+    let briefing = format!("[briefing]\nendpoint = \"{}/v1\"\nmodel = \"m\"\n\n", model.base);
+    let tail = move |feeds: &FeedServer| format!("{briefing}{}", alpha_weekly(feeds, "0 0 8 * * Mon", ""));
+    let site = Site::launch(Db::Sqlite, tail, Some(EDITOR_TOKEN), false).await;
+    // Stories, but no card: the collect's request hangs until its timeout.
+    let config = std::fs::read_to_string(site.env.config_path()).expect("config");
+    std::fs::write(
+        site.env.config_path(),
+        config.replace("model = \"m\"", "model = \"m\"\ntimeout = \"1s\""),
+    )
+    .expect("config");
+    assert_exit(&site.env.run(&["collect"]).await, 0);
+    let (cookie, _) = log_in(&site).await;
+    let started = std::time::Instant::now();
+    let (status, _, page) = site.request(Method::GET, "/editor/weekly", Some(&cookie), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(page.contains("did not draft every card within 15 s"), "{page}");
+    assert!(page.contains("Ransomware hits port operator"), "{page}");
+}

@@ -10,9 +10,14 @@ use serde::Serialize;
 use super::super::{SiteView, WebState, field, form_fields, message, page, server_error, site};
 use super::{check_csrf, csrf_token, require_editor};
 use crate::app::App;
+use crate::brief::Drafting;
 
 /// Gmail clips messages whose HTML is larger than this.
 const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+
+/// How long the edition page waits for cards the cache lacks (well inside
+/// `[web] idle_timeout`'s default).
+const CARD_DRAFTING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
 
 // -- one edition: preview and curate ---------------------------------------------------
 
@@ -91,7 +96,10 @@ async fn card_rows(
     stories: &[&crate::domain::StoredStory],
 ) -> crate::Result<Vec<CardRow>> {
     use crate::domain::CardField;
-    let (cards, _) = app.cards_for(stories, app.now()).await?;
+    // The preview above drafted what it could; this reads the cache.
+    let (cards, _) = crate::brief::cards_for(&app.config, &app.store, stories, Drafting::CacheOnly, app.now())
+        .await
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
     let edits = app.store.card_edits(&edition.name).await?;
     let mut rows = Vec::new();
     for story in stories {
@@ -174,7 +182,29 @@ async fn render_edition(
         return message(app, StatusCode::NOT_FOUND, "No such edition", &[]);
     };
     let now = app.now();
-    let preview = match app.preview_message(&edition.name, None, now).await {
+    // Cards the cache lacks are drafted for the editor, but a slow model
+    // server must not keep the page from answering: past the deadline it
+    // shows what the cache holds, and says so.
+    let mut notice = notice;
+    let drafted = tokio::time::timeout(
+        CARD_DRAFTING_DEADLINE,
+        app.preview_message_drafting(&edition.name, None, now, Drafting::Draft),
+    )
+    .await;
+    let preview = match drafted {
+        Ok(result) => result,
+        Err(_) => {
+            notice.get_or_insert_with(|| {
+                format!(
+                    "The model server did not draft every card within {} s: the page shows the cards drafted so far; reload later.",
+                    CARD_DRAFTING_DEADLINE.as_secs()
+                )
+            });
+            app.preview_message_drafting(&edition.name, None, now, Drafting::CacheOnly)
+                .await
+        }
+    };
+    let preview = match preview {
         Ok(p) => p,
         Err(e) => return server_error(app, "editor preview", e),
     };
