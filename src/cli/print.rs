@@ -36,6 +36,22 @@ pub(super) fn print_config(c: &Config) {
             "generated and kept in the database"
         }
     );
+    match &c.briefing {
+        Some(b) => println!(
+            "  briefing:  model {} at {} ({}; {} at once, {}s timeout, at most {} stories a run, unverified fields: {})",
+            b.model,
+            b.endpoint,
+            if b.api_key.is_some() { "with a key" } else { "no key" },
+            b.concurrency,
+            b.timeout.as_secs(),
+            b.max_stories_per_run,
+            match b.unverified {
+                tidings::config::UnverifiedPolicy::Fallback => "fall back",
+                tidings::config::UnverifiedPolicy::Hold => "hold the issue",
+            }
+        ),
+        None => println!("  briefing:  off (extractive TL;DR)"),
+    }
     println!("  sources ({}):", c.sources.len());
     for s in &c.sources {
         println!(

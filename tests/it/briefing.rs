@@ -312,8 +312,30 @@ async fn the_editors_text_survives_a_regeneration() {
     }])
     .await;
     let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&config(&feeds, &model.base, "api_key_env = \"TIDINGS_BRIEFING_KEY\""));
+    let key = [("TIDINGS_BRIEFING_KEY", "sk-test-0123456789")];
+    let check = env.run_with_env(&["config", "check"], &key).await;
+    let shown = stdout(&check);
+    assert!(
+        shown.contains("briefing:  model smollm2-135m-instruct at http://127.0.0.1:"),
+        "{shown}"
+    );
+    assert!(shown.contains("(with a key;") && !shown.contains("sk-test"), "{shown}");
+    let unset = env.run(&["config", "check"]).await;
+    assert_exit(&unset, 2);
+    assert!(
+        stderr(&unset).contains("TIDINGS_BRIEFING_KEY is not set"),
+        "{}",
+        stderr(&unset)
+    );
+    assert_exit(&env.run_with_env(&["collect"], &key).await, 0);
+    // The key went to the model server as a bearer token.
+    let auth = model.authorizations.lock().expect("lock").clone();
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == "Bearer sk-test-0123456789"),
+        "{auth:?}"
+    );
     env.write_config(&config(&feeds, &model.base, ""));
-    assert_exit(&env.run(&["collect"]).await, 0);
     let id = story_id(&env, "Northbay").await;
     let bad = env.run(&["issue", "edit", "weekly", &id, "headline", "x"]).await;
     assert_exit(&bad, 2);

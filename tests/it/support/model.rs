@@ -165,6 +165,8 @@ pub struct ScriptedModel {
     pub requests: Arc<AtomicUsize>,
     /// Intro requests.
     pub intros: Arc<AtomicUsize>,
+    /// The Authorization headers of the card requests that had one.
+    pub authorizations: Arc<Mutex<Vec<String>>>,
     pub bodies: Arc<Mutex<Vec<Value>>>,
     script: Arc<Mutex<Vec<Answer>>>,
 }
@@ -175,10 +177,14 @@ impl ScriptedModel {
         struct S {
             requests: Arc<AtomicUsize>,
             intros: Arc<AtomicUsize>,
+            authorizations: Arc<Mutex<Vec<String>>>,
             bodies: Arc<Mutex<Vec<Value>>>,
             script: Arc<Mutex<Vec<Answer>>>,
         }
-        async fn answer(State(s): State<S>, body: Bytes) -> Response {
+        async fn answer(State(s): State<S>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+            if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                s.authorizations.lock().expect("lock").push(auth.to_string());
+            }
             let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             // Intros are counted apart, and answered in their own schema.
             if request["response_format"]["json_schema"]["name"] == "issue_intro" {
@@ -229,7 +235,9 @@ impl ScriptedModel {
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
         let intros = Arc::new(AtomicUsize::new(0));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let state = S {
+            authorizations: Arc::clone(&authorizations),
             intros: Arc::clone(&intros),
             requests: Arc::clone(&requests),
             bodies: Arc::clone(&bodies),
@@ -242,6 +250,7 @@ impl ScriptedModel {
         ScriptedModel {
             base,
             requests,
+            authorizations,
             intros,
             bodies,
             script,
