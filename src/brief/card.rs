@@ -195,11 +195,20 @@ const TLDS: &[&str] = &[
 /// markdown link, a host followed by a path (`evil.example/x`), or a host
 /// with a known top-level domain (`evil.com`).
 pub(crate) fn looks_like_link(word: &str) -> bool {
+    // A scheme separator anywhere in the word, before any trimming: the
+    // fuzzer found "://rt." slipping through once the colon was trimmed.
+    if word.contains("://") {
+        return true;
+    }
     let w = word
         .trim_matches(|c: char| !c.is_alphanumeric() && c != '/')
         .to_ascii_lowercase();
-    if w.contains("://") || w.starts_with("www.") || w.starts_with("mailto:") || w.contains("](") {
+    if w.starts_with("www.") || w.starts_with("mailto:") || w.contains("](") {
         return true;
+    }
+    // Protocol-relative: //host/path.
+    if let Some(rest) = w.strip_prefix("//") {
+        return looks_like_link(&format!("{rest}/"));
     }
     let (host, path) = match w.split_once('/') {
         Some((h, p)) => (h, Some(p)),
@@ -396,6 +405,9 @@ mod tests {
             "evil.example/collect",
             "admin@evil.example",
             "evil.example.",
+            "://rt.",
+            "(://x)",
+            "//evil.example/path",
         ] {
             assert!(looks_like_link(w), "{w}");
         }
