@@ -52,12 +52,7 @@ impl App {
                 .iter()
                 .filter_map(|id| Some((candidates.iter().find(|s| s.id == *id)?, cards.get(id)?)))
                 .collect();
-            if chosen.is_empty()
-                || report
-                    .last_error
-                    .as_deref()
-                    .is_some_and(|e| e.contains("earlier in this run"))
-            {
+            if chosen.is_empty() || report.gave_up {
                 continue;
             }
             let Some(settings) = &self.config.briefing else { break };

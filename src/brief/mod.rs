@@ -79,6 +79,9 @@ pub struct BriefReport {
     pub uncached: usize,
     /// Intros drafted (one per edition whose cards changed).
     pub intros: usize,
+    /// The model server was unreachable or too slow, and was not asked
+    /// again in this run.
+    pub gave_up: bool,
     pub requests: usize,
     pub tokens_in: u64,
     pub tokens_out: u64,
@@ -95,6 +98,7 @@ impl BriefReport {
         self.over_budget += other.over_budget;
         self.uncached += other.uncached;
         self.intros += other.intros;
+        self.gave_up |= other.gave_up;
         self.requests += other.requests;
         self.tokens_in += other.tokens_in;
         self.tokens_out += other.tokens_out;
@@ -199,6 +203,9 @@ pub async fn cards_for(
         .collect()
         .await;
     report.requests = asked.load(Ordering::SeqCst);
+    report.gave_up = down.load(Ordering::SeqCst);
+    // The first real failure says what happened; stories skipped after it only that.
+    let mut skipped_error = None;
     for (story_id, drafted) in results {
         match drafted {
             Drafted::Answered { brief, tokens } => {
@@ -216,16 +223,20 @@ pub async fn cards_for(
                     }
                 }
             }
-            Drafted::Failed { error, tokens } => {
+            Drafted::Failed { error, tokens, skipped } => {
                 report.tokens_in += tokens.0;
                 report.tokens_out += tokens.1;
                 report.failed += 1;
-                // The first failure says what happened; later ones only that the server was given up on.
-                if report.last_error.is_none() || !error.contains("earlier in this run") {
+                if skipped {
+                    skipped_error.get_or_insert(error);
+                } else {
                     report.last_error.get_or_insert(error);
                 }
             }
         }
+    }
+    if report.last_error.is_none() {
+        report.last_error = skipped_error;
     }
     Ok((cards, report))
 }
@@ -291,8 +302,13 @@ async fn request_for(
 enum Drafted {
     /// The model answered: a card, or a rejection after the retry.
     Answered { brief: CachedBrief, tokens: (u64, u64) },
-    /// No usable answer this run; nothing is cached.
-    Failed { error: String, tokens: (u64, u64) },
+    /// No usable answer this run; nothing is cached. `skipped`: not asked,
+    /// the server had failed earlier in the run.
+    Failed {
+        error: String,
+        tokens: (u64, u64),
+        skipped: bool,
+    },
 }
 
 /// Asks for one card, and once more when the answer is rejected.
@@ -314,6 +330,7 @@ async fn draft(
             return Drafted::Failed {
                 error: "the model server failed earlier in this run; not asked again".into(),
                 tokens,
+                skipped: true,
             };
         }
         asked.fetch_add(1, Ordering::SeqCst);
@@ -339,6 +356,7 @@ async fn draft(
                 return Drafted::Failed {
                     error: e.to_string(),
                     tokens,
+                    skipped: false,
                 };
             }
         };
@@ -381,6 +399,7 @@ async fn draft(
         return Drafted::Failed {
             error: format!("the model server's answer: {}", last_rejection.0),
             tokens,
+            skipped: false,
         };
     }
     Drafted::Answered {

@@ -184,11 +184,7 @@ async fn garbage(db: Db) {
     assert_eq!(model.count(), 2);
 
     // The rejection is kept: the next run asks for the other stories only.
-    model.set_script(vec![Answer::Card {
-        about: String::new(),
-        tldr: GENERIC_TLDR.into(),
-        takeaway: "A point.".into(),
-    }]);
+    model.set_script(vec![Answer::card(GENERIC_TLDR, "A point.")]);
     let out = env.run(&["collect"]).await;
     let line = first_line_with(&stdout(&out), "briefing:");
     assert!(line.contains("1 drafted, 1 reused, 0 rejected"), "{line}");
@@ -305,12 +301,7 @@ async fn grounding(db: Db) {
 #[tokio::test]
 async fn the_editors_text_survives_a_regeneration() {
     let feeds = FeedServer::start().await;
-    let model = ScriptedModel::start(vec![Answer::Card {
-        about: String::new(),
-        tldr: "First draft of the TL;DR.".into(),
-        takeaway: "A point.".into(),
-    }])
-    .await;
+    let model = ScriptedModel::start(vec![Answer::card("First draft of the TL;DR.", "A point.")]).await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&config(&feeds, &model.base, "api_key_env = \"TIDINGS_BRIEFING_KEY\""));
     let key = [("TIDINGS_BRIEFING_KEY", "sk-test-0123456789")];
@@ -345,11 +336,7 @@ async fn the_editors_text_survives_a_regeneration() {
             .await,
         0,
     );
-    model.set_script(vec![Answer::Card {
-        about: String::new(),
-        tldr: "Second draft of the TL;DR.".into(),
-        takeaway: "Another point.".into(),
-    }]);
+    model.set_script(vec![Answer::card("Second draft of the TL;DR.", "Another point.")]);
     let before = model.count();
     let card = stdout(&env.run(&["briefing", &id, "--regenerate"]).await);
     assert_eq!(model.count(), before + 1, "regenerate asks again");
@@ -429,11 +416,10 @@ async fn a_model_server_that_is_down_slow_or_failing_never_blocks_a_send() {
 #[tokio::test]
 async fn the_drafted_intro_is_used_only_once_the_editor_accepts_it() {
     let feeds = FeedServer::start().await;
-    let model = ScriptedModel::start(vec![Answer::Card {
-        about: String::new(),
-        tldr: "The clinic's attackers published 1,400 patient records.".into(),
-        takeaway: "A point.".into(),
-    }])
+    let model = ScriptedModel::start(vec![Answer::card(
+        "The clinic's attackers published 1,400 patient records.",
+        "A point.",
+    )])
     .await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&config(&feeds, &model.base, ""));
@@ -462,12 +448,7 @@ async fn the_drafted_intro_is_used_only_once_the_editor_accepts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_drafts_cards_after_each_collect_and_counts_them() {
     let feeds = FeedServer::start().await;
-    let model = ScriptedModel::start(vec![Answer::Card {
-        about: String::new(),
-        tldr: GENERIC_TLDR.into(),
-        takeaway: "A point.".into(),
-    }])
-    .await;
+    let model = ScriptedModel::start(vec![Answer::card(GENERIC_TLDR, "A point.")]).await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&config(
         &feeds,

@@ -21,12 +21,10 @@ use crate::support::{Db, TestEnv, alpha_weekly, assert_exit};
 async fn text_from_outside_never_becomes_a_readers_address_or_link() {
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
-    let model = ScriptedModel::start(vec![Answer::Card {
-        about: String::new(),
-        tldr: "Every reader named TIDINGSxSUBSCRIBERxEMAILx7f3a should read this report about {{ unsubscribe_url }} today."
-            .into(),
-        takeaway: "The report names TIDINGSxUNSUBSCRIBExURLx7f3a as the way out.".into(),
-    }])
+    let model = ScriptedModel::start(vec![Answer::card(
+        "Every reader named TIDINGSxSUBSCRIBERxEMAILx7f3a should read this report about {{ unsubscribe_url }} today.",
+        "The report names TIDINGSxUNSUBSCRIBExURLx7f3a as the way out.",
+    )])
     .await;
     let env = TestEnv::new(Db::Sqlite);
     let subject = "subject = \"{{ edition.title }} for {{ subscriber.name or 'you' }}\"";

@@ -816,11 +816,10 @@ async fn the_link_check_never_reaches_internal_addresses_from_outside() {
 async fn editors_review_each_card_with_its_marks_and_rewrite_a_field() {
     use crate::support::model::{Answer, ScriptedModel};
     use reqwest::Method;
-    let model = ScriptedModel::start(vec![Answer::Card {
-        about: String::new(),
-        tldr: "The port stood still for 3 days.".into(),
-        takeaway: "Cranes stood still.".into(),
-    }])
+    let model = ScriptedModel::start(vec![Answer::card(
+        "The port stood still for 3 days.",
+        "Cranes stood still.",
+    )])
     .await;
     let briefing = format!(
         "[briefing]\nendpoint = \"{}/v1\"\nmodel = \"tiny-model\"\n\n",

@@ -157,6 +157,17 @@ pub enum Answer {
     Hang,
 }
 
+impl Answer {
+    /// A card with these texts for any story.
+    pub fn card(tldr: &str, takeaway: &str) -> Answer {
+        Answer::Card {
+            about: String::new(),
+            tldr: tldr.into(),
+            takeaway: takeaway.into(),
+        }
+    }
+}
+
 /// The stand-in: answers the scripted answers in order, the last one again
 /// once they run out.
 pub struct ScriptedModel {
