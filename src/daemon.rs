@@ -266,6 +266,30 @@ pub async fn serve(
         limits,
         stop_rx.clone(),
     ));
+    let inbound = match daemon.app.config.inbound.listen {
+        Some(at) => {
+            let inbound_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| Error::Other(format!("inbound.listen {at}: {e}")))?;
+            let address = inbound_listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
+            tracing::info!(%address, "inbound mail listening (SMTP and LMTP)");
+            let app = &daemon.app;
+            let processor = crate::inbound::Processor::new(
+                app.store.clone(),
+                app.signer().await?,
+                &app.config,
+                std::sync::Arc::clone(app.clock()),
+            );
+            Some(tokio::spawn(crate::inbound::listener::serve(
+                inbound_listener,
+                processor,
+                app.config.inbound.clone(),
+                app.config.inbound_hostname(),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let mut waker = Waker::start().await?;
     waker.arm(daemon.next_slot(), daemon.app.now()).await;
@@ -298,6 +322,9 @@ pub async fn serve(
     let _ = web.await;
     if let Some(metrics_web) = metrics_web {
         let _ = metrics_web.await;
+    }
+    if let Some(inbound) = inbound {
+        let _ = inbound.await;
     }
     app.store.close().await;
     tracing::info!("stopped");

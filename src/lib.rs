@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod domain;
+pub mod inbound;
 pub mod issue;
 pub mod preflight;
 pub mod rank;

@@ -105,6 +105,46 @@ impl Signer {
     }
 }
 
+/// Bytes of MAC in a delivery token: 96 bits, 24 hex digits, so that
+/// `bounces+<token>@domain` stays well inside a 64-octet local part.
+const DELIVERY_TAG_BYTES: usize = 12;
+
+impl Signer {
+    /// The token naming one delivery, for the VERP return path
+    /// (`bounces+TOKEN@…`) and the mailto unsubscribe subject: `ID-HEX`, in
+    /// lower case and digits only, because relays may change the case of
+    /// a local part.
+    pub fn sign_delivery(&self, delivery_id: i64) -> String {
+        let tag = self.mac_delivery(delivery_id).finalize().into_bytes();
+        let hex: String = tag[..DELIVERY_TAG_BYTES].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{delivery_id}-{hex}")
+    }
+
+    /// The delivery a token names; case does not matter.
+    pub fn verify_delivery(&self, token: &str) -> Result<i64, TokenError> {
+        let token = token.trim().to_ascii_lowercase();
+        let (id, hex) = token.split_once('-').ok_or(TokenError::Malformed)?;
+        let id = parse_canonical(id).ok_or(TokenError::Malformed)?;
+        if hex.len() != DELIVERY_TAG_BYTES * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TokenError::Malformed);
+        }
+        let tag: Vec<u8> = (0..DELIVERY_TAG_BYTES)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| TokenError::Malformed)?;
+        self.mac_delivery(id)
+            .verify_truncated_left(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
+        Ok(id)
+    }
+
+    fn mac_delivery(&self, delivery_id: i64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(format!("tidings:delivery:{delivery_id}").as_bytes());
+        mac
+    }
+}
+
 fn parse_canonical(s: &str) -> Option<i64> {
     let n: i64 = s.parse().ok()?;
     (n.to_string() == s).then_some(n)
@@ -137,6 +177,27 @@ mod tests {
             s.verify(Purpose::Unsubscribe, &t.replacen("42.", "042.", 1), 0),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn delivery_tokens_survive_case_changes_and_refuse_forgery() {
+        let s = Signer::new(b"0123456789abcdef0123456789abcdef");
+        let t = s.sign_delivery(1234);
+        assert!(t.starts_with("1234-") && t.len() == 5 + 24, "{t}");
+        assert_eq!(s.verify_delivery(&t), Ok(1234));
+        assert_eq!(s.verify_delivery(&t.to_ascii_uppercase()), Ok(1234));
+        assert_eq!(
+            s.verify_delivery(&t.replacen("1234-", "1235-", 1)),
+            Err(TokenError::BadSignature)
+        );
+        let other = Signer::new(b"another secret another secret ..");
+        assert_eq!(other.verify_delivery(&t), Err(TokenError::BadSignature));
+        for bad in ["", "1234", "1234-", "01234-00", "x-00", "1234-zz"] {
+            assert_eq!(s.verify_delivery(bad), Err(TokenError::Malformed), "{bad}");
+        }
+        // A subscriber's unsubscribe token is not a delivery token.
+        let unsub = s.sign(Purpose::Unsubscribe, 1234, None);
+        assert!(s.verify_delivery(&unsub).is_err());
     }
 
     #[test]

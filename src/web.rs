@@ -354,7 +354,10 @@ async fn unsubscribe_page(State(state): State<WebState>, Path(token): Path<Strin
         }
         Err(e) => return server_error(&app, "unsubscribe", e),
     };
-    if subscriber.status == SubscriberStatus::Unsubscribed {
+    if matches!(
+        subscriber.status,
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
+    ) {
         return message(
             &app,
             StatusCode::OK,
@@ -392,10 +395,15 @@ async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String>) -
         Err(response) => return response,
     };
     match app.store.subscriber(id).await {
-        Ok(Some(s)) if s.status != SubscriberStatus::Unsubscribed => {
+        Ok(Some(s))
+            if matches!(
+                s.status,
+                SubscriberStatus::Active | SubscriberStatus::Paused | SubscriberStatus::Pending
+            ) =>
+        {
             if let Err(e) = app
                 .store
-                .set_subscriber_status(id, SubscriberStatus::Unsubscribed, now)
+                .set_subscriber_status(id, SubscriberStatus::Unsubscribed, "unsubscribed on the web page", now)
                 .await
             {
                 return server_error(&app, "unsubscribe", e);
@@ -449,9 +457,11 @@ async fn show_preferences(state: &WebState, token: &str, saved_fields: Option<Ve
         };
         let editions = chosen_editions(&app, &fields);
         let paused = field(&fields, "paused").is_some();
-        // Bounced stays bounced; pending needs the confirmation link.
+        // Suppressed stays suppressed; pending needs the confirmation link.
         let status = match (subscriber.status, paused) {
-            (SubscriberStatus::Bounced | SubscriberStatus::Pending, _) => subscriber.status,
+            (SubscriberStatus::Bounced | SubscriberStatus::Complained | SubscriberStatus::Pending, _) => {
+                subscriber.status
+            }
             (_, true) => SubscriberStatus::Paused,
             (_, false) if editions.is_empty() => SubscriberStatus::Unsubscribed,
             (_, false) => SubscriberStatus::Active,

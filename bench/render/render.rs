@@ -157,6 +157,7 @@ fn main() {
         list_id: "\"Weekly Bench\" <weekly.news.example.com>".into(),
         unsubscribe_mailto: Some("bench@example.com".into()),
         feedback_id: None,
+        return_path: None,
     };
     let delivery = |dkim: Option<dkim::DkimSigner>| IssueDelivery {
         issue: IssueRow {
@@ -223,7 +224,7 @@ fn main() {
                 to_name: row.name.as_deref(),
                 message_id: &row.message_id,
                 unsubscribe_url: &url,
-                unsubscribe_token: &token,
+                mail_token: &token,
             },
             &personal,
             date,

@@ -10,7 +10,7 @@ use super::print::*;
 use super::*;
 use tidings::app::{App, CollectReport, IssueDeliveries, SendOptions, SendReport};
 use tidings::config::Config;
-use tidings::domain::{EmailAddress, SubscriberName};
+use tidings::domain::{EmailAddress, SubscriberName, SubscriberStatus};
 use tidings::issue::PreviewFormat;
 use tidings::rank;
 use tidings::store::AddOutcome;
@@ -458,6 +458,43 @@ pub(super) async fn send(
     Ok(print_send(edition, &report?))
 }
 
+/// Bounces, complaints and unsubscribes of one issue: counts and rates
+/// against what it sent, then each event.
+fn print_feedback(sent: i64, events: &[tidings::store::InboundEventRow]) {
+    use std::collections::BTreeMap;
+    use tidings::domain::InboundKind;
+    if events.is_empty() {
+        return;
+    }
+    let mut per_kind: BTreeMap<&str, std::collections::BTreeSet<Option<&str>>> = BTreeMap::new();
+    for e in events {
+        per_kind.entry(e.kind.as_str()).or_default().insert(e.email.as_deref());
+    }
+    let count = |k: InboundKind| per_kind.get(k.as_str()).map_or(0, |s| s.len());
+    let rate = |n: usize| if sent > 0 { 100.0 * n as f64 / sent as f64 } else { 0.0 };
+    let (hard, soft, complaints, unsubscribes) = (
+        count(InboundKind::HardBounce),
+        count(InboundKind::SoftBounce),
+        count(InboundKind::Complaint),
+        count(InboundKind::Unsubscribe),
+    );
+    println!(
+        "  came back: {hard} hard bounces ({:.2}%), {soft} soft bounces, {complaints} complaints ({:.2}%), {unsubscribes} unsubscribed by mail",
+        rate(hard),
+        rate(complaints)
+    );
+    for e in events {
+        println!(
+            "  {}: {} {}{}: {}",
+            e.received_at.format("%Y-%m-%d %H:%M"),
+            e.kind,
+            e.email.as_deref().unwrap_or("-"),
+            e.status_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
+            e.detail
+        );
+    }
+}
+
 pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<Outcome> {
     let issues = app.deliveries(issue).await?;
     if issues.is_empty() {
@@ -501,6 +538,7 @@ pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<
         for (email, reply) in &detail.failures {
             println!("  failed: {email}: {reply}");
         }
+        print_feedback(c.sent + c.failed, &detail.events);
     }
     Ok(Outcome::Success)
 }
@@ -544,14 +582,23 @@ pub(super) async fn subscribers(app: &App, cmd: SubscribersCommand) -> anyhow::R
             }
         }
         SubscribersCommand::List => {
+            // Columns: address, name, status, editions, then for an address
+            // no longer mailed: since when, and why.
             for s in app.subscribers().await? {
-                println!(
+                let mut line = format!(
                     "{}\t{}\t{}\t{}",
                     s.email,
                     s.name.as_deref().unwrap_or("-"),
                     s.status.as_str(),
                     s.editions.join(",")
                 );
+                if s.status != SubscriberStatus::Active {
+                    let since = s
+                        .status_since
+                        .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                    line.push_str(&format!("\t{since}\t{}", s.status_reason.as_deref().unwrap_or("-")));
+                }
+                println!("{line}");
             }
         }
         SubscribersCommand::Remove { email } => {

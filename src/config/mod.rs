@@ -90,6 +90,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub mailbox_dir: PathBuf,
     pub delivery: Delivery,
+    pub inbound: Inbound,
     pub collect: Collect,
     /// `[briefing]`: `None` keeps the extractive TL;DR only.
     pub briefing: Option<Briefing>,
@@ -107,6 +108,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The name the inbound listener greets with: the return path's
+    /// domain, else the site's host.
+    pub fn inbound_hostname(&self) -> String {
+        if let Some(rp) = &self.delivery.return_path {
+            return rp.domain().to_string();
+        }
+        url::Url::parse(&self.site.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "localhost".to_string())
+    }
+
     /// Reads and validates the file; `env` supplies environment variables.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let fail = |problem: String| ConfigError {

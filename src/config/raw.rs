@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub(super) delivery: RawDelivery,
     pub(super) dkim: Option<RawDkim>,
     #[serde(default)]
+    pub(super) inbound: RawInbound,
+    #[serde(default)]
     pub(super) collect: RawCollect,
     #[serde(default)]
     pub(super) web: RawWeb,
@@ -77,6 +79,20 @@ pub(super) struct RawDelivery {
     pub(super) retry_max: Option<String>,
     pub(super) lease: Option<String>,
     pub(super) feedback_id: Option<String>,
+    pub(super) return_path: Option<String>,
+}
+
+/// `[inbound]`: what comes back (bounces, complaints, unsubscribe mails).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInbound {
+    pub(super) listen: Option<String>,
+    pub(super) max_message_bytes: Option<usize>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) messages_per_minute: Option<u32>,
+    pub(super) timeout: Option<String>,
+    pub(super) soft_bounce_limit: Option<u32>,
+    pub(super) soft_bounce_window: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

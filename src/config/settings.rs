@@ -247,7 +247,42 @@ pub struct Delivery {
     pub lease: std::time::Duration,
     /// `Feedback-ID` header (for providers' complaint loops), if set.
     pub feedback_id: Option<String>,
+    /// `return_path`: list messages are sent from a VERP address of it.
+    pub return_path: Option<crate::domain::ReturnPath>,
     pub dkim: Option<Dkim>,
+}
+
+/// `[inbound]`: the listener for mail that comes back, and what a bounce
+/// does to a subscriber.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// SMTP and LMTP on one address; `None`: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// A larger message is refused (552) before it is read to the end.
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    /// Messages one client address may hand over per minute.
+    pub messages_per_minute: u32,
+    /// A client silent this long is disconnected.
+    pub timeout: std::time::Duration,
+    /// Soft bounces in a row (no clean delivery between them) that
+    /// suppress an address, within `soft_bounce_window`.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_window: std::time::Duration,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            listen: None,
+            max_message_bytes: 10 * 1024 * 1024,
+            max_connections: 64,
+            messages_per_minute: 600,
+            timeout: std::time::Duration::from_secs(120),
+            soft_bounce_limit: 3,
+            soft_bounce_window: std::time::Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 /// `[dkim]`: sign every message.

@@ -41,6 +41,7 @@ pub(super) fn config(
     let delivery = delivery(&raw.delivery, &raw.dkim, base, p);
     let collect = collect(&raw.collect, base, p);
     let web = web(&raw.web, p);
+    let inbound = inbound(&raw.inbound, &delivery, site.as_ref(), p);
     let briefing = raw.briefing.as_ref().and_then(|b| briefing(b, env, p));
     let mut raw_sources: Vec<(String, RawSource)> = raw
         .sources
@@ -78,6 +79,7 @@ pub(super) fn config(
         smtp,
         mailbox_dir,
         delivery,
+        inbound,
         web_listen,
         web,
         collect,
@@ -222,6 +224,11 @@ fn delivery(delivery: &RawDelivery, dkim_raw: &Option<RawDkim>, base: &Path, pro
     {
         bad("delivery.feedback_id", "must be printable ASCII without spaces".into());
     }
+    let return_path = delivery.return_path.as_deref().and_then(|raw| {
+        crate::domain::ReturnPath::parse(raw)
+            .map_err(|e| bad("delivery.return_path", format!("\"{raw}\": {e}")))
+            .ok()
+    });
     let dkim = match dkim_raw {
         None => None,
         Some(d) => {
@@ -276,7 +283,78 @@ fn delivery(delivery: &RawDelivery, dkim_raw: &Option<RawDkim>, base: &Path, pro
         retry_max,
         lease,
         feedback_id: delivery.feedback_id.clone(),
+        return_path,
         dkim,
+    }
+}
+
+/// `[inbound]`.
+fn inbound(i: &RawInbound, delivery: &Delivery, site: Option<&Site>, problems: &mut Problems) -> Inbound {
+    let defaults = Inbound::default();
+    let mut bad = |key: &str, msg: String| problems.bad(key, msg);
+    let listen = i.listen.as_deref().and_then(|l| match l.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            bad(
+                "inbound.listen",
+                format!("\"{l}\" is not an address like 127.0.0.1:2525"),
+            );
+            None
+        }
+    });
+    if listen.is_some() && delivery.return_path.is_none() && site.is_some_and(|s| s.unsubscribe_mailto.is_none()) {
+        bad(
+            "inbound.listen",
+            "accepts mail only for delivery.return_path and site.unsubscribe_mailto, and neither is set".into(),
+        );
+    }
+    let max_message_bytes = match i.max_message_bytes {
+        Some(n) if !(1024..=100 * 1024 * 1024).contains(&n) => {
+            bad("inbound.max_message_bytes", format!("{n} is outside 1024 to 104857600"));
+            defaults.max_message_bytes
+        }
+        Some(n) => n,
+        None => defaults.max_message_bytes,
+    };
+    let max_connections = match i.max_connections {
+        Some(0) => {
+            bad("inbound.max_connections", "must be at least 1".into());
+            defaults.max_connections
+        }
+        Some(n) => n,
+        None => defaults.max_connections,
+    };
+    let messages_per_minute = match i.messages_per_minute {
+        Some(0) => {
+            bad("inbound.messages_per_minute", "must be at least 1".into());
+            defaults.messages_per_minute
+        }
+        Some(n) => n,
+        None => defaults.messages_per_minute,
+    };
+    let soft_bounce_limit = match i.soft_bounce_limit {
+        Some(0) => {
+            bad("inbound.soft_bounce_limit", "must be at least 1".into());
+            defaults.soft_bounce_limit
+        }
+        Some(n) => n,
+        None => defaults.soft_bounce_limit,
+    };
+    let timeout = positive_duration("inbound.timeout", i.timeout.as_deref(), defaults.timeout, &mut bad);
+    let soft_bounce_window = positive_duration(
+        "inbound.soft_bounce_window",
+        i.soft_bounce_window.as_deref(),
+        defaults.soft_bounce_window,
+        &mut bad,
+    );
+    Inbound {
+        listen,
+        max_message_bytes,
+        max_connections,
+        messages_per_minute,
+        timeout,
+        soft_bounce_limit,
+        soft_bounce_window,
     }
 }
 

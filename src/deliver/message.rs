@@ -24,6 +24,9 @@ pub struct MessageContext {
     pub unsubscribe_mailto: Option<String>,
     /// `Feedback-ID`, if configured.
     pub feedback_id: Option<String>,
+    /// `[delivery] return_path`: the envelope sender becomes its VERP
+    /// address for the delivery.
+    pub return_path: Option<crate::domain::ReturnPath>,
 }
 
 pub struct Addressed<'a> {
@@ -31,7 +34,9 @@ pub struct Addressed<'a> {
     pub to_name: Option<&'a str>,
     pub message_id: &'a str,
     pub unsubscribe_url: &'a str,
-    pub unsubscribe_token: &'a str,
+    /// The signed token the mailto unsubscribe and the return path carry:
+    /// the delivery's, or the subscriber's where there is no delivery.
+    pub mail_token: &'a str,
 }
 
 /// A display name as an RFC 5322 phrase: a quoted string when it is
@@ -115,7 +120,7 @@ fn build_list_message(
     let list_unsubscribe = match &ctx.unsubscribe_mailto {
         Some(mailbox) => format!(
             "<{}>, <mailto:{mailbox}?subject=unsubscribe%20{}>",
-            to.unsubscribe_url, to.unsubscribe_token
+            to.unsubscribe_url, to.mail_token
         ),
         None => format!("<{}>", to.unsubscribe_url),
     };
@@ -144,6 +149,15 @@ fn build_list_message(
     }
     if let Some(id) = &ctx.feedback_id {
         builder = builder.raw_header(header("Feedback-ID", id.clone()));
+    }
+    if let Some(return_path) = &ctx.return_path {
+        let verp = return_path.for_token(to.mail_token);
+        let sender = lettre::Address::from_str(&verp).map_err(|e| DeliverError::Address(format!("{verp}: {e}")))?;
+        let recipient = lettre::Address::from_str(to.to_email)
+            .map_err(|e| DeliverError::Address(format!("{}: {e}", to.to_email)))?;
+        let envelope = lettre::address::Envelope::new(Some(sender), vec![recipient])
+            .map_err(|e| DeliverError::Build(e.to_string()))?;
+        builder = builder.envelope(envelope);
     }
     builder.multipart(body).map_err(|e| DeliverError::Build(e.to_string()))
 }

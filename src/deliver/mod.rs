@@ -230,7 +230,7 @@ impl IssueDelivery {
                 to_name: row.name.as_deref(),
                 message_id: &row.message_id,
                 unsubscribe_url: &url,
-                unsubscribe_token: &token,
+                mail_token: &self.signer.sign_delivery(row.id),
             },
             &subject,
             variant.text.fill(&values),

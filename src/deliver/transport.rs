@@ -482,7 +482,13 @@ impl Transport {
 async fn write_to_mailbox(dir: &std::path::Path, message: &Message, message_id: &str) -> SendOutcome {
     let file = dir.join(format!("{}.eml", file_stem(message_id)));
     let tmp = dir.join(format!(".{}.eml.tmp", file_stem(message_id)));
-    let bytes = message.formatted();
+    // What a final delivery writes on top: the envelope sender, which is
+    // the VERP address when a return path is configured.
+    let mut bytes = match message.envelope().from() {
+        Some(sender) => format!("Return-Path: <{sender}>\r\n").into_bytes(),
+        None => Vec::new(),
+    };
+    bytes.extend_from_slice(&message.formatted());
     if let Err(e) = tokio::fs::create_dir_all(dir).await {
         return SendOutcome::Transient(format!("mailbox folder {}: {e}", dir.display()));
     }

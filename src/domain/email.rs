@@ -121,9 +121,80 @@ impl fmt::Display for Mailbox {
     }
 }
 
+/// `[delivery] return_path`: the envelope sender of list messages. Each
+/// message is sent from `local+TOKEN@domain` (VERP), the token naming its
+/// delivery, so a bounce says which delivery it is about whatever its body
+/// holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPath {
+    local: String,
+    domain: String,
+}
+
+impl ReturnPath {
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let address = EmailAddress::parse(raw)?;
+        let (local, domain) = address.as_str().split_once('@').unwrap_or_default();
+        if local.contains('+') {
+            return Err(EmailError(
+                "the part before @ must not hold a \"+\": tidings adds \"+TOKEN\" itself".into(),
+            ));
+        }
+        if local.len() + 1 + 40 > 64 {
+            return Err(EmailError(
+                "the part before @ is too long to carry a token (64 characters at most)".into(),
+            ));
+        }
+        Ok(ReturnPath {
+            local: local.to_string(),
+            domain: domain.to_string(),
+        })
+    }
+
+    /// The envelope sender of the delivery that `token` names.
+    pub fn for_token(&self, token: &str) -> String {
+        format!("{}+{token}@{}", self.local, self.domain)
+    }
+
+    /// The token of a VERP address of this return path, whatever its case.
+    pub fn token_of(&self, address: &str) -> Option<String> {
+        let address = address
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_ascii_lowercase();
+        let (local, domain) = address.rsplit_once('@')?;
+        let token = local.strip_prefix(self.local.as_str())?.strip_prefix('+')?;
+        (domain == self.domain && !token.is_empty()).then(|| token.to_string())
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+}
+
+impl fmt::Display for ReturnPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_paths_carry_and_give_back_tokens() {
+        let rp = ReturnPath::parse("Bounces@Example.com").expect("valid");
+        assert_eq!(rp.to_string(), "bounces@example.com");
+        assert_eq!(rp.for_token("12-ab"), "bounces+12-ab@example.com");
+        assert_eq!(rp.token_of("<BOUNCES+12-AB@example.COM>").as_deref(), Some("12-ab"));
+        assert_eq!(rp.token_of("bounces@example.com"), None);
+        assert_eq!(rp.token_of("bounces+12-ab@example.org"), None);
+        assert_eq!(rp.token_of("bouncesx+12-ab@example.com"), None);
+        assert!(ReturnPath::parse("bounces+x@example.com").is_err());
+        assert!(ReturnPath::parse("not an address").is_err());
+    }
 
     #[test]
     fn valid_addresses_are_normalised() {

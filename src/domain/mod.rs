@@ -4,6 +4,7 @@ mod card;
 pub mod configured;
 mod editorial;
 mod email;
+mod inbound;
 mod story;
 mod subscriber;
 
@@ -11,6 +12,7 @@ pub use card::{
     AudienceText, Card, CardEdit, CardField, CardSource, CardText, Grounding, MAX_TAKEAWAYS, Takeaway, ThreadEvent,
 };
 pub use editorial::{Overrides, Pin};
-pub use email::{EmailAddress, EmailError, Mailbox};
+pub use email::{EmailAddress, EmailError, Mailbox, ReturnPath};
+pub use inbound::{Channel, InboundKind};
 pub use story::{NewStory, StoredStory, StoryKey, TagOrigin, TaggedTag, Validators, normalise_tag};
 pub use subscriber::{DeliveryStatus, NameError, Subscriber, SubscriberName, SubscriberStatus};

@@ -11,8 +11,12 @@ pub enum SubscriberStatus {
     /// until they resume it there.
     Paused,
     Unsubscribed,
-    /// A server refused the address permanently: never mailed again.
+    /// A server refused the address permanently, or it soft-bounced too
+    /// often: never mailed again.
     Bounced,
+    /// The reader reported a message as spam: never mailed again, and a
+    /// sign-up form cannot bring the address back.
+    Complained,
 }
 
 impl SubscriberStatus {
@@ -23,6 +27,7 @@ impl SubscriberStatus {
             SubscriberStatus::Paused => "paused",
             SubscriberStatus::Unsubscribed => "unsubscribed",
             SubscriberStatus::Bounced => "bounced",
+            SubscriberStatus::Complained => "complained",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -32,6 +37,7 @@ impl SubscriberStatus {
             "paused" => SubscriberStatus::Paused,
             "unsubscribed" => SubscriberStatus::Unsubscribed,
             "bounced" => SubscriberStatus::Bounced,
+            "complained" => SubscriberStatus::Complained,
             _ => return None,
         })
     }
@@ -44,6 +50,10 @@ pub struct Subscriber {
     pub name: Option<String>,
     pub status: SubscriberStatus,
     pub editions: Vec<String>,
+    /// Why the status is what it is (a bounce's diagnostic, a complaint,
+    /// an unsubscribe), and since when; `None` for addresses never changed.
+    pub status_reason: Option<String>,
+    pub status_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

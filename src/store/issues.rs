@@ -350,9 +350,13 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                         if *bounce {
-                            sqlx::query("UPDATE subscribers SET status = 'bounced', updated_at = $2 WHERE id = $1 AND status = 'active'")
+                            sqlx::query(
+                                "UPDATE subscribers SET status = 'bounced', updated_at = $2, status_changed_at = $2, status_reason = $3
+                                 WHERE id = $1 AND status = 'active'",
+                            )
                                 .bind(*subscriber_id)
                                 .bind(*at)
+                                .bind(format!("refused when sent: {reply}"))
                                 .execute(&mut *tx)
                                 .await?;
                         }

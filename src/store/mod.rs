@@ -11,6 +11,7 @@
 
 mod briefings;
 mod editorial;
+mod inbound;
 mod issues;
 mod jobs;
 mod signups;
@@ -28,6 +29,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::DatabaseUrl;
 
 pub use briefings::{CachedBrief, ThreadRow};
+pub use inbound::{DeliveryRef, Effect, InboundEventRow, IssueFeedback, NewInboundEvent, Recorded, SoftBouncePolicy};
 pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssue};
 pub use signups::{Confirmation, EditorSession, Signup};
 pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};

@@ -134,7 +134,7 @@ impl Store {
             let created_at: DateTime<Utc> = row.try_get("created_at")?;
             let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
             let outcome = match status {
-                SubscriberStatus::Bounced => Confirmation::Bounced,
+                SubscriberStatus::Bounced | SubscriberStatus::Complained => Confirmation::Bounced,
                 SubscriberStatus::Active | SubscriberStatus::Paused => Confirmation::AlreadyActive,
                 SubscriberStatus::Unsubscribed if updated_at > created_at => Confirmation::UnsubscribedSince,
                 SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {

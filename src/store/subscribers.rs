@@ -76,17 +76,22 @@ impl Store {
         })
     }
 
+    /// Sets the status, with why (shown by `subscribers list`).
     pub async fn set_subscriber_status(
         &self,
         id: i64,
         status: SubscriberStatus,
+        reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         with_pool!(self, pool => {
-            let n = sqlx::query("UPDATE subscribers SET status = $2, updated_at = $3 WHERE id = $1")
+            let n = sqlx::query(
+                "UPDATE subscribers SET status = $2, updated_at = $3, status_reason = $4, status_changed_at = $3 WHERE id = $1",
+            )
                 .bind(id)
                 .bind(status.as_str())
                 .bind(now)
+                .bind(reason)
                 .execute(pool)
                 .await?
                 .rows_affected();
@@ -150,11 +155,19 @@ impl Store {
     ) -> StoreResult<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE subscribers SET name = $2, status = $3, updated_at = $4 WHERE id = $1")
+            // The reason and its time change only with the status.
+            sqlx::query(
+                "UPDATE subscribers SET name = $2,
+                     status_reason = CASE WHEN status = $3 THEN status_reason ELSE $5 END,
+                     status_changed_at = CASE WHEN status = $3 THEN status_changed_at ELSE $4 END,
+                     status = $3, updated_at = $4
+                 WHERE id = $1",
+            )
                 .bind(id)
                 .bind(name)
                 .bind(status.as_str())
                 .bind(now)
+                .bind("changed on the preferences page")
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
@@ -177,7 +190,7 @@ impl Store {
     async fn subscribers_where(&self, email: Option<&str>, id: Option<i64>) -> StoreResult<Vec<Subscriber>> {
         let (rows, subs) = with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT id, email, name, status FROM subscribers
+                "SELECT id, email, name, status, status_reason, status_changed_at FROM subscribers
                  WHERE ($1 IS NULL OR email = $1) AND ($2 IS NULL OR id = $2) ORDER BY email",
             )
             .bind(email)
@@ -194,6 +207,8 @@ impl Store {
                     name: r.try_get("name")?,
                     status: parse_status(&status)?,
                     editions: Vec::new(),
+                    status_reason: r.try_get("status_reason")?,
+                    status_since: r.try_get("status_changed_at")?,
                 });
             }
             let sub_rows = sqlx::query(

@@ -189,8 +189,8 @@ async fn handle_signup(state: &WebState, app: &App, request: SignupRequest) -> c
             tracing::info!(%email, "sign-up for a subscribed address: nothing to confirm (the preferences page changes editions)");
             return Ok(());
         }
-        Some(s) if s.status == SubscriberStatus::Bounced => {
-            tracing::info!(%email, "sign-up for a bounced address: no confirmation sent");
+        Some(s) if matches!(s.status, SubscriberStatus::Bounced | SubscriberStatus::Complained) => {
+            tracing::info!(%email, status = s.status.as_str(), "sign-up for a suppressed address: no confirmation sent");
             return Ok(());
         }
         // Pending or unsubscribed: the name and editions wait in the sign-up.

@@ -9,6 +9,7 @@ mod collector;
 mod curation;
 mod daemon;
 mod delivery;
+mod inbound;
 mod pipeline;
 mod security;
 mod store;

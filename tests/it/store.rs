@@ -547,7 +547,7 @@ async fn sign_ups_confirm_once_never_over_a_later_unsubscribe_and_expire() {
         let bob = add("bob@example.com").await;
         let early = store.create_signup(bob, None, &weekly, at(1)).await.expect("signup");
         store
-            .set_subscriber_status(bob, SubscriberStatus::Unsubscribed, at(2))
+            .set_subscriber_status(bob, SubscriberStatus::Unsubscribed, "test", at(2))
             .await
             .expect("unsubscribe");
         assert_eq!(

@@ -125,6 +125,11 @@ impl TestEnv {
 
     /// Writes `tidings.toml`: `[site]` + `[database]` + the given body.
     pub fn write_config(&self, body: &str) {
+        self.write_config_with_site("", body);
+    }
+
+    /// As [`TestEnv::write_config`], with more keys in `[site]`.
+    pub fn write_config_with_site(&self, site_extra: &str, body: &str) {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let database = match &self.db {
             Db::Sqlite => "sqlite://tidings.db".to_string(),
@@ -136,6 +141,7 @@ title = "Weekly AI Recap"
 base_url = "https://news.example.com"
 from = "Weekly AI Recap <recap@example.com>"
 templates = "{}"
+{site_extra}
 
 [database]
 url = "{database}"

@@ -1,0 +1,517 @@
+//! What comes back after a send: bounces, complaints, unsubscribe mails and
+//! automatic replies, handed to `tidings serve`'s inbound listener over SMTP
+//! and LMTP, and the soft-bounce policy on a manual clock.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::daemon::Served;
+use crate::support::http::FeedServer;
+use crate::support::smtp::{SmtpOptions, SmtpServer};
+use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
+use tidings::clock::Clock;
+use tidings::domain::{Channel, InboundKind, SubscriberStatus};
+use tidings::inbound::{Envelope, Processor};
+use tidings::store::{Effect, Recorded};
+
+const RETURN_PATH: &str = "bounces@example.com";
+const UNSUBSCRIBE: &str = "unsubscribe@example.com";
+
+/// A fixture of tests/fixtures/inbound for one delivery.
+pub fn fixture(name: &str, verp: &str, rcpt: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/inbound")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let token = verp
+        .strip_prefix("bounces+")
+        .and_then(|t| t.split('@').next())
+        .unwrap_or("no-token");
+    text.replace("%VERP%", verp)
+        .replace("%TOKEN%", token)
+        .replace("%RCPT%", rcpt)
+        .replace("%UNSUBSCRIBE%", UNSUBSCRIBE)
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// Hands one message to an SMTP (or, with `lmtp`, LMTP) server the way an
+/// MTA does, and returns every reply line after the greeting's.
+pub async fn hand_over(address: &str, lmtp: bool, mail_from: &str, rcpts: &[&str], message: &[u8]) -> Vec<String> {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the listener");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    // One reply: its lines up to the one with a space after the code.
+    async fn reply(lines: &mut tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>) -> String {
+        let mut all = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push_str(&line);
+            all.push('\n');
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+        all
+    }
+    let mut replies = Vec::new();
+    let greeting = reply(&mut lines).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let hello = if lmtp { "LHLO" } else { "EHLO" };
+    for command in [format!("{hello} mta.test"), format!("MAIL FROM:<{mail_from}>")] {
+        write
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .expect("write");
+        replies.push(reply(&mut lines).await);
+    }
+    let mut accepted = 0;
+    for rcpt in rcpts {
+        write
+            .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+            .await
+            .expect("write");
+        let r = reply(&mut lines).await;
+        if r.starts_with("250") {
+            accepted += 1;
+        }
+        replies.push(r);
+    }
+    if accepted > 0 {
+        write.write_all(b"DATA\r\n").await.expect("write");
+        let r = reply(&mut lines).await;
+        let go = r.starts_with("354");
+        replies.push(r);
+        if go {
+            let mut data = Vec::with_capacity(message.len() + 8);
+            for line in message.split_inclusive(|b| *b == b'\n') {
+                if line.starts_with(b".") {
+                    data.push(b'.');
+                }
+                data.extend_from_slice(line);
+            }
+            if !data.ends_with(b"\r\n") {
+                data.extend_from_slice(b"\r\n");
+            }
+            data.extend_from_slice(b".\r\n");
+            write.write_all(&data).await.expect("write");
+            for _ in 0..if lmtp { accepted } else { 1 } {
+                replies.push(reply(&mut lines).await);
+            }
+        }
+    }
+    let _ = write.write_all(b"QUIT\r\n").await;
+    replies
+}
+
+/// `(recipient, envelope sender)` of each message the sink took.
+fn envelope_senders(smtp: &SmtpServer) -> std::collections::BTreeMap<String, String> {
+    smtp.messages()
+        .into_iter()
+        .map(|m| (m.rcpt_to[0].clone(), m.mail_from.clone()))
+        .collect()
+}
+
+/// `subscribers list` as address → its tab-separated columns.
+async fn subscriber_lines(env: &TestEnv) -> std::collections::BTreeMap<String, Vec<String>> {
+    let out = env.run(&["subscribers", "list"]).await;
+    assert_exit(&out, 0);
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let cols: Vec<String> = l.split('\t').map(str::to_string).collect();
+            (cols[0].clone(), cols)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_complaints_and_unsubscribes_come_back_through_the_listener() {
+    for db in databases().await {
+        listener_loop(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+async fn listener_loop(db: Db) {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(db);
+    env.write_config_with_site(
+        &format!("unsubscribe_mailto = \"{UNSUBSCRIBE}\""),
+        &format!(
+            r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+listen = "127.0.0.1:0"
+max_message_bytes = 8192
+{tail}"#,
+            port = smtp.port,
+            tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+        ),
+    );
+    let readers: Vec<String> = (0..6).map(|i| format!("reader{i}@reader.example")).collect();
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+
+    // Each message went out from its own VERP address, and its mailto
+    // unsubscribe carries the same token.
+    let senders = envelope_senders(&smtp);
+    assert_eq!(senders.len(), 6, "{senders:?}");
+    for message in smtp.messages() {
+        let sender = &message.mail_from;
+        let token = sender
+            .strip_prefix("bounces+")
+            .and_then(|t| t.strip_suffix("@example.com"))
+            .unwrap_or_else(|| panic!("not a VERP address: {sender}"));
+        let (id, mac) = token.split_once('-').expect("id-mac");
+        assert!(id.parse::<i64>().is_ok() && mac.len() == 24, "{token}");
+        let raw = String::from_utf8_lossy(&message.data);
+        assert!(
+            raw.contains(&format!("subject=unsubscribe%20{token}>")),
+            "the mailto names the delivery:\n{raw}"
+        );
+    }
+    let verp = |i: usize| senders[&readers[i]].clone();
+
+    let served = Served::start(&env).await;
+    let inbound = served.address_logged_as("inbound mail listening (SMTP and LMTP)").await;
+    let web = served.address().await;
+
+    // A hard bounce, through LMTP as Postfix's lmtp: transport hands it over.
+    let bounce = fixture("postfix-hard.eml", &verp(0), &readers[0]);
+    let replies = hand_over(&inbound, true, "", &[&verp(0)], &bounce).await;
+    assert!(replies.last().is_some_and(|r| r.starts_with("250")), "{replies:?}");
+    // The same message again (a retry after a lost reply): recorded once.
+    let again = hand_over(&inbound, false, "", &[&verp(0)], &bounce).await;
+    assert!(again.last().is_some_and(|r| r.starts_with("250")), "{again:?}");
+    // A complaint, sent to the feedback address, naming the delivery in
+    // its Original-Mail-From only.
+    let complaint = fixture("arf-complaint.eml", &verp(1), &readers[1]);
+    let replies = hand_over(
+        &inbound,
+        false,
+        "fbl@feedback.mailbox-provider.example",
+        &[UNSUBSCRIBE],
+        &complaint,
+    )
+    .await;
+    assert!(replies.last().is_some_and(|r| r.starts_with("250")), "{replies:?}");
+    // The mailto form of List-Unsubscribe.
+    let unsubscribe = fixture("unsubscribe.eml", &verp(2), &readers[2]);
+    hand_over(&inbound, false, &readers[2], &[UNSUBSCRIBE], &unsubscribe).await;
+    // A bounce with a forged token: accepted, logged, changes nothing.
+    let forged = verp(3).replacen("bounces+", "bounces+9", 1);
+    let replies = hand_over(
+        &inbound,
+        false,
+        "",
+        &[&forged],
+        &fixture("exim-hard.eml", &forged, &readers[3]),
+    )
+    .await;
+    assert!(replies.last().is_some_and(|r| r.starts_with("250")), "{replies:?}");
+    // An out-of-office reply to the return path is not a bounce.
+    hand_over(
+        &inbound,
+        false,
+        &readers[4],
+        &[&verp(4)],
+        &fixture("auto-reply.eml", &verp(4), &readers[4]),
+    )
+    .await;
+    // No relaying: any other recipient is refused, and so is mail too big.
+    let relay = hand_over(
+        &inbound,
+        false,
+        "spammer@elsewhere.example",
+        &["victim@elsewhere.example"],
+        b"Subject: hi\r\n\r\nhi\r\n",
+    )
+    .await;
+    assert!(relay.iter().any(|r| r.starts_with("550 5.7.1")), "{relay:?}");
+    let big = [b"Subject: big\r\n\r\n".to_vec(), vec![b'x'; 20_000]].concat();
+    let too_big = hand_over(&inbound, false, "", &[&verp(5)], &big).await;
+    assert!(too_big.last().is_some_and(|r| r.starts_with("552")), "{too_big:?}");
+
+    tidings::install_crypto_provider();
+    let metrics = reqwest::get(format!("http://{web}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    for line in [
+        "tidings_inbound_events_total{kind=\"hard_bounce\",channel=\"lmtp\"} 1",
+        "tidings_inbound_events_total{kind=\"complaint\",channel=\"smtp\"} 1",
+        "tidings_inbound_events_total{kind=\"unsubscribe\",channel=\"smtp\"} 1",
+        "tidings_inbound_events_total{kind=\"unmatched\",channel=\"smtp\"} 1",
+        "tidings_inbound_events_total{kind=\"auto_reply\",channel=\"smtp\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let logs = served.all_logs();
+    assert!(logs.contains("without a valid token"), "{logs}");
+    assert!(served.stop().await.success());
+
+    let list = subscriber_lines(&env).await;
+    let status = |i: usize| list[&readers[i]][2].clone();
+    assert_eq!(status(0), "bounced", "{list:?}");
+    assert!(
+        list[&readers[0]][5].contains("hard bounce") && list[&readers[0]][5].contains("5.1.1"),
+        "{list:?}"
+    );
+    assert_eq!(status(1), "complained", "{list:?}");
+    assert!(
+        list[&readers[1]][5].contains("abuse report from ExampleFBL"),
+        "{list:?}"
+    );
+    assert_eq!(status(2), "unsubscribed", "{list:?}");
+    assert!(list[&readers[2]][5].contains("unsubscribed by mail"), "{list:?}");
+    for i in 3..6 {
+        assert_eq!(status(i), "active", "{list:?}");
+        assert_eq!(list[&readers[i]].len(), 4, "no reason for an active address: {list:?}");
+    }
+
+    let deliveries = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(
+        deliveries.contains(
+            "came back: 1 hard bounces (16.67%), 0 soft bounces, 1 complaints (16.67%), 1 unsubscribed by mail"
+        ),
+        "{deliveries}"
+    );
+    assert!(
+        deliveries.contains(&format!("hard_bounce {} (5.1.1)", readers[0])),
+        "{deliveries}"
+    );
+    assert_eq!(
+        deliveries.matches("hard_bounce").count(),
+        1,
+        "recorded once:\n{deliveries}"
+    );
+
+    // The next issue skips all three.
+    assert_exit(&env.run(&["send", "weekly", "--dry-run"]).await, 0);
+}
+
+/// The soft-bounce policy with `soft_bounce_limit = 2` in a 10-day window,
+/// on weekly issues: a clean delivery between two soft bounces starts the
+/// count again, a bounce outside the window does not count, and the second
+/// in a row suppresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_bounces_count_in_a_row_expire_and_then_suppress() {
+    for db in databases().await {
+        soft_bounce_policy(db.clone()).await;
+        finish(db).await;
+    }
+}
+
+async fn soft_bounce_policy(db: Db) {
+    let env = TestEnv::new(db);
+    env.write_config(&format!(
+        r#"
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+soft_bounce_limit = 2
+soft_bounce_window = "10d"
+
+[[sources]]
+name = "Weekly file"
+url = "weekly.xml"
+
+[tags.security]
+keywords = ["ransomware"]
+
+[audiences.security]
+title = "Security"
+weights = {{ security = 1.0 }}
+
+[[editions]]
+name = "weekly"
+title = "Weekly"
+audience = "security"
+schedule = "0 0 8 * * Mon"
+"#
+    ));
+    let readers = ["ann@reader.example".to_string(), "bob@reader.example".to_string()];
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    // Mondays 08:00 UTC, a week apart.
+    let monday = |week: i64| Utc.with_ymd_and_hms(2030, 1, 7, 8, 0, 0).single().expect("date") + Duration::weeks(week);
+    let clock = tidings::clock::ManualClock::new(monday(0));
+    let app = env.open_app(clock.clone()).await;
+    let signer = app.signer().await.expect("signer");
+    let processor = Processor::new(app.store.clone(), signer, &app.config, Arc::clone(app.clock()));
+
+    // The VERP address of each reader's delivery of the issue just sent,
+    // from the Return-Path the mailbox folder writes.
+    let send = |week: i64| {
+        let app = &app;
+        let clock = &clock;
+        let env = &env;
+        async move {
+            // A new story each week, collected the day before.
+            clock.set(monday(week) - Duration::days(1));
+            let published = clock.now().to_rfc2822();
+            std::fs::write(
+                env.path("weekly.xml"),
+                format!(
+                    "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>W</title><link>https://w.example/</link>\
+                     <description>w</description><item><title>Ransomware report, week {week}</title>\
+                     <link>https://w.example/{week}</link><guid>w{week}</guid><pubDate>{published}</pubDate>\
+                     <description>Ransomware news of week {week}.</description></item></channel></rss>"
+                ),
+            )
+            .expect("feed");
+            app.collect(clock.now(), true, &|_| {}).await.expect("collect");
+            clock.set(monday(week) + Duration::minutes(5));
+            let _ = std::fs::remove_dir_all(env.path("outbox"));
+            let report = app
+                .send_slot(
+                    "weekly",
+                    monday(week),
+                    &tidings::app::SendOptions::standard(),
+                    clock.now(),
+                )
+                .await
+                .expect("send");
+            assert!(
+                matches!(report, tidings::app::SendReport::Delivered { .. }),
+                "week {week}: {report:?}"
+            );
+            let mut verps = std::collections::HashMap::new();
+            for raw in env.outbox() {
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                let to = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("To: "))
+                    .unwrap_or("")
+                    .to_string();
+                let rp = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Return-Path: <"))
+                    .map(|l| l.trim_end_matches('>').to_string())
+                    .expect("Return-Path");
+                verps.insert(to, rp);
+            }
+            verps
+        }
+    };
+    let soft = |verp: String, reader: &str| {
+        let raw = fixture("delayed-soft.eml", &verp, reader);
+        let processor = &processor;
+        async move {
+            processor
+                .message(
+                    &raw,
+                    &Envelope {
+                        mail_from: Some(String::new()),
+                        recipients: vec![verp],
+                    },
+                    Channel::Lmtp,
+                )
+                .await
+                .expect("process")
+        }
+    };
+    let effect = |outcome: tidings::inbound::Outcome| match outcome.recorded {
+        Recorded::Event { effect, .. } => effect,
+        Recorded::Duplicate => panic!("not a duplicate: {outcome:?}"),
+    };
+
+    let week0 = send(0).await;
+    assert_eq!(week0.len(), 2);
+    let ann0 = week0
+        .iter()
+        .find(|(to, _)| to.contains("ann"))
+        .map(|(_, v)| v.clone())
+        .expect("ann");
+    let bob0 = week0
+        .iter()
+        .find(|(to, _)| to.contains("bob"))
+        .map(|(_, v)| v.clone())
+        .expect("bob");
+    assert_ne!(ann0, bob0);
+    let first = soft(ann0.clone(), &readers[0]).await;
+    assert_eq!(first.kind, InboundKind::SoftBounce);
+    assert_eq!(effect(first), Effect::SoftBounces(1));
+    assert_eq!(effect(soft(bob0.clone(), &readers[1]).await), Effect::SoftBounces(1));
+    // The same bounce handed over twice is one event.
+    assert_eq!(soft(ann0, &readers[0]).await.recorded, Recorded::Duplicate);
+
+    let week1 = send(1).await; // Ann's goes through cleanly.
+    let bob1 = week1
+        .iter()
+        .find(|(to, _)| to.contains("bob"))
+        .map(|(_, v)| v.clone())
+        .expect("bob");
+    // Bob's second bounce arrives late, 12 days after his first: that one
+    // is out of the window.
+    clock.set(monday(0) + Duration::days(12));
+    assert_eq!(effect(soft(bob1, &readers[1]).await), Effect::SoftBounces(1));
+
+    let week2 = send(2).await;
+    let ann2 = week2
+        .iter()
+        .find(|(to, _)| to.contains("ann"))
+        .map(|(_, v)| v.clone())
+        .expect("ann");
+    assert_eq!(
+        effect(soft(ann2, &readers[0]).await),
+        Effect::SoftBounces(1),
+        "the clean delivery of week 1 started the count again"
+    );
+    let week3 = send(3).await;
+    let ann3 = week3
+        .iter()
+        .find(|(to, _)| to.contains("ann"))
+        .map(|(_, v)| v.clone())
+        .expect("ann");
+    match effect(soft(ann3, &readers[0]).await) {
+        Effect::Status(SubscriberStatus::Bounced, reason) => {
+            assert!(
+                reason.contains("2 soft bounces in a row within 10 days") && reason.contains("4.4.1"),
+                "{reason}"
+            )
+        }
+        other => panic!("suppressed at the second in a row: {other:?}"),
+    }
+    let subscribers = app.subscribers().await.expect("subscribers");
+    let ann = subscribers
+        .iter()
+        .find(|s| s.email.as_str() == readers[0])
+        .expect("ann");
+    let bob = subscribers
+        .iter()
+        .find(|s| s.email.as_str() == readers[1])
+        .expect("bob");
+    assert_eq!(ann.status, SubscriberStatus::Bounced);
+    assert_eq!(ann.status_since, Some(monday(3) + Duration::minutes(5)));
+    assert_eq!(bob.status, SubscriberStatus::Active);
+    // The next issue goes to Bob only.
+    let week4 = send(4).await;
+    assert_eq!(week4.keys().collect::<Vec<_>>(), vec![&readers[1]], "Bob's only");
+    app.close().await;
+}
