@@ -515,3 +515,86 @@ schedule = "0 0 8 * * Mon"
     assert_eq!(week4.keys().collect::<Vec<_>>(), vec![&readers[1]], "Bob's only");
     app.close().await;
 }
+
+/// The whole loop with real software on both sides: tidings sends through
+/// a real Postfix, which takes the message (250), fails to deliver it to a
+/// local address that does not exist, and sends its own bounce to the
+/// VERP return path — routed over LMTP to `tidings serve`'s listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_postfix_bounce_comes_back_over_lmtp_and_suppresses() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    let write = |smtp_port: u16| {
+        env.write_config(&format!(
+            r#"
+[smtp]
+url = "smtp://127.0.0.1:{smtp_port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+listen = "127.0.0.1:0"
+{tail}"#,
+            tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+        ))
+    };
+    // The listener's port first (Postfix routes to it), then Postfix.
+    write(1);
+    let readers = ["ghost@reader.test".to_string(), "phantom@reader.test".to_string()];
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let served = Served::start(&env).await;
+    let inbound = served.address_logged_as("inbound mail listening (SMTP and LMTP)").await;
+    let lmtp_port: u16 = inbound.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let Some(postfix) = crate::support::postfix::Postfix::start("reader.test", "example.com", lmtp_port) else {
+        return;
+    };
+    write(postfix.port);
+    let sent = env.run(&["send", "weekly"]).await;
+    assert_exit(&sent, 0);
+    assert!(stdout(&sent).contains("2 sent"), "{}", stdout(&sent));
+
+    let mut list = subscriber_lines(&env).await;
+    for _ in 0..150 {
+        if readers.iter().all(|r| list[r][2] == "bounced") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        list = subscriber_lines(&env).await;
+    }
+    for r in &readers {
+        assert_eq!(
+            list[r][2],
+            "bounced",
+            "{list:?}\npostfix:\n{}\ntidings:\n{}",
+            postfix.log(),
+            served.all_logs()
+        );
+        assert!(
+            list[r][5].contains("hard bounce") && list[r][5].contains("5.1.1"),
+            "{list:?}"
+        );
+    }
+    // Postfix said 250 to tidings, and handed its bounce over by LMTP.
+    let log = postfix.log();
+    assert!(log.contains("status=bounced"), "{log}");
+    assert!(
+        log.contains("relay=127.0.0.1[127.0.0.1]:") && log.contains("status=sent (250 2.0.0 Recorded)"),
+        "{log}"
+    );
+    let deliveries = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(
+        deliveries.contains("2 sent") && deliveries.contains("came back: 2 hard bounces (100.00%)"),
+        "{deliveries}"
+    );
+    assert!(served.stop().await.success());
+}

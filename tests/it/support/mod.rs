@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod model;
+pub mod postfix;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
