@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 mod client;
 mod editor;
+mod hooks;
 mod server;
 mod signup;
 
@@ -134,6 +135,7 @@ pub fn router(state: WebState) -> Router {
         .route("/archive", get(archive))
         .route("/archive/feed.atom", get(archive_feed))
         .route("/archive/{edition}/{issue}", get(archive_issue))
+        .route("/hooks/{provider}", axum::routing::post(hooks::hook))
         .merge(editor::routes())
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -158,6 +158,7 @@ fn main() {
         unsubscribe_mailto: Some("bench@example.com".into()),
         feedback_id: None,
         return_path: None,
+        webhooks: Default::default(),
     };
     let delivery = |dkim: Option<dkim::DkimSigner>| IssueDelivery {
         issue: IssueRow {

@@ -221,6 +221,7 @@ impl App {
             unsubscribe_mailto: self.config.site.unsubscribe_mailto.as_ref().map(ToString::to_string),
             feedback_id: self.config.delivery.feedback_id.clone(),
             return_path: self.config.delivery.return_path.clone(),
+            webhooks: self.config.inbound.webhooks.clone(),
             from,
         }
     }

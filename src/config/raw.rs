@@ -93,6 +93,16 @@ pub(super) struct RawInbound {
     pub(super) timeout: Option<String>,
     pub(super) soft_bounce_limit: Option<u32>,
     pub(super) soft_bounce_window: Option<String>,
+    #[serde(default)]
+    pub(super) webhooks: RawWebhooks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhooks {
+    pub(super) mailgun_signing_key_env: Option<String>,
+    pub(super) sendgrid_public_key_env: Option<String>,
+    pub(super) postmark_credentials_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

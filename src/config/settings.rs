@@ -269,6 +269,19 @@ pub struct Inbound {
     /// suppress an address, within `soft_bounce_window`.
     pub soft_bounce_limit: u32,
     pub soft_bounce_window: std::time::Duration,
+    pub webhooks: Webhooks,
+}
+
+/// `[inbound.webhooks]`: each provider's secret, read from the variable
+/// its `*_env` key names; a provider without one has no webhook.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    /// Mailgun's HTTP webhook signing key.
+    pub mailgun: Option<super::Secret>,
+    /// SendGrid's verification key (base64 DER of a P-256 public key).
+    pub sendgrid: Option<super::Secret>,
+    /// `user:password` that Postmark's webhook URL carries.
+    pub postmark: Option<super::Secret>,
 }
 
 impl Default for Inbound {
@@ -281,6 +294,7 @@ impl Default for Inbound {
             timeout: std::time::Duration::from_secs(120),
             soft_bounce_limit: 3,
             soft_bounce_window: std::time::Duration::from_secs(30 * 86_400),
+            webhooks: Webhooks::default(),
         }
     }
 }

@@ -41,7 +41,7 @@ pub(super) fn config(
     let delivery = delivery(&raw.delivery, &raw.dkim, base, p);
     let collect = collect(&raw.collect, base, p);
     let web = web(&raw.web, p);
-    let inbound = inbound(&raw.inbound, &delivery, site.as_ref(), p);
+    let inbound = inbound(&raw.inbound, &delivery, site.as_ref(), env, p);
     let briefing = raw.briefing.as_ref().and_then(|b| briefing(b, env, p));
     let mut raw_sources: Vec<(String, RawSource)> = raw
         .sources
@@ -289,8 +289,15 @@ fn delivery(delivery: &RawDelivery, dkim_raw: &Option<RawDkim>, base: &Path, pro
 }
 
 /// `[inbound]`.
-fn inbound(i: &RawInbound, delivery: &Delivery, site: Option<&Site>, problems: &mut Problems) -> Inbound {
+fn inbound(
+    i: &RawInbound,
+    delivery: &Delivery,
+    site: Option<&Site>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Inbound {
     let defaults = Inbound::default();
+    let webhooks = webhooks(&i.webhooks, env, problems);
     let mut bad = |key: &str, msg: String| problems.bad(key, msg);
     let listen = i.listen.as_deref().and_then(|l| match l.parse() {
         Ok(a) => Some(a),
@@ -355,6 +362,49 @@ fn inbound(i: &RawInbound, delivery: &Delivery, site: Option<&Site>, problems: &
         timeout,
         soft_bounce_limit,
         soft_bounce_window,
+        webhooks,
+    }
+}
+
+/// `[inbound.webhooks]`: each `*_env` names a variable that must be set.
+fn webhooks(w: &RawWebhooks, env: &dyn Fn(&str) -> Option<String>, problems: &mut Problems) -> Webhooks {
+    use base64::Engine;
+    let mut secret = |key: &str, variable: &Option<String>| -> Option<Secret> {
+        let name = variable.as_deref()?;
+        match env(name).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(Secret::new(v.trim())),
+            None => {
+                problems.bad(
+                    &format!("inbound.webhooks.{key}"),
+                    format!("the variable {name} is not set"),
+                );
+                None
+            }
+        }
+    };
+    let mailgun = secret("mailgun_signing_key_env", &w.mailgun_signing_key_env);
+    let sendgrid = secret("sendgrid_public_key_env", &w.sendgrid_public_key_env);
+    let postmark = secret("postmark_credentials_env", &w.postmark_credentials_env);
+    if let Some(key) = &sendgrid
+        && base64::engine::general_purpose::STANDARD.decode(key.expose()).is_err()
+    {
+        problems.bad(
+            "inbound.webhooks.sendgrid_public_key_env",
+            "the key is not base64 (copy the verification key SendGrid shows)".into(),
+        );
+    }
+    if let Some(c) = &postmark
+        && !c.expose().contains(':')
+    {
+        problems.bad(
+            "inbound.webhooks.postmark_credentials_env",
+            "must be user:password, as in the webhook URL https://user:password@…/hooks/postmark".into(),
+        );
+    }
+    Webhooks {
+        mailgun,
+        sendgrid,
+        postmark,
     }
 }
 

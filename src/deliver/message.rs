@@ -27,6 +27,31 @@ pub struct MessageContext {
     /// `[delivery] return_path`: the envelope sender becomes its VERP
     /// address for the delivery.
     pub return_path: Option<crate::domain::ReturnPath>,
+    /// `[inbound.webhooks]`: the providers whose metadata header carries
+    /// the delivery's token.
+    pub webhooks: crate::config::Webhooks,
+}
+
+/// The metadata field tidings sets and the providers echo in their events.
+pub const METADATA_KEY: &str = "tidings";
+
+/// The headers that make each configured provider echo the delivery's
+/// token in its webhook events.
+pub fn provider_headers(webhooks: &crate::config::Webhooks, token: &str) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if webhooks.mailgun.is_some() {
+        headers.push(("X-Mailgun-Variables", format!("{{\"{METADATA_KEY}\": \"{token}\"}}")));
+    }
+    if webhooks.sendgrid.is_some() {
+        headers.push((
+            "X-SMTPAPI",
+            format!("{{\"unique_args\": {{\"{METADATA_KEY}\": \"{token}\"}}}}"),
+        ));
+    }
+    if webhooks.postmark.is_some() {
+        headers.push(("X-PM-Metadata-tidings", token.to_string()));
+    }
+    headers
 }
 
 pub struct Addressed<'a> {
@@ -149,6 +174,9 @@ fn build_list_message(
     }
     if let Some(id) = &ctx.feedback_id {
         builder = builder.raw_header(header("Feedback-ID", id.clone()));
+    }
+    for (name, value) in provider_headers(&ctx.webhooks, to.mail_token) {
+        builder = builder.raw_header(header(name, value));
     }
     if let Some(return_path) = &ctx.return_path {
         let verp = return_path.for_token(to.mail_token);

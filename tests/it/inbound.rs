@@ -598,3 +598,214 @@ listen = "127.0.0.1:0"
     );
     assert!(served.stop().await.success());
 }
+
+const MAILGUN_KEY: &str = "key-mailgun-webhook-signing-0123456789";
+const POSTMARK_CREDENTIALS: &str = "postmark:hook-password-0123456789";
+
+/// A Mailgun webhook body for one event, signed with `key`.
+fn mailgun_body(key: &str, event: serde_json::Value) -> String {
+    use hmac::{KeyInit, Mac};
+    let (timestamp, token) = ("1796600000", "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6ab");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}{token}").as_bytes());
+    let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::json!({
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": event,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_webhooks_are_verified_and_name_their_delivery() {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .expect("key");
+    let sendgrid_key = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        pkcs8.as_ref(),
+        &rng,
+    )
+    .expect("key");
+    // The public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
+    let mut spki = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+        0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    spki.extend_from_slice(sendgrid_key.public_key().as_ref());
+    let sendgrid_public = b64.encode(&spki);
+
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound.webhooks]
+mailgun_signing_key_env = "MG_KEY"
+sendgrid_public_key_env = "SG_KEY"
+postmark_credentials_env = "PM_CREDENTIALS"
+{tail}"#,
+        port = smtp.port,
+        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+    ));
+    let vars = [
+        ("MG_KEY", MAILGUN_KEY),
+        ("SG_KEY", sendgrid_public.as_str()),
+        ("PM_CREDENTIALS", POSTMARK_CREDENTIALS),
+    ];
+    for (name, value) in vars {
+        env.set_var(name, value);
+    }
+    let readers: Vec<String> = (0..4).map(|i| format!("reader{i}@reader.example")).collect();
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    // Each message carries its delivery's token where each provider echoes it.
+    let mut token_of = std::collections::HashMap::new();
+    for m in smtp.messages() {
+        let token = m
+            .mail_from
+            .strip_prefix("bounces+")
+            .and_then(|t| t.split('@').next())
+            .expect("verp")
+            .to_string();
+        let raw = String::from_utf8_lossy(&m.data).into_owned();
+        for header in [
+            format!("X-Mailgun-Variables: {{\"tidings\": \"{token}\"}}"),
+            format!("X-SMTPAPI: {{\"unique_args\": {{\"tidings\": \"{token}\"}}}}"),
+            format!("X-PM-Metadata-tidings: {token}"),
+        ] {
+            assert!(raw.contains(&header), "{header} in\n{raw}");
+        }
+        token_of.insert(m.rcpt_to[0].clone(), token);
+    }
+
+    let served = Served::start(&env).await;
+    let base = format!("http://{}", served.address().await);
+    tidings::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: String, headers: Vec<(&'static str, String)>| {
+        let mut request = client.post(format!("{base}{path}")).body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        async move {
+            let response = request.send().await.expect("post");
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        }
+    };
+
+    // Mailgun: a permanent failure for reader0, signed; then forged and unsigned ones for reader1.
+    let failed = |reader: usize| {
+        serde_json::json!({
+            "id": format!("mg-event-{reader}"), "event": "failed", "severity": "permanent",
+            "recipient": readers[reader],
+            "delivery-status": {"code": 550, "message": "5.1.1 The email account does not exist"},
+            "user-variables": {"tidings": token_of[&readers[reader]]},
+        })
+    };
+    let signed = mailgun_body(MAILGUN_KEY, failed(0));
+    assert_eq!(post("/hooks/mailgun", signed.clone(), vec![]).await.0, 200);
+    assert_eq!(
+        post("/hooks/mailgun", signed, vec![]).await.0,
+        200,
+        "a retried request is fine"
+    );
+    assert_eq!(
+        post(
+            "/hooks/mailgun",
+            mailgun_body("another key entirely", failed(1)),
+            vec![]
+        )
+        .await
+        .0,
+        401
+    );
+    let unsigned = serde_json::json!({"event-data": failed(1)}).to_string();
+    assert_eq!(post("/hooks/mailgun", unsigned, vec![]).await.0, 401);
+
+    // SendGrid: a spam report for reader1, signed over timestamp + body.
+    let events = serde_json::json!([
+        {"email": readers[1], "event": "spamreport", "sg_event_id": "sg-1", "timestamp": 1796600000,
+         "tidings": token_of[&readers[1]]},
+        {"email": readers[1], "event": "open", "sg_event_id": "sg-2", "timestamp": 1796600001},
+    ])
+    .to_string();
+    let timestamp = "1796600002".to_string();
+    let signature = sendgrid_key
+        .sign(&rng, [timestamp.as_bytes(), events.as_bytes()].concat().as_slice())
+        .expect("sign");
+    let sg_headers = |sig: &[u8]| {
+        vec![
+            ("X-Twilio-Email-Event-Webhook-Signature", b64.encode(sig)),
+            ("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.clone()),
+        ]
+    };
+    // The body changed after signing: refused.
+    let tampered = events.replace("spamreport", "delivered ");
+    assert_eq!(
+        post("/hooks/sendgrid", tampered, sg_headers(signature.as_ref()))
+            .await
+            .0,
+        401
+    );
+    let (status, body) = post("/hooks/sendgrid", events, sg_headers(signature.as_ref())).await;
+    assert_eq!((status, body.as_str()), (200, "1 events\n"));
+
+    // Postmark: basic auth; a hard bounce for reader2, wrong password for reader3.
+    let bounce = |reader: usize| {
+        serde_json::json!({
+            "RecordType": "Bounce", "Type": "HardBounce", "ID": 4000 + reader, "Email": readers[reader],
+            "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+            "Metadata": {"tidings": token_of[&readers[reader]]},
+        })
+        .to_string()
+    };
+    let auth = |credentials: &str| vec![("Authorization", format!("Basic {}", b64.encode(credentials)))];
+    assert_eq!(post("/hooks/postmark", bounce(3), auth("postmark:wrong")).await.0, 401);
+    assert_eq!(post("/hooks/postmark", bounce(3), vec![]).await.0, 401);
+    assert_eq!(
+        post("/hooks/postmark", bounce(2), auth(POSTMARK_CREDENTIALS)).await.0,
+        200
+    );
+    // Not configured, or no such provider.
+    assert_eq!(post("/hooks/ses", "{}".into(), vec![]).await.0, 404);
+    assert_eq!(post("/hooks/mailgun", "not json".into(), vec![]).await.0, 400);
+    assert!(served.stop().await.success());
+
+    let list = subscriber_lines(&env).await;
+    assert_eq!(list[&readers[0]][2], "bounced", "{list:?}");
+    assert!(
+        list[&readers[0]][5].contains("mailgun failed") && list[&readers[0]][5].contains("5.1.1"),
+        "{list:?}"
+    );
+    assert_eq!(list[&readers[1]][2], "complained", "{list:?}");
+    assert_eq!(list[&readers[2]][2], "bounced", "{list:?}");
+    assert_eq!(
+        list[&readers[3]][2], "active",
+        "forged requests change nothing: {list:?}"
+    );
+    let deliveries = stdout(&env.run(&["deliveries", "1"]).await);
+    assert_eq!(deliveries.matches("hard_bounce").count(), 2, "{deliveries}");
+    assert!(
+        deliveries.contains("came back: 2 hard bounces (50.00%), 0 soft bounces, 1 complaints (25.00%)"),
+        "{deliveries}"
+    );
+}

@@ -79,6 +79,8 @@ pub fn load_config(path: &Path) -> tidings::Result<tidings::config::Config> {
 pub struct TestEnv {
     pub dir: TempDir,
     pub db: Db,
+    /// Variables every run of the binary gets (see [`TestEnv::set_var`]).
+    vars: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl TestEnv {
@@ -86,6 +88,7 @@ impl TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
             db,
+            vars: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -167,6 +170,15 @@ url = "{database}"
         self.run_full(args, &[], remove).await
     }
 
+    /// Sets a variable for every later run of the binary (a secret the
+    /// configuration names, say).
+    pub fn set_var(&self, name: &str, value: &str) {
+        self.vars
+            .lock()
+            .expect("lock")
+            .push((name.to_string(), value.to_string()));
+    }
+
     /// The binary with this env's config and secret, and no stray overrides.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
@@ -177,6 +189,13 @@ url = "{database}"
             .env_remove("DATABASE_URL")
             .env_remove("TIDINGS_SMTP_URL")
             .env_remove("RUST_LOG")
+            .envs(
+                self.vars
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .kill_on_drop(true);
         cmd
     }
