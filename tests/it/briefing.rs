@@ -34,6 +34,8 @@ name = "weekly"
 title = "Weekly AI Recap"
 audience = "security"
 schedule = "0 0 8 * * *"
+# The day's slot stays approvable all day, whenever the test runs.
+grace = "24h"
 "#,
         feed = feeds.url("feeds/briefing.xml"),
     )
