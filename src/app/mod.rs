@@ -28,7 +28,7 @@ pub use briefing::StoryBriefing;
 pub use discover::{DiscoveredFeed, discover};
 pub use import::{ImportLine, ImportRow, parse_subscriber_csv};
 pub use inspect::{InspectArticle, InspectFeed, InspectItem, InspectReport, inspect};
-pub use reports::{DeliveryDetail, IssueDeliveries};
+pub use reports::{DeliveryDetail, IssueDeliveries, IssueFeedbackView};
 
 const SECRET_SETTING: &str = "link_secret";
 pub struct App {

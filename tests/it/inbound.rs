@@ -191,6 +191,7 @@ max_message_bytes = 8192
     }
     let verp = |i: usize| senders[&readers[i]].clone();
 
+    env.set_var("TIDINGS_EDITOR_TOKEN", crate::web::EDITOR_TOKEN);
     let served = Served::start(&env).await;
     let inbound = served.address_logged_as("inbound mail listening (SMTP and LMTP)").await;
     let web = served.address().await;
@@ -267,6 +268,44 @@ max_message_bytes = 8192
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+    // The editor's dashboard shows the rates, with warnings above
+    // the providers' thresholds (one complaint of six is far above 0.3 %).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .post(format!("http://{web}/editor/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", crate::web::EDITOR_TOKEN))
+        .send()
+        .await
+        .expect("login");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let dashboard = client
+        .get(format!("http://{web}/editor"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("dashboard")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        dashboard.contains("What came back") && dashboard.contains("1 (16.67 %)"),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains("Warning: complaints at 16.67 %: above the 0.3 % at which Gmail and Yahoo refuse bulk mail"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("Warning: hard bounces at 16.67 %"), "{dashboard}");
     let logs = served.all_logs();
     assert!(logs.contains("without a valid token"), "{logs}");
     assert!(served.stop().await.success());

@@ -262,6 +262,7 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
         csrf: String,
         editions: Vec<EditionRow>,
         failing: Vec<FailingSource>,
+        feedback: Vec<crate::app::IssueFeedbackView>,
     }
     let now = app.now();
     let issues = match app.store.list_issues(200).await {
@@ -311,6 +312,10 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
             .collect(),
         Err(e) => return server_error(&app, "dashboard", e),
     };
+    let feedback = match app.issue_feedback(10).await {
+        Ok(f) => f,
+        Err(e) => return server_error(&app, "dashboard", e),
+    };
     let csrf = match csrf_token(&app, session).await {
         Ok(t) => t,
         Err(e) => return server_error(&app, "csrf", e),
@@ -324,6 +329,7 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
             csrf,
             editions,
             failing,
+            feedback,
         },
     )
 }
