@@ -290,6 +290,24 @@ pub async fn serve(
         }
         None => None,
     };
+    let mailbox = match daemon.app.config.inbound.mailbox.clone() {
+        Some(mailbox) => {
+            let app = &daemon.app;
+            let processor = crate::inbound::Processor::new(
+                app.store.clone(),
+                app.signer().await?,
+                &app.config,
+                std::sync::Arc::clone(app.clock()),
+            );
+            tracing::info!(%mailbox, "reading bounces from the inbound mailbox");
+            Some(tokio::spawn(crate::inbound::mailbox::run(
+                mailbox,
+                processor,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let mut waker = Waker::start().await?;
     waker.arm(daemon.next_slot(), daemon.app.now()).await;
@@ -325,6 +343,9 @@ pub async fn serve(
     }
     if let Some(inbound) = inbound {
         let _ = inbound.await;
+    }
+    if let Some(mailbox) = mailbox {
+        let _ = mailbox.await;
     }
     app.store.close().await;
     tracing::info!("stopped");

@@ -93,6 +93,9 @@ pub(super) struct RawInbound {
     pub(super) timeout: Option<String>,
     pub(super) soft_bounce_limit: Option<u32>,
     pub(super) soft_bounce_window: Option<String>,
+    pub(super) mailbox: Option<String>,
+    pub(super) mailbox_processed_folder: Option<String>,
+    pub(super) mailbox_poll: Option<String>,
     #[serde(default)]
     pub(super) webhooks: RawWebhooks,
 }

@@ -216,7 +216,7 @@ impl Smtp {
     }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -269,7 +269,40 @@ pub struct Inbound {
     /// suppress an address, within `soft_bounce_window`.
     pub soft_bounce_limit: u32,
     pub soft_bounce_window: std::time::Duration,
+    /// `mailbox`: an IMAP mailbox the daemon reads bounces from.
+    pub mailbox: Option<ImapMailbox>,
     pub webhooks: Webhooks,
+}
+
+/// `[inbound] mailbox = "imaps://user:pass@host/INBOX"`.
+#[derive(Debug, Clone)]
+pub struct ImapMailbox {
+    /// `imaps://` (TLS from the start); `imap://` is plain text, for a
+    /// server on the same machine.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: super::Secret,
+    /// The folder read (the URL's path; `INBOX` when none).
+    pub folder: String,
+    /// `mailbox_processed_folder`: where each message goes once recorded.
+    pub processed_folder: String,
+    /// `mailbox_poll`: how often the folder is read when the server does
+    /// not announce new mail itself (IMAP IDLE), and the longest IDLE.
+    pub poll: std::time::Duration,
+}
+
+impl std::fmt::Display for ImapMailbox {
+    /// Where the mailbox is, without the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "imaps" } else { "imap" };
+        write!(
+            f,
+            "{scheme}://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.folder
+        )
+    }
 }
 
 /// `[inbound.webhooks]`: each provider's secret, read from the variable
@@ -294,6 +327,7 @@ impl Default for Inbound {
             timeout: std::time::Duration::from_secs(120),
             soft_bounce_limit: 3,
             soft_bounce_window: std::time::Duration::from_secs(30 * 86_400),
+            mailbox: None,
             webhooks: Webhooks::default(),
         }
     }

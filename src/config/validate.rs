@@ -354,8 +354,35 @@ fn inbound(
         defaults.soft_bounce_window,
         &mut bad,
     );
+    let poll = positive_duration(
+        "inbound.mailbox_poll",
+        i.mailbox_poll.as_deref(),
+        std::time::Duration::from_secs(60),
+        &mut bad,
+    );
+    let processed_folder = i
+        .mailbox_processed_folder
+        .clone()
+        .unwrap_or_else(|| "Processed".to_string());
+    if processed_folder.trim().is_empty() || processed_folder.chars().any(|c| c.is_control() || c == '"') {
+        bad(
+            "inbound.mailbox_processed_folder",
+            "must be a folder name without quotes or control characters".into(),
+        );
+    }
+    let mailbox = i
+        .mailbox
+        .as_deref()
+        .and_then(|raw| match imap_mailbox(raw, &processed_folder, poll) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                bad("inbound.mailbox", e);
+                None
+            }
+        });
     Inbound {
         listen,
+        mailbox,
         max_message_bytes,
         max_connections,
         messages_per_minute,
@@ -364,6 +391,43 @@ fn inbound(
         soft_bounce_window,
         webhooks,
     }
+}
+
+/// `imaps://user:pass@host[:port]/FOLDER`; the error never shows the password.
+fn imap_mailbox(raw: &str, processed_folder: &str, poll: std::time::Duration) -> Result<ImapMailbox, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL like imaps://user:password@host/INBOX ({e})"))?;
+    let tls = match url.scheme() {
+        "imaps" => true,
+        "imap" => false,
+        other => return Err(format!("scheme \"{other}\" is not imaps:// or imap://")),
+    };
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("no host")?.to_string();
+    let decode = |s: &str| {
+        super::settings::percent_decode(s)
+            .ok_or_else(|| "the user or password is not valid percent-encoding".to_string())
+    };
+    let user = decode(url.username())?;
+    if user.is_empty() {
+        return Err("no user (imaps://user:password@host/INBOX)".into());
+    }
+    let password = decode(url.password().ok_or("no password (imaps://user:password@host/INBOX)")?)?;
+    let folder = decode(url.path().trim_start_matches('/'))?;
+    let folder = if folder.is_empty() { "INBOX".to_string() } else { folder };
+    if folder == processed_folder {
+        return Err(format!(
+            "the folder read and inbound.mailbox_processed_folder are both \"{folder}\""
+        ));
+    }
+    Ok(ImapMailbox {
+        tls,
+        port: url.port().unwrap_or(if tls { 993 } else { 143 }),
+        host,
+        user,
+        password: Secret::new(password),
+        folder,
+        processed_folder: processed_folder.to_string(),
+        poll,
+    })
 }
 
 /// `[inbound.webhooks]`: each `*_env` names a variable that must be set.

@@ -7,6 +7,7 @@
 
 pub mod classify;
 pub mod listener;
+pub mod mailbox;
 pub mod webhooks;
 
 use sha2::{Digest, Sha256};

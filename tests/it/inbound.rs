@@ -848,3 +848,100 @@ postmark_credentials_env = "PM_CREDENTIALS"
         "{deliveries}"
     );
 }
+
+/// The mailbox path against a real Dovecot: bounces dropped in INBOX are
+/// read by the daemon, recorded, and moved to the processed folder — never
+/// deleted — and one handed over twice is acted on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_in_an_imap_mailbox_are_recorded_and_moved_never_lost() {
+    use crate::support::dovecot::{Dovecot, PASSWORD};
+    let Some(dovecot) = Dovecot::start() else { return };
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+mailbox = "imap://bounces:{PASSWORD}@127.0.0.1:{imap}/INBOX"
+mailbox_poll = "1s"
+{tail}"#,
+        port = smtp.port,
+        imap = dovecot.port,
+        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+    ));
+    let readers: Vec<String> = (0..3).map(|i| format!("reader{i}@reader.example")).collect();
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let senders = envelope_senders(&smtp);
+    let verp = |i: usize| senders[&readers[i]].clone();
+
+    // What a relay drops into the mailbox: a bounce, a complaint, a bounce
+    // twice (a move that failed after the first was recorded), and junk.
+    let mailbox = crate::support::load_config(&env.config_path())
+        .expect("config")
+        .inbound
+        .mailbox
+        .expect("mailbox");
+    let mut imap = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tidings::inbound::mailbox::connect(&mailbox),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("IMAP connect hangs:\n{}", dovecot.log()))
+    .expect("imap");
+    let bounce = fixture("gmail-hard.eml", &verp(0), &readers[0]);
+    for message in [
+        bounce.clone(),
+        fixture("arf-complaint.eml", &verp(1), &readers[1]),
+        bounce,
+        b"this is not an email at all".to_vec(),
+    ] {
+        imap.append("INBOX", None, None, &message).await.expect("append");
+    }
+
+    let served = Served::start(&env).await;
+    let mut list = subscriber_lines(&env).await;
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        imap.noop().await.expect("noop");
+        left = imap.select("INBOX").await.expect("select").exists as usize;
+        if left == 0 && list[&readers[0]][2] == "bounced" && list[&readers[1]][2] == "complained" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        list = subscriber_lines(&env).await;
+    }
+    assert_eq!(
+        left,
+        0,
+        "every message left INBOX\n{}\n{}",
+        served.all_logs(),
+        dovecot.log()
+    );
+    assert_eq!(list[&readers[0]][2], "bounced", "{list:?}\n{}", served.all_logs());
+    assert!(list[&readers[0]][5].contains("5.1.1"), "{list:?}");
+    assert_eq!(list[&readers[1]][2], "complained", "{list:?}");
+    assert_eq!(list[&readers[2]][2], "active", "{list:?}");
+    let processed = imap.select("Processed").await.expect("processed folder");
+    assert_eq!(processed.exists, 4, "all four kept, none deleted");
+    let deliveries = stdout(&env.run(&["deliveries", "1"]).await);
+    assert_eq!(deliveries.matches("hard_bounce").count(), 1, "{deliveries}");
+    assert!(served.stop().await.success());
+    let events = stdout(&env.run(&["deliveries", "1"]).await);
+    assert!(events.contains("came back: 1 hard bounces"), "{events}");
+}
