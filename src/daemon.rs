@@ -274,12 +274,7 @@ pub async fn serve(
             let address = inbound_listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
             tracing::info!(%address, "inbound mail listening (SMTP and LMTP)");
             let app = &daemon.app;
-            let processor = crate::inbound::Processor::new(
-                app.store.clone(),
-                app.signer().await?,
-                &app.config,
-                std::sync::Arc::clone(app.clock()),
-            );
+            let processor = inbound_processor(app).await?;
             Some(tokio::spawn(crate::inbound::listener::serve(
                 inbound_listener,
                 processor,
@@ -293,12 +288,7 @@ pub async fn serve(
     let mailbox = match daemon.app.config.inbound.mailbox.clone() {
         Some(mailbox) => {
             let app = &daemon.app;
-            let processor = crate::inbound::Processor::new(
-                app.store.clone(),
-                app.signer().await?,
-                &app.config,
-                std::sync::Arc::clone(app.clock()),
-            );
+            let processor = inbound_processor(app).await?;
             tracing::info!(%mailbox, "reading bounces from the inbound mailbox");
             Some(tokio::spawn(crate::inbound::mailbox::run(
                 mailbox,
@@ -350,6 +340,16 @@ pub async fn serve(
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The processor the inbound listener and the mailbox reader share.
+async fn inbound_processor(app: &App) -> Result<crate::inbound::Processor> {
+    Ok(crate::inbound::Processor::new(
+        app.store.clone(),
+        app.signer().await?,
+        &app.config,
+        Arc::clone(app.clock()),
+    ))
 }
 
 /// Wakes the serve loop at the next slot: a tokio-cron-scheduler one-shot

@@ -93,7 +93,7 @@ pub fn classify(raw: &[u8], envelope: &Envelope, addresses: &Addresses) -> Readi
     }
     .or_else(|| text_bounce(&message, envelope))
     .or_else(|| auto_reply(&message))
-    .or_else(|| unsubscribe(&message, addresses))
+    .or_else(|| unsubscribe(&message))
     .unwrap_or_else(|| Reading {
         kind: InboundKind::Unrecognised,
         status_code: None,
@@ -512,7 +512,7 @@ fn auto_reply(message: &Message<'_>) -> Option<Reading> {
 
 /// An unsubscribe mail: "unsubscribe TOKEN" in the subject (the mailto of
 /// `List-Unsubscribe`), or in the first line of the body.
-fn unsubscribe(message: &Message<'_>, _addresses: &Addresses) -> Option<Reading> {
+fn unsubscribe(message: &Message<'_>) -> Option<Reading> {
     let subject = message.subject().unwrap_or("");
     let first_line = message
         .body_text(0)

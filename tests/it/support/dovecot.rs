@@ -120,7 +120,6 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(self.dir.join("run/master.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
-            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
