@@ -50,6 +50,9 @@ pub struct WebState {
     /// Sign-ups are handled after the answer, so its timing says nothing
     /// about the address.
     signups: mpsc::Sender<SignupRequest>,
+    /// SNS signing certificates for `/hooks/ses`, kept across reloads.
+    /// (None when no HTTPS client could be built: `/hooks/ses` answers 503.)
+    sns: Option<Arc<crate::inbound::sns::SnsCertificates>>,
 }
 
 /// One bucket per purpose, so sign-ups never lock the editor out.
@@ -95,14 +98,29 @@ impl WebState {
             checks: AtomicU64::new(0),
         });
         let (signups, queue) = mpsc::channel(SIGNUP_QUEUE);
+        let sns = match crate::inbound::sns::SnsCertificates::standard() {
+            Ok(sns) => Some(Arc::new(sns)),
+            Err(e) => {
+                tracing::error!("no HTTPS client for SNS certificates, /hooks/ses will answer 503: {e}");
+                None
+            }
+        };
         let state = WebState {
             app,
             metrics,
             limits,
             signups,
+            sns,
         };
         tokio::spawn(signup::worker(state.clone(), queue));
         state
+    }
+
+    /// Fetches SNS certificates with this client instead (whose TLS roots
+    /// and name resolution the caller chose).
+    pub fn with_sns_client(mut self, client: reqwest::Client) -> Self {
+        self.sns = Some(Arc::new(crate::inbound::sns::SnsCertificates::new(client)));
+        self
     }
 
     /// The client's address for limits and logs (see `client.rs`).

@@ -106,6 +106,7 @@ pub(super) struct RawWebhooks {
     pub(super) mailgun_signing_key_env: Option<String>,
     pub(super) sendgrid_public_key_env: Option<String>,
     pub(super) postmark_credentials_env: Option<String>,
+    pub(super) ses_topic_arns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

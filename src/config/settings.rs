@@ -315,6 +315,9 @@ pub struct Webhooks {
     pub sendgrid: Option<super::Secret>,
     /// `user:password` that Postmark's webhook URL carries.
     pub postmark: Option<super::Secret>,
+    /// The SNS topics whose SES notifications are accepted (any AWS account
+    /// can sign a notification, so the topic is what makes it ours).
+    pub ses_topic_arns: Vec<String>,
 }
 
 impl Default for Inbound {

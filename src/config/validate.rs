@@ -465,10 +465,22 @@ fn webhooks(w: &RawWebhooks, env: &dyn Fn(&str) -> Option<String>, problems: &mu
             "must be user:password, as in the webhook URL https://user:password@…/hooks/postmark".into(),
         );
     }
+    let ses_topic_arns = w.ses_topic_arns.clone().unwrap_or_default();
+    for arn in &ses_topic_arns {
+        // arn:aws:sns:REGION:ACCOUNT:NAME (aws-cn, aws-us-gov partitions too)
+        let parts: Vec<&str> = arn.split(':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "sns" {
+            problems.bad(
+                "inbound.webhooks.ses_topic_arns",
+                format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"),
+            );
+        }
+    }
     Webhooks {
         mailgun,
         sendgrid,
         postmark,
+        ses_topic_arns,
     }
 }
 

@@ -51,6 +51,10 @@ pub fn provider_headers(webhooks: &crate::config::Webhooks, token: &str) -> Vec<
     if webhooks.postmark.is_some() {
         headers.push(("X-PM-Metadata-tidings", token.to_string()));
     }
+    if !webhooks.ses_topic_arns.is_empty() {
+        // SES turns it into a message tag that its notifications carry.
+        headers.push(("X-SES-MESSAGE-TAGS", format!("{METADATA_KEY}={token}")));
+    }
     headers
 }
 

@@ -8,6 +8,7 @@
 pub mod classify;
 pub mod listener;
 pub mod mailbox;
+pub mod sns;
 pub mod webhooks;
 
 use sha2::{Digest, Sha256};

@@ -1,4 +1,4 @@
-//! Provider webhooks (`/hooks/{mailgun,sendgrid,postmark}`): each request's
+//! Provider webhooks (`/hooks/{ses,mailgun,sendgrid,postmark}`): each request's
 //! signature checked by its provider's scheme, then its events read into
 //! [`Reading`]s for the one processor. The delivery is named by the token
 //! tidings put in the provider's own metadata header when it sent the
@@ -9,6 +9,8 @@
 //!   with the public key SendGrid shows (base64 DER).
 //! - Postmark signs nothing: the webhook URL carries HTTP basic-auth
 //!   credentials, compared in constant time.
+//! - SES: SNS signs with a certificate fetched from SNS's host (see `sns`);
+//!   [`ses`] reads the notification it carries.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,6 +29,7 @@ pub enum Provider {
     Mailgun,
     Sendgrid,
     Postmark,
+    Ses,
 }
 
 impl Provider {
@@ -35,6 +38,7 @@ impl Provider {
             "mailgun" => Some(Provider::Mailgun),
             "sendgrid" => Some(Provider::Sendgrid),
             "postmark" => Some(Provider::Postmark),
+            "ses" => Some(Provider::Ses),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl Provider {
             Provider::Mailgun => secrets.mailgun.is_some(),
             Provider::Sendgrid => secrets.sendgrid.is_some(),
             Provider::Postmark => secrets.postmark.is_some(),
+            Provider::Ses => !secrets.ses_topic_arns.is_empty(),
         }
     }
 
@@ -53,6 +58,7 @@ impl Provider {
             Provider::Mailgun => crate::domain::Channel::Mailgun,
             Provider::Sendgrid => crate::domain::Channel::Sendgrid,
             Provider::Postmark => crate::domain::Channel::Postmark,
+            Provider::Ses => crate::domain::Channel::Ses,
         }
     }
 }
@@ -65,6 +71,10 @@ pub enum WebhookError {
     Unsigned(String),
     #[error("the request body is not what the provider sends: {0}")]
     Malformed(String),
+    /// Something tidings needs to check the request is out of reach; the
+    /// provider should send it again later.
+    #[error("cannot check the request now: {0}")]
+    Unavailable(String),
 }
 
 /// One provider event: a key unique to it, and what it means.
@@ -103,6 +113,8 @@ pub fn read(
             verify_basic_auth(credentials, header)?;
             postmark(body)
         }
+        // Its signature needs a fetched certificate: see `sns`.
+        Provider::Ses => Err(WebhookError::NotConfigured("ses")),
     }
 }
 
@@ -320,4 +332,102 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
         .collect()
+}
+
+/// One SES notification (the `Message` of an SNS notification, bounce,
+/// complaint or delivery, in either the notification or the event-publishing
+/// shape), one event per recipient. The delivery is named by the `tidings`
+/// message tag (header `X-SES-MESSAGE-TAGS`) or by the VERP envelope sender.
+pub fn ses(
+    sns_message_id: &str,
+    message: &str,
+    return_path: Option<&crate::domain::ReturnPath>,
+) -> Result<Vec<ProviderEvent>, WebhookError> {
+    let v: Value = serde_json::from_str(message)
+        .map_err(|e| WebhookError::Malformed(format!("the SES notification is not JSON: {e}")))?;
+    let kind = text(&v, &["notificationType"])
+        .or_else(|| text(&v, &["eventType"]))
+        .ok_or_else(|| WebhookError::Malformed("an SES notification without notificationType".into()))?;
+    let mut tokens = Vec::new();
+    if let Some(tag) = v
+        .get("mail")
+        .and_then(|m| m.get("tags"))
+        .and_then(|t| t.get(METADATA_KEY))
+        .and_then(|t| t.get(0))
+        .and_then(Value::as_str)
+    {
+        tokens.push(TokenCandidate::Delivery(tag.to_string()));
+    }
+    if let Some(token) = text(&v, &["mail", "source"]).and_then(|s| return_path?.token_of(&s)) {
+        tokens.push(TokenCandidate::Delivery(token));
+    }
+    let recipients = |section: &str, list: &str| -> Vec<Value> {
+        v.get(section)
+            .and_then(|s| s.get(list))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    let mut push = |i: usize, kind: InboundKind, status: Option<String>, detail: String| {
+        out.push(ProviderEvent {
+            key: format!("ses:{sns_message_id}:{i}"),
+            reading: Reading {
+                kind,
+                status_code: status,
+                detail: crate::text::clean_line(&detail).chars().take(300).collect(),
+                tokens: tokens.clone(),
+            },
+        });
+    };
+    match kind.as_str() {
+        "Bounce" => {
+            let bounce_type = text(&v, &["bounce", "bounceType"]).unwrap_or_default();
+            let sub_type = text(&v, &["bounce", "bounceSubType"]).unwrap_or_default();
+            let kind = if bounce_type == "Permanent" {
+                InboundKind::HardBounce
+            } else {
+                // Transient, and Undetermined: SES could not tell, so the
+                // address gets the benefit of the soft-bounce count.
+                InboundKind::SoftBounce
+            };
+            for (i, r) in recipients("bounce", "bouncedRecipients").iter().enumerate() {
+                let email = text(r, &["emailAddress"]).unwrap_or_default();
+                let diagnostic = text(r, &["diagnosticCode"]).unwrap_or_default();
+                let status = text(r, &["status"])
+                    .and_then(|s| super::classify::status_code(&s))
+                    .or_else(|| status_from(None, &diagnostic));
+                push(
+                    i,
+                    kind,
+                    status,
+                    format!("ses {bounce_type}/{sub_type} bounce for {email}: {diagnostic}"),
+                );
+            }
+        }
+        "Complaint" => {
+            let feedback = text(&v, &["complaint", "complaintFeedbackType"]).unwrap_or_else(|| "abuse".into());
+            if feedback == "not-spam" {
+                return Ok(Vec::new());
+            }
+            for (i, r) in recipients("complaint", "complainedRecipients").iter().enumerate() {
+                let email = text(r, &["emailAddress"]).unwrap_or_default();
+                push(
+                    i,
+                    InboundKind::Complaint,
+                    None,
+                    format!("ses complaint ({feedback}) from {email}"),
+                );
+            }
+        }
+        "Delivery" => {
+            for (i, r) in recipients("delivery", "recipients").iter().enumerate() {
+                let email = r.as_str().unwrap_or_default();
+                push(i, InboundKind::Delivered, None, format!("ses delivery to {email}"));
+            }
+        }
+        // Sends, opens, clicks, rejects before sending: nothing for tidings.
+        _ => {}
+    }
+    Ok(out)
 }

@@ -1,5 +1,4 @@
-//! `POST /hooks/{postmark,sendgrid,mailgun}`: provider webhooks (SES: see
-//! README, "What comes back"). A
+//! `POST /hooks/{ses,postmark,sendgrid,mailgun}`: provider webhooks. A
 //! request that its provider did not sign gets 401 and changes nothing;
 //! each event it carries goes through the inbound processor, keyed by the
 //! provider's event id, so a retried request is recorded once.
@@ -10,8 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::WebState;
+use crate::app::App;
 use crate::inbound::Processor;
-use crate::inbound::webhooks::{Provider, WebhookError, read};
+use crate::inbound::sns::SnsMessage;
+use crate::inbound::webhooks::{self, Provider, ProviderEvent, WebhookError, read};
 
 pub(super) async fn hook(
     State(state): State<WebState>,
@@ -24,17 +25,13 @@ pub(super) async fn hook(
         return (StatusCode::NOT_FOUND, "no such webhook\n").into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let events = match read(kind, &app.config.inbound.webhooks, &header, &body) {
+    let events = match kind {
+        Provider::Ses => ses(&state, &app, &body).await,
+        _ => read(kind, &app.config.inbound.webhooks, &header, &body),
+    };
+    let events = match events {
         Ok(events) => events,
-        Err(e @ (WebhookError::Unsigned(_) | WebhookError::NotConfigured(_))) => {
-            tracing::warn!(provider, "webhook refused: {e}");
-            metrics::counter!("tidings_webhook_refused_total", "provider" => provider.clone()).increment(1);
-            return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
-        }
-        Err(e @ WebhookError::Malformed(_)) => {
-            tracing::warn!(provider, "webhook refused: {e}");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
-        }
+        Err(e) => return refusal(&provider, e),
     };
     let signer = match app.signer().await {
         Ok(s) => s,
@@ -57,4 +54,47 @@ pub(super) async fn hook(
         }
     }
     (StatusCode::OK, format!("{} events\n", events.len())).into_response()
+}
+
+fn refusal(provider: &str, e: WebhookError) -> Response {
+    tracing::warn!(provider, "webhook refused: {e}");
+    let status = match e {
+        WebhookError::Unsigned(_) | WebhookError::NotConfigured(_) => {
+            metrics::counter!("tidings_webhook_refused_total", "provider" => provider.to_string()).increment(1);
+            StatusCode::UNAUTHORIZED
+        }
+        WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, format!("{e}\n")).into_response()
+}
+
+/// An SNS message: signed by SNS, from one of our topics; a subscription
+/// to such a topic is confirmed, a notification read as SES's.
+async fn ses(state: &WebState, app: &App, body: &[u8]) -> Result<Vec<ProviderEvent>, WebhookError> {
+    let message = SnsMessage::parse(body)?;
+    let Some(certificates) = &state.sns else {
+        return Err(WebhookError::Unavailable("no HTTPS client for SNS certificates".into()));
+    };
+    certificates.verify(&message).await?;
+    let webhooks = &app.config.inbound.webhooks;
+    if !webhooks.ses_topic_arns.contains(&message.topic_arn) {
+        return Err(WebhookError::Unsigned(format!(
+            "topic {} is not one of inbound.webhooks.ses_topic_arns",
+            message.topic_arn
+        )));
+    }
+    match message.kind.as_str() {
+        "Notification" => webhooks::ses(
+            &message.message_id,
+            &message.message,
+            app.config.delivery.return_path.as_ref(),
+        ),
+        "SubscriptionConfirmation" => {
+            certificates.confirm_subscription(&message).await?;
+            tracing::info!(topic = message.topic_arn, "SNS subscription confirmed");
+            Ok(Vec::new())
+        }
+        _ => Ok(Vec::new()),
+    }
 }

@@ -945,3 +945,315 @@ mailbox_poll = "1s"
     let events = stdout(&env.run(&["deliveries", "1"]).await);
     assert!(events.contains("came back: 1 hard bounces"), "{events}");
 }
+
+const SNS_HOST: &str = "sns.us-east-1.amazonaws.com";
+const SES_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:tidings-feedback";
+
+/// SNS's side of `/hooks/ses`: an HTTPS server answering for
+/// sns.us-east-1.amazonaws.com (under a test CA), serving the signing
+/// certificate and taking subscription confirmations; and the RSA key that
+/// signs messages as SNS does (SignatureVersion 2: SHA-256).
+struct SnsSide {
+    address: std::net::SocketAddr,
+    ca_pem: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    key: ring::rsa::KeyPair,
+}
+
+impl SnsSide {
+    async fn start() -> SnsSide {
+        tidings::install_crypto_provider();
+        let key_pem = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inbound/sns-signing-key.pem"),
+        )
+        .expect("key");
+        let signing = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).expect("rsa key");
+        let mut params = rcgen::CertificateParams::new(vec!["sns.amazonaws.com".to_string()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sns.amazonaws.com");
+        let signing_cert = params.self_signed(&signing).expect("signing cert").pem();
+        let key = ring::rsa::KeyPair::from_pkcs8(&signing.serialize_der()).expect("ring key");
+
+        // The TLS side: a CA, and a server certificate for the SNS host.
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let tls_key = rcgen::KeyPair::generate().expect("tls key");
+        let tls_cert = rcgen::CertificateParams::new(vec![SNS_HOST.to_string()])
+            .expect("params")
+            .signed_by(&tls_key, &issuer)
+            .expect("tls cert");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![tls_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(tls_key.serialize_der().into()),
+            )
+            .expect("tls config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, seen, cert) = (acceptor.clone(), Arc::clone(&seen), signing_cert.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let mut stream = BufReader::new(tls);
+                    let mut line = String::new();
+                    if stream.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    loop {
+                        let mut header = String::new();
+                        match stream.read_line(&mut header).await {
+                            Ok(n) if n > 2 => {}
+                            _ => break,
+                        }
+                    }
+                    seen.lock().expect("lock").push(path.clone());
+                    let body = if path.ends_with(".pem") {
+                        cert
+                    } else {
+                        "<ConfirmSubscriptionResponse/>".to_string()
+                    };
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.get_mut().write_all(response.as_bytes()).await;
+                    let _ = stream.get_mut().shutdown().await;
+                });
+            }
+        });
+        SnsSide {
+            address,
+            ca_pem: ca_cert.pem(),
+            requests,
+            key,
+        }
+    }
+
+    /// A client that trusts the test CA and finds the SNS host here.
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca")])
+            .resolve(SNS_HOST, self.address)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// An SNS message of `kind` carrying `message`, signed with the key.
+    fn signed(&self, kind: &str, id: &str, topic: &str, message: &str, cert_url: &str) -> serde_json::Value {
+        use base64::Engine;
+        let timestamp = "2026-12-06T10:00:00.000Z";
+        let mut v = serde_json::json!({
+            "Type": kind, "MessageId": id, "TopicArn": topic, "Message": message,
+            "Timestamp": timestamp, "SignatureVersion": "2", "SigningCertURL": cert_url,
+        });
+        let mut fields = vec![("Message", message.to_string()), ("MessageId", id.to_string())];
+        if kind == "SubscriptionConfirmation" {
+            let subscribe = format!("https://{SNS_HOST}/?Action=ConfirmSubscription&TopicArn={topic}&Token=tok-1");
+            v["SubscribeURL"] = subscribe.clone().into();
+            v["Token"] = "tok-1".into();
+            fields.push(("SubscribeURL", subscribe));
+            fields.push(("Timestamp", timestamp.into()));
+            fields.push(("Token", "tok-1".into()));
+        } else {
+            fields.push(("Timestamp", timestamp.into()));
+        }
+        fields.push(("TopicArn", topic.into()));
+        fields.push(("Type", kind.into()));
+        let text: String = fields.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect();
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                text.as_bytes(),
+                &mut signature,
+            )
+            .expect("sign");
+        v["Signature"] = base64::engine::general_purpose::STANDARD.encode(signature).into();
+        v
+    }
+}
+
+/// SES through SNS against the daemon's web server in this process: the
+/// signing certificate is fetched (over HTTPS, from the SNS host only) and
+/// checked, the topic must be ours, subscriptions are confirmed, and a
+/// bounce or complaint names its delivery by the message tag or the VERP
+/// envelope sender SES reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ses_notifications_through_sns_are_verified_by_certificate_and_topic() {
+    let sns = SnsSide::start().await;
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound.webhooks]
+ses_topic_arns = ["{SES_TOPIC}"]
+{tail}"#,
+        port = smtp.port,
+        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+    ));
+    let readers: Vec<String> = (0..3).map(|i| format!("reader{i}@reader.example")).collect();
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let mut token_of = std::collections::HashMap::new();
+    for m in smtp.messages() {
+        let token = m
+            .mail_from
+            .strip_prefix("bounces+")
+            .and_then(|t| t.split('@').next())
+            .expect("verp");
+        let raw = String::from_utf8_lossy(&m.data).into_owned();
+        assert!(raw.contains(&format!("X-SES-MESSAGE-TAGS: tidings={token}")), "{raw}");
+        token_of.insert(m.rcpt_to[0].clone(), (token.to_string(), m.mail_from.clone()));
+    }
+
+    let config = env.load_config().expect("config");
+    let app = Arc::new(std::sync::RwLock::new(Arc::new(
+        tidings::app::App::open(config.clone()).await.expect("open"),
+    )));
+    let state = tidings::web::WebState::new(app, None).with_sns_client(sns.client());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(tidings::web::serve(
+        listener,
+        tidings::web::router(state),
+        config.web.clone(),
+        stopped,
+    ));
+    let client = reqwest::Client::new();
+    let post = |body: String| {
+        let request = client.post(format!("{base}/hooks/ses")).body(body);
+        async move {
+            let response = request.send().await.expect("post");
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        }
+    };
+    let cert_url = format!("https://{SNS_HOST}/SimpleNotificationService-0123.pem");
+    let bounce = |reader: usize, tagged: bool| {
+        let (token, source) = &token_of[&readers[reader]];
+        let mut mail = serde_json::json!({"source": source, "messageId": "0100-ses", "destination": [readers[reader]]});
+        if tagged {
+            mail["tags"] = serde_json::json!({"tidings": [token], "ses:configuration-set": ["news"]});
+        }
+        serde_json::json!({
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "fb-1",
+                "bouncedRecipients": [{"emailAddress": readers[reader], "action": "failed", "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]},
+            "mail": mail,
+        })
+        .to_string()
+    };
+
+    // A subscription to our topic is confirmed at its SubscribeURL.
+    let confirm = sns.signed(
+        "SubscriptionConfirmation",
+        "c-1",
+        SES_TOPIC,
+        "You have chosen to subscribe",
+        &cert_url,
+    );
+    assert_eq!(post(confirm.to_string()).await, (200, "0 events\n".to_string()));
+    assert!(
+        sns.requests()
+            .iter()
+            .any(|p| p.starts_with("/?Action=ConfirmSubscription")),
+        "{:?}",
+        sns.requests()
+    );
+
+    // A permanent bounce for reader0, named by its tag; SNS retries it.
+    let notification = sns.signed("Notification", "n-1", SES_TOPIC, &bounce(0, true), &cert_url);
+    assert_eq!(post(notification.to_string()).await, (200, "1 events\n".to_string()));
+    assert_eq!(post(notification.to_string()).await.0, 200, "a retry is fine");
+
+    // A complaint for reader1 without tags: the envelope sender names it.
+    let complaint = serde_json::json!({
+        "notificationType": "Complaint",
+        "complaint": {"complaintFeedbackType": "abuse", "feedbackId": "fb-2",
+            "complainedRecipients": [{"emailAddress": readers[1]}]},
+        "mail": {"source": token_of[&readers[1]].1, "messageId": "0100-ses-2"},
+    })
+    .to_string();
+    let signed = sns.signed("Notification", "n-2", SES_TOPIC, &complaint, &cert_url);
+    assert_eq!(post(signed.to_string()).await.0, 200);
+
+    // Refused, and nothing changes for reader2: the message altered after
+    // signing, another account's topic, a certificate from elsewhere, the
+    // SHA-1 signature version, and what is not SNS at all.
+    let mut altered = sns.signed("Notification", "n-3", SES_TOPIC, &bounce(2, true), &cert_url);
+    altered["Message"] = bounce(2, false).into();
+    assert_eq!(post(altered.to_string()).await.0, 401);
+    let other_topic = "arn:aws:sns:us-east-1:999999999999:someone-else";
+    let foreign = sns.signed("Notification", "n-4", other_topic, &bounce(2, true), &cert_url);
+    assert_eq!(post(foreign.to_string()).await.0, 401);
+    let fetched_before = sns.requests().len();
+    for cert_elsewhere in [
+        format!("https://{SNS_HOST}.evil.example/cert.pem"),
+        format!("http://{SNS_HOST}/cert.pem"),
+        format!("https://{SNS_HOST}/not-a-cert.txt"),
+    ] {
+        let elsewhere = sns.signed("Notification", "n-5", SES_TOPIC, &bounce(2, true), &cert_elsewhere);
+        let (status, body) = post(elsewhere.to_string()).await;
+        assert_eq!(status, 401, "{cert_elsewhere}: {body}");
+    }
+    assert_eq!(sns.requests().len(), fetched_before, "nothing fetched from elsewhere");
+    let mut sha1 = sns.signed("Notification", "n-6", SES_TOPIC, &bounce(2, true), &cert_url);
+    sha1["SignatureVersion"] = "1".into();
+    let (status, body) = post(sha1.to_string()).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("SignatureVersion"), "{body}");
+    assert_eq!(post("{\"Type\": \"Notification\"}".into()).await.0, 400);
+    assert_eq!(
+        sns.requests().iter().filter(|p| p.ends_with(".pem")).count(),
+        1,
+        "the certificate is fetched once: {:?}",
+        sns.requests()
+    );
+    drop(stop);
+
+    let list = subscriber_lines(&env).await;
+    assert_eq!(list[&readers[0]][2], "bounced", "{list:?}");
+    assert!(
+        list[&readers[0]][5].contains("ses Permanent/General bounce"),
+        "{list:?}"
+    );
+    assert_eq!(list[&readers[1]][2], "complained", "{list:?}");
+    assert_eq!(list[&readers[2]][2], "active", "{list:?}");
+    let deliveries = stdout(&env.run(&["deliveries", "1"]).await);
+    assert_eq!(
+        deliveries.matches("hard_bounce").count(),
+        1,
+        "recorded once: {deliveries}"
+    );
+}
