@@ -14,6 +14,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod doctor;
 pub mod domain;
 pub mod inbound;
 pub mod issue;

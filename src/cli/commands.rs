@@ -699,3 +699,32 @@ pub(super) async fn briefing(app: &App, story: &str, regenerate: bool) -> anyhow
         Outcome::Failure
     })
 }
+
+/// `tidings doctor`: one line per check, then what failed; exit 1 then.
+pub(super) async fn doctor(app: &App) -> anyhow::Result<Outcome> {
+    let doctor = tidings::doctor::Doctor::new(&app.config.doctor)?;
+    let findings = doctor.examine(app).await;
+    for f in &findings {
+        println!("{:<4}  {:<16}  {}", f.verdict.label(), f.check, f.detail);
+    }
+    let failed: Vec<_> = findings
+        .iter()
+        .filter(|f| f.verdict == tidings::doctor::Verdict::Fail)
+        .collect();
+    if failed.is_empty() {
+        let warnings = findings
+            .iter()
+            .filter(|f| f.verdict == tidings::doctor::Verdict::Warn)
+            .count();
+        match warnings {
+            0 => println!("all {} checks passed", findings.len()),
+            n => println!("no check failed ({n} to look at)"),
+        }
+        return Ok(Outcome::Success);
+    }
+    println!("\n{} of {} checks failed:", failed.len(), findings.len());
+    for f in failed {
+        println!("  - {}: {}", f.check, f.detail);
+    }
+    Ok(Outcome::Failure)
+}

@@ -156,6 +156,9 @@ pub enum Command {
     Serve,
     /// Every scheduled job with its next five fire times, in its time zone and in UTC.
     Schedule,
+    /// Check what decides whether the mail arrives: SPF, DKIM, DMARC, the
+    /// return path's MX, the public site and both unsubscribe paths.
+    Doctor,
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -308,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sources { .. } => sources(&app).await?,
         Command::Serve => return serve(app, cli.config.clone()).await,
         Command::Schedule => schedule(&app.config),
+        Command::Doctor => doctor(&app).await?,
         Command::Migrate => {
             println!("migrations applied to {}", app.config.database);
             Outcome::Success

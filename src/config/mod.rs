@@ -94,6 +94,8 @@ pub struct Config {
     pub collect: Collect,
     /// `[briefing]`: `None` keeps the extractive TL;DR only.
     pub briefing: Option<Briefing>,
+    /// `[doctor]`: how `tidings doctor` looks things up.
+    pub doctor: Doctor,
     /// `[web] listen`: where `serve` answers the pages, /healthz and /metrics.
     pub web_listen: std::net::SocketAddr,
     pub web: Web,

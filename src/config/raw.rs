@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) web: RawWeb,
     pub(super) briefing: Option<RawBriefing>,
     #[serde(default)]
+    pub(super) doctor: RawDoctor,
+    #[serde(default)]
     pub(super) sources: Vec<RawSource>,
     #[serde(default)]
     pub(super) tags: BTreeMap<String, RawTagRule>,
@@ -98,6 +100,12 @@ pub(super) struct RawInbound {
     pub(super) mailbox_poll: Option<String>,
     #[serde(default)]
     pub(super) webhooks: RawWebhooks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDoctor {
+    pub(super) nameservers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

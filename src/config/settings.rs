@@ -305,6 +305,13 @@ impl std::fmt::Display for ImapMailbox {
     }
 }
 
+/// `[doctor]`.
+#[derive(Debug, Clone, Default)]
+pub struct Doctor {
+    /// The DNS servers asked; empty: the system's (/etc/resolv.conf).
+    pub nameservers: Vec<std::net::SocketAddr>,
+}
+
 /// `[inbound.webhooks]`: each provider's secret, read from the variable
 /// its `*_env` key names; a provider without one has no webhook.
 #[derive(Debug, Clone, Default)]

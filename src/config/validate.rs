@@ -43,6 +43,7 @@ pub(super) fn config(
     let web = web(&raw.web, p);
     let inbound = inbound(&raw.inbound, &delivery, site.as_ref(), env, p);
     let briefing = raw.briefing.as_ref().and_then(|b| briefing(b, env, p));
+    let doctor = doctor(&raw.doctor, p);
     let mut raw_sources: Vec<(String, RawSource)> = raw
         .sources
         .into_iter()
@@ -84,6 +85,7 @@ pub(super) fn config(
         web,
         collect,
         briefing,
+        doctor,
         sources,
         tag_rules,
         audiences,
@@ -428,6 +430,25 @@ fn imap_mailbox(raw: &str, processed_folder: &str, poll: std::time::Duration) ->
         processed_folder: processed_folder.to_string(),
         poll,
     })
+}
+
+/// `[doctor]`: name servers as `IP` or `IP:PORT` (port 53 by default).
+fn doctor(d: &RawDoctor, problems: &mut Problems) -> Doctor {
+    let mut nameservers = Vec::new();
+    for raw in d.nameservers.iter().flatten() {
+        let parsed = raw.parse::<std::net::SocketAddr>().or_else(|_| {
+            raw.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        });
+        match parsed {
+            Ok(address) => nameservers.push(address),
+            Err(_) => problems.bad(
+                "doctor.nameservers",
+                format!("{raw:?} is not an IP address or IP:PORT (e.g. \"127.0.0.1:53\")"),
+            ),
+        }
+    }
+    Doctor { nameservers }
 }
 
 /// `[inbound.webhooks]`: each `*_env` names a variable that must be set.

@@ -124,3 +124,33 @@ pub fn check(path: &Path) -> Result<&'static str, String> {
     let pem = std::fs::read(path).map_err(|e| e.to_string())?;
     signing_key(&pem).map(|(_, alg)| alg)
 }
+
+/// The public half of the key at `path`, as a DKIM record's `p=` holds it
+/// (RSA: the PKCS#1 RSAPublicKey inside the usual SubjectPublicKeyInfo;
+/// Ed25519: the 32 raw bytes), with the record's `k=` name.
+pub fn public_key(path: &Path) -> Result<(&'static str, Vec<u8>), String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| format!("not a PEM private key ({e})"))?;
+    let rsa = |pair: Result<ring::rsa::KeyPair, ring::error::KeyRejected>| {
+        pair.map(|k| ("rsa", k.public().as_ref().to_vec()))
+            .map_err(|e| format!("RSA key: {e}"))
+    };
+    match key {
+        PrivateKeyDer::Pkcs1(k) => rsa(ring::rsa::KeyPair::from_der(k.secret_pkcs1_der())),
+        PrivateKeyDer::Pkcs8(p8) => {
+            let info = pkcs8::PrivateKeyInfo::try_from(p8.secret_pkcs8_der())
+                .map_err(|e| format!("not a PKCS#8 key ({e})"))?;
+            match (info.algorithm.oid.to_string().as_str(), info.private_key) {
+                (OID_ED25519, [0x04, 0x20, seed @ ..]) if seed.len() == 32 => {
+                    use ring::signature::KeyPair;
+                    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+                        .map_err(|e| format!("Ed25519 key: {e}"))?;
+                    Ok(("ed25519", pair.public_key().as_ref().to_vec()))
+                }
+                (OID_RSA, _) => rsa(ring::rsa::KeyPair::from_pkcs8(p8.secret_pkcs8_der())),
+                (other, _) => Err(format!("unsupported key algorithm {other}")),
+            }
+        }
+        _ => Err("unsupported key format".into()),
+    }
+}

@@ -964,7 +964,7 @@ impl SnsSide {
     async fn start() -> SnsSide {
         tidings::install_crypto_provider();
         let key_pem = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inbound/sns-signing-key.pem"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/rsa-2048.pem"),
         )
         .expect("key");
         let signing = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).expect("rsa key");

@@ -9,6 +9,7 @@ mod collector;
 mod curation;
 mod daemon;
 mod delivery;
+mod doctor;
 mod inbound;
 mod pipeline;
 mod security;

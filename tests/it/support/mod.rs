@@ -2,6 +2,7 @@
 //! local HTTP and SMTP servers, PostgreSQL databases when
 //! `TIDINGS_TEST_POSTGRES_URL` is set, and a MIME parser for what arrives.
 
+pub mod dns;
 pub mod dovecot;
 pub mod http;
 pub mod model;
