@@ -107,6 +107,11 @@ impl Served {
         assert!(status.success());
     }
 
+    /// SIGKILL: the daemon dies wherever it is, as in a crash.
+    pub(crate) async fn kill(mut self) {
+        self.child.kill().await.expect("kill serve");
+    }
+
     pub(crate) async fn stop(mut self) -> std::process::ExitStatus {
         self.signal("-TERM").await;
         tokio::time::timeout(Duration::from_secs(40), self.child.wait())

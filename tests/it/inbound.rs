@@ -1257,3 +1257,101 @@ ses_topic_arns = ["{SES_TOPIC}"]
         "recorded once: {deliveries}"
     );
 }
+
+/// A crash in the middle of a mailbox pass: the daemon is killed (SIGKILL)
+/// while it works through 300 messages, then started again. Every message
+/// ends up in the processed folder, none is deleted, and each distinct
+/// message is recorded exactly once — those recorded but not yet moved
+/// when it died are recognised on the second pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_a_mailbox_pass_loses_and_doubles_nothing() {
+    use crate::support::dovecot::{Dovecot, PASSWORD};
+    let Some(dovecot) = Dovecot::start() else { return };
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config(&format!(
+        r#"
+[smtp]
+url = "smtp://127.0.0.1:{port}"
+starttls = "never"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+mailbox = "imap://bounces:{PASSWORD}@127.0.0.1:{imap}/INBOX"
+mailbox_poll = "1s"
+soft_bounce_limit = 1000
+{tail}"#,
+        port = smtp.port,
+        imap = dovecot.port,
+        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+    ));
+    let readers: Vec<String> = (0..10).map(|i| format!("reader{i}@reader.example")).collect();
+    import_subscribers(
+        &env,
+        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let senders = envelope_senders(&smtp);
+    let mailbox = crate::support::load_config(&env.config_path())
+        .expect("config")
+        .inbound
+        .mailbox
+        .expect("mailbox");
+    let mut imap = tidings::inbound::mailbox::connect(&mailbox).await.expect("imap");
+    // 270 distinct delay notices (soft bounces, which change little) and 30
+    // of them a second time.
+    let distinct = 270;
+    let message = |i: usize| {
+        let reader = &readers[i % readers.len()];
+        let text = String::from_utf8(fixture("delayed-soft.eml", &senders[reader], reader)).expect("utf-8");
+        text.replacen("Subject:", &format!("X-Sequence: {i}\r\nSubject:"), 1)
+            .into_bytes()
+    };
+    for i in (0..distinct).chain(0..30) {
+        imap.append("INBOX", None, None, &message(i)).await.expect("append");
+    }
+
+    let app = env.open_app(Arc::new(tidings::clock::SystemClock)).await;
+    let recorded = async || app.store.recent_inbound_events(10_000).await.expect("events").len();
+    let served = Served::start(&env).await;
+    let mut at_crash = 0;
+    for _ in 0..400 {
+        at_crash = recorded().await;
+        if at_crash >= 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    served.kill().await;
+    assert!(
+        (40..distinct).contains(&at_crash),
+        "killed in the middle of the pass ({at_crash} recorded)"
+    );
+    imap.noop().await.expect("noop");
+    let left_at_crash = imap.select("INBOX").await.expect("select").exists;
+    assert!(left_at_crash > 0, "messages were left when it died");
+
+    let served = Served::start(&env).await;
+    let mut left = u32::MAX;
+    for _ in 0..300 {
+        imap.noop().await.expect("noop");
+        left = imap.select("INBOX").await.expect("select").exists;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "INBOX emptied after the restart\n{}", served.all_logs());
+    assert!(served.stop().await.success());
+    let processed = imap.select("Processed").await.expect("processed");
+    assert_eq!(processed.exists, 300, "every message kept, none deleted");
+    assert_eq!(recorded().await, distinct, "each distinct message recorded once");
+}
