@@ -110,11 +110,17 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     // Set while DATA is being read: the receiver, the message so far, and
     // whether it outgrew the limit (then the rest is read and dropped).
     let mut data: Option<(DataReceiver, Vec<u8>, bool)> = None;
+    // Each command, and each message, must be complete within `timeout`
+    // of the last reply: a client that trickles bytes cannot hold a
+    // connection slot for longer than one silent client could.
+    let mut deadline = tokio::time::Instant::now() + limits.timeout;
     loop {
-        let n = match tokio::time::timeout(limits.timeout, socket.read(&mut chunk)).await {
+        let n = match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
             Ok(read) => read?,
             Err(_) => {
-                socket.write_all(b"421 4.4.2 Idle too long, closing\r\n").await?;
+                socket
+                    .write_all(b"421 4.4.2 Too slow or idle too long, closing\r\n")
+                    .await?;
                 return Ok(());
             }
         };
@@ -265,6 +271,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if !replies.is_empty() {
             socket.write_all(&replies).await?;
+            deadline = tokio::time::Instant::now() + limits.timeout;
         }
     }
 }

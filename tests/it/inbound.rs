@@ -1355,3 +1355,103 @@ soft_bounce_limit = 1000
     assert_eq!(processed.exists, 300, "every message kept, none deleted");
     assert_eq!(recorded().await, distinct, "each distinct message recorded once");
 }
+
+/// What the listener does with clients that are not a relay handing over
+/// mail: one that trickles a command byte by byte, one that says nothing,
+/// one over the connection limit, one over its rate, one that only sends
+/// junk. Each is cut off with a reason; an honest message still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_sheds_slow_silent_crowding_and_junk_clients() {
+    let feeds = FeedServer::start().await;
+    let env = TestEnv::new(Db::Sqlite);
+    env.write_config_with_site(
+        &format!("unsubscribe_mailto = \"{UNSUBSCRIBE}\""),
+        &format!(
+            r#"
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+return_path = "{RETURN_PATH}"
+
+[inbound]
+listen = "127.0.0.1:0"
+timeout = "1s"
+max_connections = 3
+messages_per_minute = 2
+{tail}"#,
+            tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+        ),
+    );
+    let served = Served::start(&env).await;
+    let address = served.address_logged_as("inbound mail listening (SMTP and LMTP)").await;
+    let connect = || async {
+        let stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let (read, write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let greeting = lines.next_line().await.expect("read").expect("greeting");
+        assert!(greeting.starts_with("220"), "{greeting}");
+        (lines, write)
+    };
+    let started = std::time::Instant::now();
+
+    // A command trickled one byte every 300 ms never completes in time,
+    // although the client is never silent for a whole second.
+    let (mut lines, mut write) = connect().await;
+    let trickle = tokio::spawn(async move {
+        for byte in b"EHLO a-very-slow-client.example\r\n" {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("cut off well before the command could end")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+    assert!(cut.starts_with("421 4.4.2"), "{cut:?}");
+
+    // A silent client is closed after the timeout.
+    let (mut lines, _write) = connect().await;
+    let line = lines.next_line().await.expect("read").unwrap_or_default();
+    assert!(line.starts_with("421 4.4.2"), "{line}");
+
+    // Three connections are the limit; the fourth is told to come back.
+    let held = [connect().await, connect().await, connect().await];
+    let stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let mut lines = BufReader::new(stream).lines();
+    let line = lines.next_line().await.expect("read").unwrap_or_default();
+    assert!(line.starts_with("421 4.3.2"), "{line}");
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Junk only: ten errors close the session.
+    let (mut lines, mut write) = connect().await;
+    for _ in 0..12 {
+        let _ = write.write_all(b"\x00\xff GARBAGE\r\n").await;
+    }
+    let mut last = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        last = line;
+    }
+    assert!(last.starts_with("421 4.7.0"), "{last}");
+
+    // Two messages a minute from one address: the third is deferred.
+    let message = fixture("unsubscribe.eml", "none", "reader@reader.example");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(hand_over(&address, false, "reader@reader.example", &[UNSUBSCRIBE], &message).await);
+    }
+    assert!(answers[0].iter().any(|r| r.starts_with("250 2.0.0")), "{answers:?}");
+    assert!(answers[2].iter().any(|r| r.starts_with("450 4.7.1")), "{answers:?}");
+    assert!(served.stop().await.success());
+}
