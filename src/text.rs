@@ -15,7 +15,9 @@ pub fn defuse_markers(s: String) -> String {
 }
 
 /// One line of plain text: control characters (CR, LF, NUL, …) and runs of
-/// white space become single spaces.
+/// white space become single spaces; text-direction overrides, embeddings
+/// and isolates are dropped, since they can make a terminal or a page show
+/// the line in another order than it has (names, titles, bounce reasons).
 pub fn clean_line(s: &str) -> String {
     let mut line = OneLine::with_capacity(s.len());
     line.push(s);
@@ -70,6 +72,8 @@ impl OneLine {
                 let len = c.len_utf8();
                 if c.is_whitespace() || c.is_control() || c == '\u{FEFF}' {
                     self.separate();
+                } else if is_direction_control(c) {
+                    // Dropped without a space: it stood between letters.
                 } else {
                     self.word(&s[at..at + len]);
                 }
@@ -77,6 +81,12 @@ impl OneLine {
             }
         }
     }
+}
+
+/// U+202A–U+202E and U+2066–U+2069: characters that reorder the text
+/// around them when it is shown.
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// At most `max` characters, cut at a word boundary when one is near, with
@@ -110,4 +120,16 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_loses_controls_and_direction_overrides() {
+        assert_eq!(clean_line("550 \u{1b}[31mred\u{7}\0 user"), "550 [31mred user");
+        assert_eq!(clean_line("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(clean_line("a\u{2066}b\u{2069} \u{200F}c"), "ab \u{200F}c");
+    }
 }

@@ -106,10 +106,10 @@ fn clean_text(text: &str) -> String {
     let mut paragraphs: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in text.lines() {
-        // Text-direction overrides could reorder what a reader sees.
+        // Direction marks too (clean_line drops the overrides themselves).
         let line: String = crate::text::clean_line(line)
             .chars()
-            .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+            .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}'))
             .collect();
         if line.is_empty() {
             if !current.is_empty() {

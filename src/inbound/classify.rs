@@ -120,10 +120,14 @@ pub fn classify(raw: &[u8], envelope: &Envelope, addresses: &Addresses) -> Readi
     reading
 }
 
+/// Tokens verified per message at most: a hostile message may hold
+/// thousands, and each costs an HMAC and a lookup.
+const MAX_TOKENS: usize = 32;
+
 fn push_unique(tokens: &mut Vec<TokenCandidate>, t: Option<TokenCandidate>) {
-    if let Some(t) = t
-        && !tokens.contains(&t)
-    {
+    let Some(t) = t else { return };
+    let (TokenCandidate::Delivery(text) | TokenCandidate::Subscriber(text)) = &t;
+    if !text.is_empty() && tokens.len() < MAX_TOKENS && !tokens.contains(&t) {
         tokens.push(t);
     }
 }
@@ -609,7 +613,7 @@ fn enclosed_tokens(message: &Message<'_>, addresses: &Addresses) -> Vec<TokenCan
                 let end = text[start..]
                     .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
                     .map_or(text.len(), |e| start + e);
-                if end > start {
+                if end > start && out.len() < MAX_TOKENS {
                     out.push(token_candidate(&text[start..end]));
                 }
                 from = end;
@@ -658,6 +662,25 @@ mod tests {
             smtp_reply_code("Remote Server returned '452 try later'").as_deref(),
             Some("4.0.0")
         );
+    }
+
+    #[test]
+    fn tokens_are_never_empty_and_few() {
+        let addresses = Addresses {
+            return_path: ReturnPath::parse("bounces@example.com").ok(),
+            unsubscribe: EmailAddress::parse("unsubscribe@example.com").ok(),
+        };
+        // Found by the inbound fuzz target: an unsubscribe subject whose
+        // token trims away to nothing.
+        let empty = b"From: a@b.example\r\nTo: unsubscribe@example.com\r\nSubject: unsubscribe <>\r\n\r\nx\r\n";
+        let r = classify(empty, &Envelope::default(), &addresses);
+        assert!(r.tokens.is_empty(), "{r:?}");
+        let mut many = Vec::new();
+        for i in 0..100 {
+            push_unique(&mut many, Some(TokenCandidate::Delivery(format!("{i}-ab"))));
+            push_unique(&mut many, Some(TokenCandidate::Delivery(String::new())));
+        }
+        assert_eq!(many.len(), MAX_TOKENS);
     }
 
     #[test]
