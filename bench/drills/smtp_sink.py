@@ -13,7 +13,13 @@ counts):
   --permfail PCT  that share is answered 550 at RCPT every time;
   --drop-every N  every Nth DATA is cut off mid-message: the server reads
                   part of it and closes the connection without a reply;
-  --auth USER:PASSWORD  requires AUTH PLAIN or LOGIN with those credentials.
+  --auth USER:PASSWORD  requires AUTH PLAIN or LOGIN with those credentials;
+  --delay MS      wait that long before each reply after the greeting (a
+                  relay far away or busy: a transaction — MAIL, RCPT and the
+                  message's end — costs three times MS), --jitter MS more
+                  at random;
+  --max-per-client N  a client with N connections open is told 421 on the
+                  next, as large providers do.
 
 Which recipients are hit is decided by CRC-32 of the address, and written
 to LOG too ("TEMPFAIL addr", "PERMFAIL addr", "DROPPED n") so the drill
@@ -24,6 +30,7 @@ Usage: smtp_sink.py PORT LOG [--tempfail 10] [--permfail 2] [--drop-every 100] [
 import argparse
 import asyncio
 import base64
+import random
 import zlib
 
 
@@ -33,6 +40,8 @@ class Sink:
         self.log = open(args.log, "a", buffering=1)
         self.greylisted = set()
         self.data_count = 0
+        self.open = {}
+        self.rng = random.Random(5)
 
     def bucket(self, rcpt):
         return zlib.crc32(rcpt.lower().encode()) % 100
@@ -49,6 +58,19 @@ class Sink:
         return b"250 2.1.5 ok\r\n"
 
     async def session(self, reader, writer):
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        if self.args.max_per_client and self.open.get(peer, 0) >= self.args.max_per_client:
+            writer.write(b"421 4.7.0 too many connections from you\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        self.open[peer] = self.open.get(peer, 0) + 1
+        try:
+            await self.conversation(reader, writer)
+        finally:
+            self.open[peer] -= 1
+
+    async def conversation(self, reader, writer):
         w = writer.write
         authed = self.args.auth is None
         w(b"220 drill-sink ESMTP\r\n")
@@ -140,6 +162,8 @@ class Sink:
                     break
                 else:
                     w(b"502 5.5.2 command not recognised\r\n")
+                if self.args.delay or self.args.jitter:
+                    await asyncio.sleep((self.args.delay + self.rng.uniform(0, self.args.jitter)) / 1000)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
@@ -155,6 +179,9 @@ async def main():
     p.add_argument("--permfail", type=int, default=0)
     p.add_argument("--drop-every", type=int, default=0)
     p.add_argument("--auth")
+    p.add_argument("--delay", type=float, default=0)
+    p.add_argument("--jitter", type=float, default=0)
+    p.add_argument("--max-per-client", type=int, default=0)
     args = p.parse_args()
     sink = Sink(args)
     server = await asyncio.start_server(sink.session, "127.0.0.1", args.port, limit=64 * 1024 * 1024)
