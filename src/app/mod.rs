@@ -44,6 +44,9 @@ pub struct App {
 
 /// Connections kept for single messages (confirmations, tests).
 const TRANSACTIONAL_CONNECTIONS: usize = 2;
+/// How often a run whose work is done looks whether the deliveries other
+/// processes hold have finished.
+const OTHERS_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The outcome of `send` for one edition.
 #[derive(Debug)]
@@ -401,8 +404,16 @@ impl App {
             let Some(next) = total.next_due.filter(|n| *n <= now + wait) else {
                 return Ok(total);
             };
-            let pause = (next - now).to_std().unwrap_or_default() + std::time::Duration::from_millis(50);
-            tracing::info!(retry_at = %next, "waiting for deliveries to retry");
+            let mut pause = (next - now).to_std().unwrap_or_default() + std::time::Duration::from_millis(50);
+            if total.counts.sending > 0 {
+                // Rows another process is sending finish without us; their
+                // lease's end only matters if that process died. Look
+                // again soon, so this run ends when the issue does.
+                pause = pause.min(OTHERS_POLL);
+                tracing::debug!(lease_ends = %next, "waiting for deliveries another process is sending");
+            } else {
+                tracing::info!(retry_at = %next, "waiting for deliveries to retry");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}

@@ -405,3 +405,29 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
         }
     }
 }
+
+/// Two `send`s of one issue on one database share it, and each ends when
+/// the issue is done: the one that runs out of rows first does not sleep
+/// until the other's lease ends (60 s), which is only for a process that
+/// died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sends_of_one_issue_end_together_not_at_the_lease() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(20)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = setup(&feeds, &smtp, "concurrency = 4\nlease = \"60s\"", 200, &[]).await;
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(env.run(&["send", "weekly"]), env.run(&["send", "weekly"]));
+    let took = started.elapsed();
+    assert_exit(&a, 0);
+    assert_exit(&b, 0);
+    assert!(took < Duration::from_secs(20), "both sends took {took:?}");
+    let mut got: Vec<String> = smtp.messages().iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    got.sort();
+    let mut want = expected(200);
+    want.sort();
+    assert_eq!(got, want, "everyone exactly once");
+}
