@@ -274,6 +274,77 @@ async fn two_replicas_deliver_one_issue_to_every_subscriber_exactly_once() {
     }
 }
 
+/// Three replicas, one with its clock five minutes ahead and one five
+/// minutes behind: each reaches an hourly slot at its own time, and each
+/// slot still runs once — one issue per slot, each reader mailed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_with_clocks_apart_run_each_slot_once() {
+    for db in databases().await {
+        let feeds = FeedServer::start().await;
+        let smtp = SmtpServer::start(SmtpOptions::default()).await;
+        let env = TestEnv::new(db.clone());
+        // A second source, a local file that gets a new story between slots.
+        let later = env.path("later.xml");
+        std::fs::write(
+            &later,
+            "<rss version=\"2.0\"><channel><title>Later</title></channel></rss>",
+        )
+        .expect("feed");
+        let text = config(&feeds, &smtp, "0 0 * * * *", "10m");
+        env.write_config(&format!(
+            "{text}\n[[sources]]\nname = \"Later\"\nurl = \"{}\"\n",
+            later.display()
+        ));
+        add_subscribers(&env, 20).await;
+        assert_exit(&env.run(&["collect"]).await, 0);
+        let slot = next_hour();
+        let start = slot - chrono::Duration::minutes(10);
+        let mut replicas = Vec::new();
+        for minutes in [0, 5, -5] {
+            let clock = ManualClock::new(start + chrono::Duration::minutes(minutes));
+            replicas.push(Stepped::start(&env, &clock).await);
+        }
+        // A minute at a time on every clock: twenty minutes around the
+        // first slot, then, after a new story, twenty around the next.
+        for minute in 0..60 {
+            if minute == 20 {
+                let got = smtp.per_recipient();
+                assert_eq!(got.len(), 20, "{db:?}: the first slot reached everyone");
+                assert!(got.values().all(|c| *c == 1), "{db:?}: the first slot once: {got:?}");
+                let item = format!(
+                    "<item><title>Ransomware at a second port</title><link>https://later.example/2</link><guid>later-2</guid><pubDate>{}</pubDate></item>",
+                    Utc::now().to_rfc2822()
+                );
+                std::fs::write(
+                    &later,
+                    format!("<rss version=\"2.0\"><channel><title>Later</title>{item}</channel></rss>"),
+                )
+                .expect("feed");
+                assert_exit(&env.run(&["collect"]).await, 0);
+            }
+            let by = chrono::Duration::minutes(if minute == 20 { 30 } else { 1 });
+            for r in &mut replicas {
+                let now = r.clock.advance(by);
+                r.daemon.tick(now);
+            }
+            for r in &mut replicas {
+                r.daemon.settle().await;
+            }
+        }
+        let got = smtp.per_recipient();
+        assert_eq!(got.len(), 20, "{db:?}");
+        assert!(got.values().all(|c| *c == 2), "{db:?}: each slot once: {got:?}");
+        let issues = stdout(&env.run(&["deliveries"]).await);
+        assert_eq!(
+            issues.lines().filter(|l| l.starts_with("issue #")).count(),
+            2,
+            "{db:?}: {issues}"
+        );
+        drop(replicas);
+        finish(db).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let feeds = FeedServer::start().await;
