@@ -103,18 +103,25 @@ impl DeliveryCounts {
 /// an issue and for the last, however many rows are already sent. `$from`
 /// names the index for SQLite (left to itself it has been seen to sort
 /// every due row to take the first few); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
-/// several replicas claim disjoint batches.
+/// several replicas claim disjoint batches. `$pick` and `$picked` wrap the
+/// chosen ids: PostgreSQL plans `id IN (subquery)` as a hash join over a
+/// sequential scan of the whole table once its plan is cached (a claim
+/// then costs time in proportion to the issue's size), and
+/// `id = ANY(ARRAY(subquery))` as lookups in the primary key.
 macro_rules! claim_sql {
-    ($from:literal, $due:literal, $lock:literal) => {
+    ($from:literal, $due:literal, $lock:literal, $pick:literal, $picked:literal) => {
         concat!(
             "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM deliveries ",
+             WHERE ",
+            $pick,
+            "SELECT id FROM deliveries ",
             $from,
             " WHERE issue_id = $1 AND status IN ('pending', 'sending') AND ",
             $due,
             " AND id > $5 ORDER BY id LIMIT $4",
             $lock,
-            ") RETURNING id, subscriber_id, email, name, message_id, attempts"
+            $picked,
+            " RETURNING id, subscriber_id, email, name, message_id, attempts"
         )
     };
 }
@@ -122,21 +129,32 @@ macro_rules! claim_sql {
 const CLAIM_PENDING_SQLITE: &str = claim_sql!(
     "INDEXED BY deliveries_unfinished",
     "status = 'pending' AND next_attempt_at <= $2",
-    ""
+    "",
+    "id IN (",
+    ")"
 );
 const CLAIM_PENDING_POSTGRES: &str = claim_sql!(
     "",
     "status = 'pending' AND next_attempt_at <= $2",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    "id = ANY(ARRAY(",
+    "))"
 );
 // Rows whose lease ran out (their process died): taken over.
 const CLAIM_EXPIRED_SQLITE: &str = claim_sql!(
     "INDEXED BY deliveries_unfinished",
     "status = 'sending' AND lease_until < $2",
-    ""
+    "",
+    "id IN (",
+    ")"
 );
-const CLAIM_EXPIRED_POSTGRES: &str =
-    claim_sql!("", "status = 'sending' AND lease_until < $2", " FOR UPDATE SKIP LOCKED");
+const CLAIM_EXPIRED_POSTGRES: &str = claim_sql!(
+    "",
+    "status = 'sending' AND lease_until < $2",
+    " FOR UPDATE SKIP LOCKED",
+    "id = ANY(ARRAY(",
+    "))"
+);
 
 impl Store {
     pub async fn find_issue(&self, edition: &str, slot_at: DateTime<Utc>) -> StoreResult<Option<IssueRow>> {
