@@ -23,7 +23,8 @@ counts):
 
 Which recipients are hit is decided by CRC-32 of the address, and written
 to LOG too ("TEMPFAIL addr", "PERMFAIL addr", "DROPPED n") so the drill
-knows what to expect.
+knows what to expect; "PEAK n" whenever more connections are open at once
+than ever before.
 
 Usage: smtp_sink.py PORT LOG [--tempfail 10] [--permfail 2] [--drop-every 100] [--auth u:p]
 """
@@ -41,6 +42,7 @@ class Sink:
         self.greylisted = set()
         self.data_count = 0
         self.open = {}
+        self.peak = 0
         self.rng = random.Random(5)
 
     def bucket(self, rcpt):
@@ -65,6 +67,9 @@ class Sink:
             writer.close()
             return
         self.open[peer] = self.open.get(peer, 0) + 1
+        if sum(self.open.values()) > self.peak:
+            self.peak = sum(self.open.values())
+            self.log.write(f"PEAK {self.peak}\n")
         try:
             await self.conversation(reader, writer)
         finally:

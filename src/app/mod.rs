@@ -40,6 +40,38 @@ pub struct App {
     clock: SharedClock,
     /// Made on first use (see [`App::transactional_transport`]).
     transactional: std::sync::OnceLock<Transport>,
+    /// Issues this process is delivering now. The daemon's slot job and
+    /// its delivery pass both find an issue with rows due; two runs of one
+    /// issue would open twice `concurrency` connections to the relay.
+    /// Shared with the app a reload makes.
+    delivering: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+}
+
+/// An issue marked as being delivered, unmarked when dropped.
+struct Delivering<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<i64>>,
+    issue: i64,
+}
+
+impl<'a> Delivering<'a> {
+    fn enter(set: &'a std::sync::Mutex<std::collections::HashSet<i64>>, issue: i64) -> Option<Self> {
+        let inserted = set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(issue);
+        // (Built only when inserted: a guard dropped here would unmark the
+        // issue that the other run holds.)
+        inserted.then(|| Delivering { set, issue })
+    }
+}
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.issue);
+    }
 }
 
 /// Connections kept for single messages (confirmations, tests).
@@ -121,6 +153,7 @@ impl App {
             renderer,
             clock,
             transactional: std::sync::OnceLock::new(),
+            delivering: Default::default(),
         })
     }
 
@@ -147,6 +180,7 @@ impl App {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
             transactional: std::sync::OnceLock::new(),
+            delivering: Arc::clone(&self.delivering),
         })
     }
 
@@ -359,6 +393,10 @@ impl App {
 
     /// Delivers what is due of a stored issue (see [`App::send`] for `options`).
     pub async fn deliver_issue(&self, issue: &IssueRow, options: &SendOptions<'_>) -> Result<RunReport> {
+        let Some(_delivering) = Delivering::enter(&self.delivering, issue.id) else {
+            // Another task of this process is at it, with its connections.
+            return Ok(RunReport::default());
+        };
         let job = self.issue_delivery(issue).await?;
         let transport = self.transport()?;
         transport.check().await?;

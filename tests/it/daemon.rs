@@ -345,6 +345,36 @@ async fn three_replicas_with_clocks_apart_run_each_slot_once() {
     }
 }
 
+/// `concurrency` is the most connections a replica opens to the relay: the
+/// delivery pass, which runs every two seconds, leaves alone an issue the
+/// slot's own send is still delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_opens_no_more_connections_than_its_concurrency() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(40)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = TestEnv::new(Db::Sqlite);
+    // The slot at the top of this hour is caught up at start; sending it
+    // takes about 4 s, so delivery passes run meanwhile.
+    let text = config(&feeds, &smtp, "0 0 * * * *", "2h")
+        .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 2");
+    env.write_config(&text);
+    add_subscribers(&env, 200).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let served = Served::start(&env).await;
+    wait_for("the caught-up issue", || smtp.messages().len() >= 200).await;
+    assert!(served.stop().await.success());
+    assert_eq!(smtp.messages().len(), 200);
+    assert!(
+        smtp.connections() <= 2,
+        "{} connections for concurrency 2",
+        smtp.connections()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let feeds = FeedServer::start().await;
