@@ -849,15 +849,9 @@ postmark_credentials_env = "PM_CREDENTIALS"
     );
 }
 
-/// The mailbox path against a real Dovecot: bounces dropped in INBOX are
-/// read by the daemon, recorded, and moved to the processed folder — never
-/// deleted — and one handed over twice is acted on once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bounces_in_an_imap_mailbox_are_recorded_and_moved_never_lost() {
-    use crate::support::dovecot::{Dovecot, PASSWORD};
-    let Some(dovecot) = Dovecot::start() else { return };
-    let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+/// An env whose weekly issue went to `n` readers through `smtp`, from the
+/// VERP return path, with `inbound` (TOML) added to the configuration.
+async fn sent_to_readers(feeds: &FeedServer, smtp: &SmtpServer, inbound: &str, n: usize) -> (TestEnv, Vec<String>) {
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(&format!(
         r#"
@@ -871,15 +865,12 @@ listen = "127.0.0.1:0"
 [delivery]
 return_path = "{RETURN_PATH}"
 
-[inbound]
-mailbox = "imap://bounces:{PASSWORD}@127.0.0.1:{imap}/INBOX"
-mailbox_poll = "1s"
+{inbound}
 {tail}"#,
         port = smtp.port,
-        imap = dovecot.port,
-        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
+        tail = alpha_weekly(feeds, "0 0 8 * * Mon", ""),
     ));
-    let readers: Vec<String> = (0..3).map(|i| format!("reader{i}@reader.example")).collect();
+    let readers: Vec<String> = (0..n).map(|i| format!("reader{i}@reader.example")).collect();
     import_subscribers(
         &env,
         &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
@@ -887,6 +878,23 @@ mailbox_poll = "1s"
     .await;
     assert_exit(&env.run(&["collect"]).await, 0);
     assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    (env, readers)
+}
+
+/// The mailbox path against a real Dovecot: bounces dropped in INBOX are
+/// read by the daemon, recorded, and moved to the processed folder — never
+/// deleted — and one handed over twice is acted on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_in_an_imap_mailbox_are_recorded_and_moved_never_lost() {
+    use crate::support::dovecot::{Dovecot, PASSWORD};
+    let Some(dovecot) = Dovecot::start() else { return };
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let inbound = format!(
+        "[inbound]\nmailbox = \"imap://bounces:{PASSWORD}@127.0.0.1:{}/INBOX\"\nmailbox_poll = \"1s\"",
+        dovecot.port
+    );
+    let (env, readers) = sent_to_readers(&feeds, &smtp, &inbound, 3).await;
     let senders = envelope_senders(&smtp);
     let verp = |i: usize| senders[&readers[i]].clone();
 
@@ -1100,30 +1108,8 @@ async fn ses_notifications_through_sns_are_verified_by_certificate_and_topic() {
     let sns = SnsSide::start().await;
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
-    let env = TestEnv::new(Db::Sqlite);
-    env.write_config(&format!(
-        r#"
-[smtp]
-url = "smtp://127.0.0.1:{port}"
-starttls = "never"
-
-[delivery]
-return_path = "{RETURN_PATH}"
-
-[inbound.webhooks]
-ses_topic_arns = ["{SES_TOPIC}"]
-{tail}"#,
-        port = smtp.port,
-        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
-    ));
-    let readers: Vec<String> = (0..3).map(|i| format!("reader{i}@reader.example")).collect();
-    import_subscribers(
-        &env,
-        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
-    )
-    .await;
-    assert_exit(&env.run(&["collect"]).await, 0);
-    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let inbound = format!("[inbound.webhooks]\nses_topic_arns = [\"{SES_TOPIC}\"]");
+    let (env, readers) = sent_to_readers(&feeds, &smtp, &inbound, 3).await;
     let mut token_of = std::collections::HashMap::new();
     for m in smtp.messages() {
         let token = m
@@ -1269,36 +1255,11 @@ async fn a_crash_in_the_middle_of_a_mailbox_pass_loses_and_doubles_nothing() {
     let Some(dovecot) = Dovecot::start() else { return };
     let feeds = FeedServer::start().await;
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
-    let env = TestEnv::new(Db::Sqlite);
-    env.write_config(&format!(
-        r#"
-[smtp]
-url = "smtp://127.0.0.1:{port}"
-starttls = "never"
-
-[web]
-listen = "127.0.0.1:0"
-
-[delivery]
-return_path = "{RETURN_PATH}"
-
-[inbound]
-mailbox = "imap://bounces:{PASSWORD}@127.0.0.1:{imap}/INBOX"
-mailbox_poll = "1s"
-soft_bounce_limit = 1000
-{tail}"#,
-        port = smtp.port,
-        imap = dovecot.port,
-        tail = alpha_weekly(&feeds, "0 0 8 * * Mon", ""),
-    ));
-    let readers: Vec<String> = (0..10).map(|i| format!("reader{i}@reader.example")).collect();
-    import_subscribers(
-        &env,
-        &readers.iter().map(|r| (r.clone(), String::new())).collect::<Vec<_>>(),
-    )
-    .await;
-    assert_exit(&env.run(&["collect"]).await, 0);
-    assert_exit(&env.run(&["send", "weekly"]).await, 0);
+    let inbound = format!(
+        "[inbound]\nmailbox = \"imap://bounces:{PASSWORD}@127.0.0.1:{}/INBOX\"\nmailbox_poll = \"1s\"\nsoft_bounce_limit = 1000",
+        dovecot.port
+    );
+    let (env, readers) = sent_to_readers(&feeds, &smtp, &inbound, 10).await;
     let senders = envelope_senders(&smtp);
     let mailbox = crate::support::load_config(&env.config_path())
         .expect("config")
