@@ -4,7 +4,6 @@
 //! one is told each thing to fix (exit 1).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
@@ -38,29 +37,9 @@ fn txt(text: &str) -> String {
 /// `ca_file`) that passes each connection to `upstream`, as an operator's
 /// TLS proxy would.
 async fn tls_proxy(ca_file: &Path, upstream: std::net::SocketAddr) -> u16 {
-    tidings::install_crypto_provider();
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "doctor test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-    std::fs::write(ca_file, ca_cert.pem()).expect("ca file");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["news.example.com".to_string()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("cert");
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("tls config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let tls = crate::support::smtp::tls_for("news.example.com");
+    std::fs::write(ca_file, &tls.ca_pem).expect("ca file");
+    let acceptor = tls.acceptor;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {

@@ -984,25 +984,8 @@ impl SnsSide {
         let key = ring::rsa::KeyPair::from_pkcs8(&signing.serialize_der()).expect("ring key");
 
         // The TLS side: a CA, and a server certificate for the SNS host.
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let tls_key = rcgen::KeyPair::generate().expect("tls key");
-        let tls_cert = rcgen::CertificateParams::new(vec![SNS_HOST.to_string()])
-            .expect("params")
-            .signed_by(&tls_key, &issuer)
-            .expect("tls cert");
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![tls_cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(tls_key.serialize_der().into()),
-            )
-            .expect("tls config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let tls = crate::support::smtp::tls_for(SNS_HOST);
+        let acceptor = tls.acceptor;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1042,7 +1025,7 @@ impl SnsSide {
         });
         SnsSide {
             address,
-            ca_pem: ca_cert.pem(),
+            ca_pem: tls.ca_pem,
             requests,
             key,
         }
@@ -1393,7 +1376,24 @@ messages_per_minute = 2
     let line = lines.next_line().await.expect("read").unwrap_or_default();
     assert!(line.starts_with("421 4.3.2"), "{line}");
     drop(held);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The listener frees the slots as it sees the connections close.
+    let mut freed = false;
+    for _ in 0..100 {
+        let stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let mut lines = BufReader::new(stream).lines();
+        if lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.starts_with("220"))
+        {
+            freed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(freed, "the slots were never freed");
 
     // Junk only: ten errors close the session.
     let (mut lines, mut write) = connect().await;

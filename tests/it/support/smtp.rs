@@ -173,6 +173,25 @@ pub fn tls_with(bad: Option<BadCert>) -> TestCa {
     acceptor(trusted_pem, vec![leaf.der().clone(), ca_cert.der().clone()], &leaf_key)
 }
 
+/// A test CA (in `ca_pem`) and a server certificate for host `name`.
+pub fn tls_for(name: &str) -> TestCa {
+    tidings::install_crypto_provider();
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let authority = ca_params("tidings test CA");
+    let ca_cert = authority.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(authority, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+    acceptor(
+        ca_cert.pem(),
+        vec![leaf.der().clone(), ca_cert.der().clone()],
+        &leaf_key,
+    )
+}
+
 fn ca_params(name: &str) -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
