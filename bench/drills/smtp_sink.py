@@ -18,6 +18,10 @@ counts):
                   relay far away or busy: a transaction — MAIL, RCPT and the
                   message's end — costs three times MS), --jitter MS more
                   at random;
+  --data-delay MS wait that long before the reply to a message's end only
+                  (where a real relay spends its time: queueing, scanning),
+                  so a transaction costs MS plus three round trips;
+                  --jitter adds to it as well;
   --max-per-client N  a client with N connections open is told 421 on the
                   next, as large providers do.
 
@@ -154,6 +158,8 @@ class Sink:
                             break
                     for r in rcpts:
                         self.log.write(f"{r} {mid}\n")
+                    if self.args.data_delay:
+                        await asyncio.sleep((self.args.data_delay + self.rng.uniform(0, self.args.jitter)) / 1000)
                     w(b"250 2.0.0 queued\r\n")
                     sender, rcpts = None, []
                 elif verb == "RSET":
@@ -167,7 +173,7 @@ class Sink:
                     break
                 else:
                     w(b"502 5.5.2 command not recognised\r\n")
-                if self.args.delay or self.args.jitter:
+                if self.args.delay:
                     await asyncio.sleep((self.args.delay + self.rng.uniform(0, self.args.jitter)) / 1000)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -186,6 +192,7 @@ async def main():
     p.add_argument("--auth")
     p.add_argument("--delay", type=float, default=0)
     p.add_argument("--jitter", type=float, default=0)
+    p.add_argument("--data-delay", type=float, default=0)
     p.add_argument("--max-per-client", type=int, default=0)
     args = p.parse_args()
     sink = Sink(args)

@@ -87,10 +87,12 @@ impl DeliveryPolicy {
         Duration::milliseconds((capped * jitter.clamp(0.8, 1.2)) as i64)
     }
 
-    /// Rows claimed at once: enough to keep every connection busy, few
-    /// enough that all are sent well within the lease.
+    /// Rows claimed at once: eight per connection, so that the next batch
+    /// (claimed while this one is sent) is there in time even when the
+    /// database answers slowly, and few enough that all are sent well
+    /// within the lease.
     fn batch(&self) -> i64 {
-        let by_concurrency = (self.concurrency * 4).max(8) as i64;
+        let by_concurrency = (self.concurrency * 8).max(8) as i64;
         if self.rate_per_second == 0 {
             return by_concurrency;
         }
@@ -279,7 +281,7 @@ pub async fn run_issue(
     // lock on `report` is never held across an await.
     let (sending, recording) = tokio::join!(
         send_due(store, transport, &job, policy, clock, stop, outcome_tx),
-        record_outcomes(store, outcome_rx, &report, progress),
+        record_outcomes(store, outcome_rx, policy.concurrency.max(1), &report, progress),
     );
     // A failed recorder is the cause when both stop: the sender only saw
     // its queue close.
@@ -467,17 +469,34 @@ fn outcome_of(
     })
 }
 
-/// The recording side of [`run_issue`]: commits outcomes as they come, all
-/// that queued up during the previous commit in one go, and counts them
-/// into `report` once committed.
+/// How long the recorder waits for a batch to fill before committing what
+/// it has: a statement per outcome or two costs the database more CPU than
+/// the rows themselves (on PostgreSQL, four times as many statements for
+/// the same 10,000 rows), and a few milliseconds of delay cost nothing.
+const RECORD_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The recording side of [`run_issue`]: commits outcomes in batches of up
+/// to `batch_max` (what queued up during the previous commit, topped up for
+/// at most [`RECORD_LINGER`]), and counts them into `report` once
+/// committed. `batch_max` is `concurrency`, so the outcomes not yet
+/// committed stay within the crash bound the README gives.
 async fn record_outcomes(
     store: &Store,
     mut queue: tokio::sync::mpsc::Receiver<DeliveryOutcome>,
+    batch_max: usize,
     report: &std::sync::Mutex<RunReport>,
     progress: DeliveryProgress<'_>,
 ) -> Result<(), DeliverError> {
     let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, 512).await > 0 {
+    while queue.recv_many(&mut batch, batch_max).await > 0 {
+        let deadline = tokio::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < batch_max {
+            let room = batch_max - batch.len();
+            match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         store.record_outcomes(&batch).await?;
         let mut report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for outcome in &batch {
@@ -543,7 +562,7 @@ mod tests {
     #[test]
     fn batches_fit_in_the_lease_under_a_rate_limit() {
         let mut p = DeliveryPolicy::new(8);
-        assert_eq!(p.batch(), 32);
+        assert_eq!(p.batch(), 64);
         p.rate_per_second = 1;
         assert_eq!(p.batch(), 30, "a minute's lease at 1/s: half of it");
     }

@@ -156,6 +156,43 @@ const CLAIM_EXPIRED_POSTGRES: &str = claim_sql!(
     "))"
 );
 
+/// Rows that were sent: (delivery id, when, the server's reply).
+type SentRow<'a> = (i64, &'a DateTime<Utc>, &'a str);
+
+/// At most this many "sent" rows go into one statement.
+const SENT_CHUNK: usize = 500;
+
+/// One UPDATE marking rows sent (SQLite: a VALUES list).
+fn mark_sent_sqlite(rows: &[SentRow<'_>]) -> sqlx::QueryBuilder<sqlx::Sqlite> {
+    let mut update = sqlx::QueryBuilder::new("WITH v(id, sent_at, reply) AS (");
+    update.push_values(rows, |mut row, (id, at, reply)| {
+        row.push_bind(*id).push_bind(**at).push_bind(*reply);
+    });
+    update.push(
+        ") UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply, lease_until = NULL
+         FROM v WHERE deliveries.id = v.id",
+    );
+    update
+}
+
+/// One UPDATE marking rows sent (PostgreSQL: arrays rather than a VALUES
+/// list, so the statement text is the same whatever the batch size: parsed
+/// once per connection and its plan reused, where a VALUES list of each
+/// length is a statement of its own).
+fn mark_sent_postgres<'a>(rows: &[SentRow<'a>]) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| *r.1).collect();
+    let replies: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    sqlx::query(
+        "UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply, lease_until = NULL
+         FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $3::TEXT[]) AS v(id, sent_at, reply)
+         WHERE deliveries.id = v.id",
+    )
+    .bind(ids)
+    .bind(times)
+    .bind(replies)
+}
+
 impl Store {
     pub async fn find_issue(&self, edition: &str, slot_at: DateTime<Utc>) -> StoreResult<Option<IssueRow>> {
         with_pool!(self, pool => {
@@ -321,34 +358,26 @@ impl Store {
                 _ => None,
             })
             .collect();
-        // One UPDATE for a chunk of sent rows (a macro: the builder's type
-        // depends on the backend).
-        macro_rules! mark_sent {
-            ($chunk:expr) => {{
-                let mut update = sqlx::QueryBuilder::new("WITH v(id, sent_at, reply) AS (");
-                update.push_values($chunk, |mut row, (id, at, reply)| {
-                    row.push_bind(*id).push_bind(**at).push_bind(*reply);
-                });
-                update.push(
-                    ") UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, last_reply = v.reply, lease_until = NULL
-                     FROM v WHERE deliveries.id = v.id",
-                );
-                update
-            }};
-        }
-        if sent.len() == outcomes.len() && sent.len() <= 500 {
+        if sent.len() == outcomes.len() && sent.len() <= SENT_CHUNK {
             // Only "sent": one statement is atomic on its own, so no
             // BEGIN/COMMIT round trips around it.
-            with_pool!(self, ledger: pool => {
-                mark_sent!(&sent).build().execute(pool).await?;
-                Ok::<(), super::StoreError>(())
-            })?;
+            match &self.backend {
+                super::Backend::Sqlite { ledger, .. } => {
+                    mark_sent_sqlite(&sent).build().execute(ledger).await?;
+                }
+                super::Backend::Postgres(pool) => {
+                    mark_sent_postgres(&sent).execute(pool).await?;
+                }
+            }
             return Ok(());
         }
-        with_pool!(self, ledger: pool => {
-            let mut tx = pool.begin().await?;
-            for chunk in sent.chunks(500) {
-                mark_sent!(chunk).build().execute(&mut *tx).await?;
+        // The same transaction for each backend; only the statement that
+        // marks rows sent differs.
+        macro_rules! in_one_transaction {
+            ($pool:expr, $chunk:ident => $mark_sent:expr) => {{
+            let mut tx = $pool.begin().await?;
+            for $chunk in sent.chunks(SENT_CHUNK) {
+                $mark_sent.execute(&mut *tx).await?;
             }
             for o in outcomes {
                 match o {
@@ -383,7 +412,14 @@ impl Store {
             }
             tx.commit().await?;
             Ok(())
-        })
+            }};
+        }
+        match &self.backend {
+            super::Backend::Sqlite { ledger, .. } => {
+                in_one_transaction!(ledger, chunk => mark_sent_sqlite(chunk).build())
+            }
+            super::Backend::Postgres(pool) => in_one_transaction!(pool, chunk => mark_sent_postgres(chunk)),
+        }
     }
 
     /// Gives claimed rows back, as if never claimed (the attempt is not
