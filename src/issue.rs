@@ -154,7 +154,7 @@ impl App {
         self.signer().await?;
         let slot = self.approval_slot(edition, now).await?;
         if let Some(issue) = self.store.find_issue(&edition.name, slot).await? {
-            let counts = self.store.delivery_counts(issue.id).await?;
+            let counts = self.store.delivery_counts(issue.id, self.now()).await?;
             return Ok(SendReport::Delivered {
                 issue,
                 composed: false,
@@ -168,7 +168,7 @@ impl App {
         Ok(match self.compose(edition, slot, now, true).await? {
             Ok((issue, composed, briefing)) => {
                 tracing::info!(edition = %edition.name, slot = %slot, issue = issue.id, "issue approved and composed");
-                let counts = self.store.delivery_counts(issue.id).await?;
+                let counts = self.store.delivery_counts(issue.id, self.now()).await?;
                 SendReport::Delivered {
                     issue,
                     composed,
@@ -354,7 +354,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<SendReport> {
         if let Some(issue) = self.store.find_issue(&edition.name, slot).await? {
-            let counts = self.store.delivery_counts(issue.id).await?;
+            let counts = self.store.delivery_counts(issue.id, self.now()).await?;
             let stories = self.store.issue_story_count(issue.id).await? as usize;
             return Ok(SendReport::DryRun {
                 slot,

@@ -327,7 +327,7 @@ impl App {
                 Err(not_composed) => return Ok(not_composed),
             },
         };
-        let counts = self.store.delivery_counts(issue.id).await?;
+        let counts = self.store.delivery_counts(issue.id, self.now()).await?;
         let run = if counts.pending + counts.sending == 0 {
             RunReport {
                 counts,

@@ -122,7 +122,7 @@ impl App {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id = row.id;
-            let counts = self.store.delivery_counts(id).await?;
+            let counts = self.store.delivery_counts(id, self.now()).await?;
             let detail = match issue {
                 Some(_) => Some(DeliveryDetail {
                     sent_between: self.store.send_window(id).await?,

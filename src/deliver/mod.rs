@@ -272,7 +272,7 @@ pub async fn run_issue(
     let issue_id = job.issue.id;
     // Counts at the start give the progress display its "to do".
     let report = std::sync::Mutex::new(RunReport {
-        counts: store.delivery_counts(issue_id).await?,
+        counts: store.delivery_counts(issue_id, clock.now()).await?,
         ..RunReport::default()
     });
     let started = std::time::Instant::now();
@@ -288,7 +288,7 @@ pub async fn run_issue(
     recording?;
     let fatal = sending?;
     let mut report = report.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    report_counts(store, issue_id, &mut report).await?;
+    report_counts(store, issue_id, clock.now(), &mut report).await?;
     if let Some(reason) = fatal {
         return Err(DeliverError::Unavailable(reason));
     }
@@ -513,8 +513,13 @@ async fn record_outcomes(
     Ok(())
 }
 
-async fn report_counts(store: &Store, issue_id: i64, report: &mut RunReport) -> Result<(), DeliverError> {
-    report.counts = store.delivery_counts(issue_id).await?;
+async fn report_counts(
+    store: &Store,
+    issue_id: i64,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<(), DeliverError> {
+    report.counts = store.delivery_counts(issue_id, now).await?;
     report.next_due = store.next_delivery_due(issue_id).await?;
     report.failures = store.failed_deliveries(issue_id).await?;
     Ok(())

@@ -96,28 +96,42 @@ impl DeliveryCounts {
     }
 }
 
-/// A claim statement: lease up to `$4` rows of issue `$1` above id `$5`
-/// that match `$due`, in id order, walking the partial index
-/// `deliveries_unfinished` (whose condition the statement repeats, as SQLite
-/// requires to use it). A claim then costs the same for the first batch of
-/// an issue and for the last, however many rows are already sent. `$from`
-/// names the index for SQLite (left to itself it has been seen to sort
-/// every due row to take the first few); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
+/// "Unfinished and free at `$2`": not sent or failed, due, and not leased
+/// (or leased by a process whose lease ran out — it died: taken over). A
+/// leased row keeps its status; `'sending'` is what versions before
+/// migration 0012 wrote, read the same way.
+macro_rules! free_at_2 {
+    () => {
+        "status IN ('pending', 'sending') AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2)"
+    };
+}
+
+/// A claim statement: lease up to `$4` free rows of issue `$1` above id
+/// `$5`, in id order, walking the partial index `deliveries_unfinished`
+/// (whose condition the statement repeats, as SQLite requires to use it).
+/// A claim then costs the same for the first batch of an issue and for the
+/// last, however many rows are already sent. It sets the lease and counts
+/// the attempt but leaves `status`, so no index entry changes: on
+/// PostgreSQL the update is HOT (in place on its page; the table's
+/// fillfactor leaves the room), where a status change wrote a new entry
+/// into each of the table's four indexes. `$from` names the index for
+/// SQLite (left to itself it has been seen to sort every due row to take
+/// the first few); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
 /// several replicas claim disjoint batches. `$pick` and `$picked` wrap the
 /// chosen ids: PostgreSQL plans `id IN (subquery)` as a hash join over a
 /// sequential scan of the whole table once its plan is cached (a claim
 /// then costs time in proportion to the issue's size), and
 /// `id = ANY(ARRAY(subquery))` as lookups in the primary key.
 macro_rules! claim_sql {
-    ($from:literal, $due:literal, $lock:literal, $pick:literal, $picked:literal) => {
+    ($from:literal, $lock:literal, $pick:literal, $picked:literal) => {
         concat!(
-            "UPDATE deliveries SET status = 'sending', lease_until = $3, attempts = attempts + 1
+            "UPDATE deliveries SET lease_until = $3, attempts = attempts + 1
              WHERE ",
             $pick,
             "SELECT id FROM deliveries ",
             $from,
-            " WHERE issue_id = $1 AND status IN ('pending', 'sending') AND ",
-            $due,
+            " WHERE issue_id = $1 AND ",
+            free_at_2!(),
             " AND id > $5 ORDER BY id LIMIT $4",
             $lock,
             $picked,
@@ -126,35 +140,8 @@ macro_rules! claim_sql {
     };
 }
 
-const CLAIM_PENDING_SQLITE: &str = claim_sql!(
-    "INDEXED BY deliveries_unfinished",
-    "status = 'pending' AND next_attempt_at <= $2",
-    "",
-    "id IN (",
-    ")"
-);
-const CLAIM_PENDING_POSTGRES: &str = claim_sql!(
-    "",
-    "status = 'pending' AND next_attempt_at <= $2",
-    " FOR UPDATE SKIP LOCKED",
-    "id = ANY(ARRAY(",
-    "))"
-);
-// Rows whose lease ran out (their process died): taken over.
-const CLAIM_EXPIRED_SQLITE: &str = claim_sql!(
-    "INDEXED BY deliveries_unfinished",
-    "status = 'sending' AND lease_until < $2",
-    "",
-    "id IN (",
-    ")"
-);
-const CLAIM_EXPIRED_POSTGRES: &str = claim_sql!(
-    "",
-    "status = 'sending' AND lease_until < $2",
-    " FOR UPDATE SKIP LOCKED",
-    "id = ANY(ARRAY(",
-    "))"
-);
+const CLAIM_SQLITE: &str = claim_sql!("INDEXED BY deliveries_unfinished", "", "id IN (", ")");
+const CLAIM_POSTGRES: &str = claim_sql!("", " FOR UPDATE SKIP LOCKED", "id = ANY(ARRAY(", "))");
 
 /// Rows that were sent: (delivery id, when, the server's reply).
 type SentRow<'a> = (i64, &'a DateTime<Utc>, &'a str);
@@ -291,12 +278,9 @@ impl Store {
     /// `after_id`: a sender keeps a cursor, so a claim reads the next rows
     /// instead of stepping over every row already sent (PostgreSQL walks the
     /// primary key in id order and filters, which made each claim cost
-    /// O(sent) and a 1,000,000-subscriber send quadratic).
-    ///
-    /// Only a claim from the start (`after_id` 0) looks for expired leases
-    /// as well: a sender comes back to the start when nothing is left ahead
-    /// of its cursor, so a dead process's rows are still taken over, and
-    /// every other claim costs one statement instead of two.
+    /// O(sent) and a 1,000,000-subscriber send quadratic). A sender comes
+    /// back to the start when nothing is left ahead of its cursor, so
+    /// retries that came due and a dead process's rows are still taken.
     pub async fn claim_deliveries_after(
         &self,
         issue_id: i64,
@@ -305,40 +289,33 @@ impl Store {
         limit: i64,
         after_id: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
-        let (pending, expired) = if self.is_postgres() {
-            (CLAIM_PENDING_POSTGRES, CLAIM_EXPIRED_POSTGRES)
+        let sql = if self.is_postgres() {
+            CLAIM_POSTGRES
         } else {
-            (CLAIM_PENDING_SQLITE, CLAIM_EXPIRED_SQLITE)
+            CLAIM_SQLITE
         };
-        let statements: &[&str] = if after_id == 0 { &[expired, pending] } else { &[pending] };
         let mut out = Vec::new();
-        for &sql in statements {
-            let room = limit - out.len() as i64;
-            if room <= 0 {
-                break;
+        with_pool!(self, ledger: pool => {
+            let rows = sqlx::query(sql)
+                .bind(issue_id)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .bind(after_id)
+                .fetch_all(pool)
+                .await?;
+            for r in &rows {
+                let email: String = r.try_get("email")?;
+                out.push(DeliveryRow {
+                    id: r.try_get("id")?,
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    email: EmailAddress::from_store(email),
+                    name: r.try_get("name")?,
+                    message_id: r.try_get("message_id")?,
+                    attempts: r.try_get("attempts")?,
+                });
             }
-            with_pool!(self, ledger: pool => {
-                let rows = sqlx::query(sql)
-                    .bind(issue_id)
-                    .bind(now)
-                    .bind(lease_until)
-                    .bind(room)
-                    .bind(after_id)
-                    .fetch_all(pool)
-                    .await?;
-                for r in &rows {
-                    let email: String = r.try_get("email")?;
-                    out.push(DeliveryRow {
-                        id: r.try_get("id")?,
-                        subscriber_id: r.try_get("subscriber_id")?,
-                        email: EmailAddress::from_store(email),
-                        name: r.try_get("name")?,
-                        message_id: r.try_get("message_id")?,
-                        attempts: r.try_get("attempts")?,
-                    });
-                }
-            });
-        }
+        });
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
@@ -433,7 +410,7 @@ impl Store {
             for id in ids {
                 sqlx::query(
                     "UPDATE deliveries SET status = 'pending', lease_until = NULL, attempts = attempts - 1
-                     WHERE id = $1 AND status = 'sending'",
+                     WHERE id = $1 AND status IN ('pending', 'sending') AND lease_until IS NOT NULL",
                 )
                 .bind(*id)
                 .execute(&mut *tx)
@@ -444,10 +421,20 @@ impl Store {
         })
     }
 
-    pub async fn delivery_counts(&self, issue_id: i64) -> StoreResult<DeliveryCounts> {
+    /// The issue's deliveries by state at `now`: a row is "sending" while
+    /// its lease runs (its status stays pending), pending again once the
+    /// lease ran out.
+    pub async fn delivery_counts(&self, issue_id: i64, now: DateTime<Utc>) -> StoreResult<DeliveryCounts> {
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries WHERE issue_id = $1 GROUP BY status")
+            let rows = sqlx::query(
+                "SELECT CASE WHEN status IN ('pending', 'sending') AND lease_until >= $2 THEN 'sending'
+                             WHEN status = 'sending' THEN 'pending'
+                             ELSE status END AS status,
+                        COUNT(*) AS n
+                 FROM deliveries WHERE issue_id = $1 GROUP BY 1",
+            )
                 .bind(issue_id)
+                .bind(now)
                 .fetch_all(pool)
                 .await?;
             let mut c = DeliveryCounts::default();
@@ -535,28 +522,17 @@ impl Store {
         })
     }
 
-    /// When the earliest unfinished delivery of the issue is due, if any.
+    /// When the earliest unfinished delivery of the issue is due, if any: a
+    /// leased row when its lease runs out, any other at its next attempt.
     pub async fn next_delivery_due(&self, issue_id: i64) -> StoreResult<Option<DateTime<Utc>>> {
         with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT status, next_attempt_at, lease_until FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'sending')",
+            Ok(sqlx::query_scalar(
+                "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+                 FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'sending')",
             )
             .bind(issue_id)
-            .fetch_all(pool)
-            .await?;
-            let mut earliest: Option<DateTime<Utc>> = None;
-            for r in &rows {
-                let status: String = r.try_get("status")?;
-                let at: Option<DateTime<Utc>> = if status == "pending" {
-                    Some(r.try_get("next_attempt_at")?)
-                } else {
-                    r.try_get("lease_until")?
-                };
-                if let Some(at) = at {
-                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                }
-            }
-            Ok(earliest)
+            .fetch_one(pool)
+            .await?)
         })
     }
 }

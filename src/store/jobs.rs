@@ -52,11 +52,14 @@ impl Store {
     /// leased by a process whose lease ran out).
     pub async fn issues_with_due_deliveries(&self, now: DateTime<Utc>) -> StoreResult<Vec<i64>> {
         with_pool!(self, pool => {
+            // Per issue, the first free row ends the search: a send under
+            // way has one at the front of its unfinished rows.
             Ok(sqlx::query_scalar(
-                "SELECT DISTINCT issue_id FROM deliveries
-                 WHERE status IN ('pending', 'sending')
-                   AND ((status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until < $1))
-                 ORDER BY issue_id",
+                "SELECT i.id FROM issues i WHERE EXISTS (
+                     SELECT 1 FROM deliveries d
+                     WHERE d.issue_id = i.id AND d.status IN ('pending', 'sending')
+                       AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1))
+                 ORDER BY i.id",
             )
             .bind(now)
             .fetch_all(pool)

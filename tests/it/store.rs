@@ -161,7 +161,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
         let (again, created) = store.create_issue(&issue).await.expect("compose again");
         assert!(!created, "{db:?}");
         assert_eq!(again.id, row.id);
-        let counts = store.delivery_counts(row.id).await.expect("counts");
+        let counts = store.delivery_counts(row.id, now).await.expect("counts");
         assert_eq!(
             (counts.pending, counts.total()),
             (2, 2),
@@ -241,7 +241,7 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
             }])
             .await
             .expect("failed");
-        let counts = store.delivery_counts(row.id).await.expect("counts");
+        let counts = store.delivery_counts(row.id, expired).await.expect("counts");
         assert_eq!((counts.sent, counts.failed, counts.pending), (1, 1, 0), "{db:?}");
         let failed = store.failed_deliveries(row.id).await.expect("failures");
         assert_eq!(failed[0].1, "550 no such user");
@@ -251,6 +251,149 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
             .expect("query")
             .expect("exists");
         assert_eq!(bounced.status, SubscriberStatus::Bounced, "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+/// Runs one statement on the test database outside the store, as another
+/// program (or an earlier version of tidings) would.
+async fn run_sql(db: &Db, dir: &tempfile::TempDir, sql: &str) -> u64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match db {
+        Db::Sqlite => {
+            let url = format!("sqlite://{}", dir.path().join("nested/dir/test.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the file");
+            sqlx::query(sql).execute(&mut conn).await.expect("sql").rows_affected()
+        }
+        Db::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.expect("sql").rows_affected()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older_version_leased() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        store.insert_stories(vec![story("a", 1)]).await.expect("insert");
+        let story_id = store
+            .stories_published_between(now - Duration::days(7), now)
+            .await
+            .expect("stories")[0]
+            .id;
+        for email in ["a@example.com", "b@example.com", "c@example.com"] {
+            let email = EmailAddress::parse(email).expect("valid");
+            store
+                .add_subscriber(&email, None, SubscriberStatus::Active, &["weekly".to_string()], now)
+                .await
+                .expect("add");
+        }
+        let (issue, _) = store
+            .create_issue(&NewIssue {
+                edition: "weekly",
+                slot_at: now,
+                composed_at: now,
+                deliver_from: now,
+                subject: "Subject",
+                content: "{}",
+                stories: &[(story_id, 1.0)],
+                message_id_nonce: "n0nce",
+                message_id_domain: "example.com",
+            })
+            .await
+            .expect("compose");
+        let lease = now + Duration::minutes(5);
+        let claimed = store
+            .claim_deliveries_after(issue.id, now, lease, 2, 0)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "{db:?}");
+        let counts = store.delivery_counts(issue.id, now).await.expect("counts");
+        assert_eq!(
+            (counts.pending, counts.sending),
+            (1, 2),
+            "leased rows are being sent: {db:?}"
+        );
+        let after_lease = store
+            .delivery_counts(issue.id, lease + Duration::seconds(1))
+            .await
+            .expect("counts");
+        assert_eq!(
+            (after_lease.pending, after_lease.sending),
+            (3, 0),
+            "a lease that ran out: {db:?}"
+        );
+        if matches!(db, Db::Postgres(_)) {
+            // The claim's updates were HOT (no index written): the
+            // backends report their counts when the store closes them.
+            store.close().await;
+            let Db::Postgres(url) = &db else { unreachable!() };
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            let (updated, hot): (i64, i64) =
+                sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("stats");
+            assert_eq!((updated, hot), (2, 2), "both claims updated their row in place");
+        }
+        let store = open(&db, &dir).await;
+        assert_eq!(
+            run_sql(&db, &dir, "SELECT 1 FROM deliveries WHERE status <> 'pending'").await,
+            0,
+            "the claim left every status as it was: {db:?}"
+        );
+
+        // An earlier version marked a leased row 'sending': it counts as
+        // being sent while its lease runs, and is taken over after.
+        let unclaimed = format!(
+            "UPDATE deliveries SET status = 'sending', attempts = 1, lease_until = '{}' WHERE issue_id = {} AND lease_until IS NULL",
+            // As sqlx writes a time into SQLite; PostgreSQL reads it too.
+            (now + Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            issue.id
+        );
+        assert_eq!(run_sql(&db, &dir, &unclaimed).await, 1, "{db:?}");
+        let counts = store.delivery_counts(issue.id, now).await.expect("counts");
+        assert_eq!((counts.pending, counts.sending), (0, 3), "{db:?}");
+        assert_eq!(
+            store.next_delivery_due(issue.id).await.expect("due"),
+            Some(now + Duration::minutes(1)),
+            "the earliest lease to run out: {db:?}"
+        );
+        let later = now + Duration::minutes(2);
+        let counts = store.delivery_counts(issue.id, later).await.expect("counts");
+        assert_eq!((counts.pending, counts.sending), (1, 2), "{db:?}");
+        assert_eq!(
+            store.issues_with_due_deliveries(later).await.expect("due"),
+            [issue.id],
+            "{db:?}"
+        );
+        let taken = store
+            .claim_deliveries_after(issue.id, later, later + Duration::minutes(5), 10, 0)
+            .await
+            .expect("claim");
+        assert_eq!(taken.len(), 1, "only the row whose lease ran out: {db:?}");
+        assert_eq!(taken[0].attempts, 2, "{db:?}");
+        assert!(
+            store.issues_with_due_deliveries(later).await.expect("due").is_empty(),
+            "{db:?}"
+        );
+        // Given back untried: free again, the attempt not counted.
+        store.release_deliveries(&[taken[0].id]).await.expect("release");
+        let again = store
+            .claim_deliveries_after(issue.id, later, later + Duration::minutes(5), 10, 0)
+            .await
+            .expect("claim");
+        assert_eq!(
+            (again.len(), again[0].id, again[0].attempts),
+            (1, taken[0].id, 2),
+            "{db:?}"
+        );
         store.close().await;
         finish(db).await;
     }

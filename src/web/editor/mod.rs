@@ -273,7 +273,7 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
     for e in &app.config.editions {
         let tz = e.schedule.timezone();
         let last_issue = match issues.iter().find(|i| i.edition == e.name) {
-            Some(i) => match app.store.delivery_counts(i.id).await {
+            Some(i) => match app.store.delivery_counts(i.id, app.now()).await {
                 Ok(c) => Some(format!(
                     "#{} {}: {} sent, {} pending, {} failed of {}",
                     i.id,
