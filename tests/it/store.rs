@@ -1,7 +1,7 @@
 //! The storage API on every backend: SQLite always, PostgreSQL when
 //! `TIDINGS_TEST_POSTGRES_URL` is set.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::DatabaseUrl;
 use tidings::config::Secret;
 use tidings::domain::{EmailAddress, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
@@ -121,41 +121,62 @@ async fn stories_are_stored_once_with_their_tags() {
     }
 }
 
+/// One story and three readers of "weekly" (a@, b@ and c@example.com, with
+/// these statuses); returns the story's id.
+async fn story_and_readers(store: &Store, now: DateTime<Utc>, statuses: [SubscriberStatus; 3]) -> i64 {
+    store.insert_stories(vec![story("a", 1)]).await.expect("insert");
+    for (email, status) in ["a@example.com", "b@example.com", "c@example.com"]
+        .into_iter()
+        .zip(statuses)
+    {
+        let email = EmailAddress::parse(email).expect("valid");
+        store
+            .add_subscriber(&email, Some("Name"), status, &["weekly".to_string()], now)
+            .await
+            .expect("add");
+    }
+    store
+        .stories_published_between(now - Duration::days(7), now)
+        .await
+        .expect("stories")[0]
+        .id
+}
+
+/// The "weekly" issue of the slot at `now`.
+fn weekly_issue(now: DateTime<Utc>, stories: &[(i64, f64)]) -> NewIssue<'_> {
+    NewIssue {
+        edition: "weekly",
+        slot_at: now,
+        composed_at: now,
+        deliver_from: now,
+        subject: "Subject",
+        content: "{}",
+        stories,
+        message_id_nonce: "n0nce",
+        message_id_domain: "example.com",
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_composes_once_and_claims_each_delivery_once() {
     for db in databases().await {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
-        store.insert_stories(vec![story("a", 1)]).await.expect("insert");
-        let story_id = store
-            .stories_published_between(now - Duration::days(7), now)
-            .await
-            .expect("stories")[0]
-            .id;
-        for (i, email) in ["a@example.com", "b@example.com", "c@example.com"].iter().enumerate() {
-            let email = EmailAddress::parse(email).expect("valid");
-            let status = if i == 2 {
-                SubscriberStatus::Unsubscribed
-            } else {
-                SubscriberStatus::Active
-            };
-            store
-                .add_subscriber(&email, Some("Name"), status, &["weekly".to_string()], now)
-                .await
-                .expect("add");
-        }
-        let issue = NewIssue {
-            edition: "weekly",
-            slot_at: now,
-            composed_at: now,
-            deliver_from: now,
-            subject: "Subject",
-            content: "{}",
-            stories: &[(story_id, 1.5)],
-            message_id_nonce: "n0nce",
-            message_id_domain: "example.com",
-        };
+        let stories = [(
+            story_and_readers(
+                &store,
+                now,
+                [
+                    SubscriberStatus::Active,
+                    SubscriberStatus::Active,
+                    SubscriberStatus::Unsubscribed,
+                ],
+            )
+            .await,
+            1.5,
+        )];
+        let issue = weekly_issue(now, &stories);
         let (row, created) = store.create_issue(&issue).await.expect("compose");
         assert!(created, "{db:?}");
         let (again, created) = store.create_issue(&issue).await.expect("compose again");
@@ -280,33 +301,8 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
-        store.insert_stories(vec![story("a", 1)]).await.expect("insert");
-        let story_id = store
-            .stories_published_between(now - Duration::days(7), now)
-            .await
-            .expect("stories")[0]
-            .id;
-        for email in ["a@example.com", "b@example.com", "c@example.com"] {
-            let email = EmailAddress::parse(email).expect("valid");
-            store
-                .add_subscriber(&email, None, SubscriberStatus::Active, &["weekly".to_string()], now)
-                .await
-                .expect("add");
-        }
-        let (issue, _) = store
-            .create_issue(&NewIssue {
-                edition: "weekly",
-                slot_at: now,
-                composed_at: now,
-                deliver_from: now,
-                subject: "Subject",
-                content: "{}",
-                stories: &[(story_id, 1.0)],
-                message_id_nonce: "n0nce",
-                message_id_domain: "example.com",
-            })
-            .await
-            .expect("compose");
+        let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
+        let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
         let lease = now + Duration::minutes(5);
         let claimed = store
             .claim_deliveries_after(issue.id, now, lease, 2, 0)
