@@ -349,6 +349,11 @@ async fn send_due(
         tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, cursor).await })
     };
     let mut next_claim = Some(claim(0));
+    // Now and then a claim starts from the beginning again: rows whose lease
+    // ran out (a killed replica's) are taken over soon after, not when this
+    // sender reaches the end of the issue.
+    let look_back_every = policy.lease / 2;
+    let mut looked_back = clock.now();
     let mut queue = std::collections::VecDeque::new();
     let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
     let mut fatal: Option<String> = None;
@@ -367,7 +372,14 @@ async fn send_due(
             // claimed while this one is sent.
             if let Some(last) = rows.iter().map(|r| r.id).max() {
                 queue.extend(rows);
-                next_claim = Some(claim(last));
+                let now = clock.now();
+                let from = if now - looked_back >= look_back_every {
+                    looked_back = now;
+                    0
+                } else {
+                    last
+                };
+                next_claim = Some(claim(from));
             }
         }
         while tasks.len() < policy.concurrency && !halted {

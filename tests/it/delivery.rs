@@ -431,3 +431,57 @@ async fn two_sends_of_one_issue_end_together_not_at_the_lease() {
     want.sort();
     assert_eq!(got, want, "everyone exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_senders_rows_are_taken_over_once_its_lease_runs_out_not_at_the_end() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        data_delay: Some(Duration::from_millis(10)),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let env = setup(&feeds, &smtp, "concurrency = 2\nlease = \"2s\"", 1000, &[]).await;
+    let mut first = env.command(&["send", "weekly"]).spawn().expect("spawn");
+    let waited = std::time::Instant::now();
+    while smtp.messages().len() < 40 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the first send never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.start_kill().expect("kill");
+    first.wait().await.expect("reaped");
+    let sent_first = smtp.messages().len();
+    // The rows the killed process had claimed and not finished.
+    let leased: Vec<String> = {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", env.path("tidings.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the ledger");
+        sqlx::query_scalar(
+            "SELECT email FROM deliveries WHERE status IN ('pending', 'sending') AND lease_until IS NOT NULL",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("leased rows")
+    };
+    assert!(!leased.is_empty(), "the killed send held rows");
+
+    let second = env.run(&["send", "weekly"]).await;
+    assert_exit(&second, 0);
+    let order: Vec<String> = smtp.messages()[sent_first..]
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .collect();
+    let last_taken_over = order
+        .iter()
+        .rposition(|r| leased.contains(r) && !smtp.messages()[..sent_first].iter().any(|m| m.rcpt_to.contains(r)))
+        .expect("the killed send's untried rows were sent");
+    assert!(
+        last_taken_over < order.len() * 7 / 10,
+        "taken over at {last_taken_over} of {} messages: soon after the 2 s lease, not at the end",
+        order.len()
+    );
+    let per = smtp.per_recipient();
+    assert!(expected(1000).iter().all(|r| per.contains_key(r)), "nobody lost");
+}
