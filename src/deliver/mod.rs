@@ -309,6 +309,18 @@ async fn claim_batch(
     cursor: i64,
 ) -> Result<Vec<DeliveryRow>, DeliverError> {
     let lease_until = now + policy.lease;
+    if cursor == LOOK_BACK {
+        // From the start, but only rows whose lease ran out half a lease
+        // ago: one sent a moment ago (here or elsewhere) may still wait for
+        // its outcome to be committed.
+        let rows = store
+            .claim_deliveries_after(issue_id, now - policy.lease / 2, lease_until, policy.batch(), 0)
+            .await?;
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+        return Box::pin(claim_batch(store, issue_id, now, policy, 0)).await;
+    }
     let mut rows = store
         .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), cursor)
         .await?;
@@ -319,6 +331,9 @@ async fn claim_batch(
     }
     Ok(rows)
 }
+
+/// The cursor that asks [`claim_batch`] to look back to the start.
+const LOOK_BACK: i64 = -1;
 
 type ClaimHandle = tokio::task::JoinHandle<Result<Vec<DeliveryRow>, DeliverError>>;
 
@@ -355,6 +370,10 @@ async fn send_due(
     let look_back_every = policy.lease / 2;
     let mut looked_back = clock.now();
     let mut queue = std::collections::VecDeque::new();
+    // Rows queued or in flight here. A look back can return some of them
+    // (their lease ran out while they waited, with a short lease on a busy
+    // machine): they are sent once, by the copy already held.
+    let mut held: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut tasks: JoinSet<(DeliveryRow, SendOutcome)> = JoinSet::new();
     let mut fatal: Option<String> = None;
     // Rows not tried, or refused for a reason that is not the subscriber's:
@@ -371,11 +390,11 @@ async fn send_due(
             // Claims go forward from the last id claimed; the next batch is
             // claimed while this one is sent.
             if let Some(last) = rows.iter().map(|r| r.id).max() {
-                queue.extend(rows);
+                queue.extend(rows.into_iter().filter(|r| held.insert(r.id)));
                 let now = clock.now();
                 let from = if now - looked_back >= look_back_every {
                     looked_back = now;
-                    0
+                    LOOK_BACK
                 } else {
                     last
                 };
@@ -407,6 +426,7 @@ async fn send_due(
         };
         let (row, outcome) = joined.map_err(|e| DeliverError::Setup(format!("send task failed: {e}")))?;
         let id = row.id;
+        held.remove(&id);
         let recorded = match outcome_of(row, outcome, policy, clock.now()) {
             Ok(recorded) => recorded,
             // The server refuses us, not this subscriber (authentication):
