@@ -299,41 +299,41 @@ pub async fn run_issue(
     Ok(report)
 }
 
-/// Claims up to a batch of due rows ahead of `cursor`, or from the start
-/// (retries that came due, expired leases) when nothing is left ahead.
+/// Where a claim starts.
+#[derive(Clone, Copy)]
+enum ClaimFrom {
+    /// Ahead of the last id this sender claimed (0: the start).
+    After(i64),
+    /// Back at the start, for rows whose lease ran out half a lease ago (a
+    /// killed replica's); one sent a moment ago, here or elsewhere, may
+    /// still wait for its outcome to be committed.
+    LookBack,
+}
+
+/// Claims up to a batch of due rows from `from`, or from the start
+/// (retries that came due, expired leases) when nothing is found there.
 async fn claim_batch(
     store: &Store,
     issue_id: i64,
     now: DateTime<Utc>,
     policy: &DeliveryPolicy,
-    cursor: i64,
+    from: ClaimFrom,
 ) -> Result<Vec<DeliveryRow>, DeliverError> {
     let lease_until = now + policy.lease;
-    if cursor == LOOK_BACK {
-        // From the start, but only rows whose lease ran out half a lease
-        // ago: one sent a moment ago (here or elsewhere) may still wait for
-        // its outcome to be committed.
-        let rows = store
-            .claim_deliveries_after(issue_id, now - policy.lease / 2, lease_until, policy.batch(), 0)
-            .await?;
-        if !rows.is_empty() {
-            return Ok(rows);
-        }
-        return Box::pin(claim_batch(store, issue_id, now, policy, 0)).await;
-    }
+    let (due_at, cursor) = match from {
+        ClaimFrom::After(cursor) => (now, cursor),
+        ClaimFrom::LookBack => (now - policy.lease / 2, 0),
+    };
     let mut rows = store
-        .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), cursor)
+        .claim_deliveries_after(issue_id, due_at, lease_until, policy.batch(), cursor)
         .await?;
-    if rows.is_empty() && cursor > 0 {
+    if rows.is_empty() && (cursor > 0 || due_at < now) {
         rows = store
             .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), 0)
             .await?;
     }
     Ok(rows)
 }
-
-/// The cursor that asks [`claim_batch`] to look back to the start.
-const LOOK_BACK: i64 = -1;
 
 type ClaimHandle = tokio::task::JoinHandle<Result<Vec<DeliveryRow>, DeliverError>>;
 
@@ -359,11 +359,11 @@ async fn send_due(
     let issue_id = job.issue.id;
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
-    let claim = |cursor: i64| -> ClaimHandle {
+    let claim = |from: ClaimFrom| -> ClaimHandle {
         let (store, policy, now) = (store.clone(), policy.clone(), clock.now());
-        tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, cursor).await })
+        tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, from).await })
     };
-    let mut next_claim = Some(claim(0));
+    let mut next_claim = Some(claim(ClaimFrom::After(0)));
     // Now and then a claim starts from the beginning again: rows whose lease
     // ran out (a killed replica's) are taken over soon after, not when this
     // sender reaches the end of the issue.
@@ -394,9 +394,9 @@ async fn send_due(
                 let now = clock.now();
                 let from = if now - looked_back >= look_back_every {
                     looked_back = now;
-                    LOOK_BACK
+                    ClaimFrom::LookBack
                 } else {
-                    last
+                    ClaimFrom::After(last)
                 };
                 next_claim = Some(claim(from));
             }
