@@ -244,11 +244,7 @@ async fn a_missed_slot_is_caught_up_once_within_the_grace_window_and_skipped_bey
 async fn two_replicas_deliver_one_issue_to_every_subscriber_exactly_once() {
     for db in databases().await {
         let feeds = FeedServer::start().await;
-        let smtp = SmtpServer::start(SmtpOptions {
-            data_delay: Some(Duration::from_millis(5)),
-            ..SmtpOptions::default()
-        })
-        .await;
+        let smtp = SmtpServer::slow(Duration::from_millis(5)).await;
         let env = TestEnv::new(db.clone());
         env.write_config(&config(&feeds, &smtp, "0 */10 * * * *", "6h"));
         add_subscribers(&env, 60).await;
@@ -351,11 +347,7 @@ async fn three_replicas_with_clocks_apart_run_each_slot_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_opens_no_more_connections_than_its_concurrency() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(40)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(40)).await;
     let env = TestEnv::new(Db::Sqlite);
     // The slot at the top of this hour is caught up at start; sending it
     // takes about 4 s, so delivery passes run meanwhile.
@@ -487,11 +479,7 @@ async fn schedule_lists_the_next_fire_times_in_local_time_and_utc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_send_loses_nothing_and_the_next_start_finishes_the_issue() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(15)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(15)).await;
     let env = TestEnv::new(Db::Sqlite);
     env.write_config(
         &config(&feeds, &smtp, "0 0 * * * *", "2h")

@@ -234,11 +234,7 @@ async fn interrupt(env: &TestEnv, smtp: &SmtpServer, at: usize, signal: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_send_loses_nobody_when_restarted() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(15)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(15)).await;
     let n = 150;
     let env = setup(&feeds, &smtp, "concurrency = 4\nlease = \"1s\"", n, &[]).await;
     let out = interrupt(&env, &smtp, 40, "-KILL").await;
@@ -267,11 +263,7 @@ async fn a_killed_send_loses_nobody_when_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_the_next_run_finishes_without_duplicates() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(15)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(15)).await;
     let n = 150;
     let env = setup(&feeds, &smtp, "concurrency = 4", n, &[]).await;
     let out = interrupt(&env, &smtp, 40, "-TERM").await;
@@ -413,11 +405,7 @@ async fn dkim_signatures_verify_with_an_independent_verifier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sends_of_one_issue_end_together_not_at_the_lease() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(20)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(20)).await;
     let env = setup(&feeds, &smtp, "concurrency = 4\nlease = \"60s\"", 200, &[]).await;
     let started = std::time::Instant::now();
     let (a, b) = tokio::join!(env.run(&["send", "weekly"]), env.run(&["send", "weekly"]));
@@ -435,21 +423,11 @@ async fn two_sends_of_one_issue_end_together_not_at_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_senders_rows_are_taken_over_once_its_lease_runs_out_not_at_the_end() {
     let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_millis(10)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_millis(10)).await;
     let env = setup(&feeds, &smtp, "concurrency = 2\nlease = \"2s\"", 1000, &[]).await;
     let mut first = env.command(&["send", "weekly"]).spawn().expect("spawn");
-    let waited = std::time::Instant::now();
-    while smtp.messages().len() < 40 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "the first send never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The first send is well under way.
+    smtp.wait_for_messages(40, Duration::from_secs(60)).await;
     first.start_kill().expect("kill");
     first.wait().await.expect("reaped");
     let sent_first = smtp.messages().len();

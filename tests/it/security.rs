@@ -268,11 +268,7 @@ async fn slow_idle_and_oversized_clients_are_cut_and_health_still_answers() {
 /// subscribed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_up_answer_does_not_wait_for_the_confirmation_mail() {
-    let smtp = SmtpServer::start(SmtpOptions {
-        data_delay: Some(Duration::from_secs(3)),
-        ..SmtpOptions::default()
-    })
-    .await;
+    let smtp = SmtpServer::slow(Duration::from_secs(3)).await;
     let smtp_config = format!(
         "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nstarttls = \"never\"\n",
         smtp.port

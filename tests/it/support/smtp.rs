@@ -54,6 +54,8 @@ struct Shared {
     pipelined: std::sync::atomic::AtomicUsize,
     attempts: Mutex<std::collections::HashMap<String, usize>>,
     connections: std::sync::atomic::AtomicUsize,
+    /// Woken each time a message is accepted.
+    accepted: tokio::sync::Notify,
 }
 
 pub struct SmtpServer {
@@ -63,6 +65,15 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// A server that waits `data_delay` before accepting each message.
+    pub async fn slow(data_delay: std::time::Duration) -> SmtpServer {
+        SmtpServer::start(SmtpOptions {
+            data_delay: Some(data_delay),
+            ..SmtpOptions::default()
+        })
+        .await
+    }
+
     pub async fn start(options: SmtpOptions) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let port = listener.local_addr().expect("addr").port();
@@ -97,6 +108,23 @@ impl SmtpServer {
     /// How many transactions the client pipelined (MAIL with RCPT already sent).
     pub fn pipelined(&self) -> usize {
         self.shared.pipelined.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns once `n` messages were accepted; panics after `within`.
+    pub async fn wait_for_messages(&self, n: usize, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let accepted = self.shared.accepted.notified();
+            tokio::pin!(accepted);
+            // Registered before the count is read: no message slips between.
+            accepted.as_mut().enable();
+            if self.received.lock().expect("lock").len() >= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, accepted).await.is_err() {
+                panic!("{n} messages not accepted within {within:?}");
+            }
+        }
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -360,6 +388,7 @@ async fn session(
                 tls,
                 auth_user: authed.clone(),
             });
+            shared.accepted.notify_waiters();
             write(&mut stream, "250 2.0.0 queued\r\n").await?;
         } else if upper == "RSET" {
             mail_from = None;
