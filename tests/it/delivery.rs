@@ -447,13 +447,13 @@ async fn a_killed_senders_rows_are_taken_over_once_its_lease_runs_out_not_at_the
 
     let second = env.run(&["send", "weekly"]).await;
     assert_exit(&second, 0);
-    let order: Vec<String> = smtp.messages()[sent_first..]
-        .iter()
-        .flat_map(|m| m.rcpt_to.clone())
-        .collect();
+    let messages = smtp.messages();
+    let (before_kill, after_kill) = messages.split_at(sent_first);
+    let sent_before: std::collections::HashSet<&String> = before_kill.iter().flat_map(|m| &m.rcpt_to).collect();
+    let order: Vec<&String> = after_kill.iter().flat_map(|m| &m.rcpt_to).collect();
     let last_taken_over = order
         .iter()
-        .rposition(|r| leased.contains(r) && !smtp.messages()[..sent_first].iter().any(|m| m.rcpt_to.contains(r)))
+        .rposition(|r| leased.contains(r) && !sent_before.contains(r))
         .expect("the killed send's untried rows were sent");
     assert!(
         last_taken_over < order.len() * 7 / 10,
