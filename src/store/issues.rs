@@ -116,14 +116,19 @@ macro_rules! free_at_2 {
 /// fillfactor leaves the room), where a status change wrote a new entry
 /// into each of the table's four indexes. `$from` names the index for
 /// SQLite (left to itself it has been seen to sort every due row to take
-/// the first few); `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
+/// the first few); `$after` is the cursor: PostgreSQL, given `id > $5`,
+/// walks the primary key from the cursor through every earlier issue's
+/// sent rows (82 ms a claim behind 100,000 of them), where the row
+/// comparison `(issue_id, id) > ($1, $5)` only the partial index can
+/// answer; SQLite's planner, given that, would drop the range and keep
+/// only `issue_id = ?`. `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so
 /// several replicas claim disjoint batches. `$pick` and `$picked` wrap the
 /// chosen ids: PostgreSQL plans `id IN (subquery)` as a hash join over a
 /// sequential scan of the whole table once its plan is cached (a claim
 /// then costs time in proportion to the issue's size), and
 /// `id = ANY(ARRAY(subquery))` as lookups in the primary key.
 macro_rules! claim_sql {
-    ($from:literal, $lock:literal, $pick:literal, $picked:literal) => {
+    ($from:literal, $after:literal, $lock:literal, $pick:literal, $picked:literal) => {
         concat!(
             "UPDATE deliveries SET lease_until = $3, attempts = attempts + 1
              WHERE ",
@@ -131,8 +136,10 @@ macro_rules! claim_sql {
             "SELECT id FROM deliveries ",
             $from,
             " WHERE issue_id = $1 AND ",
+            $after,
+            " AND ",
             free_at_2!(),
-            " AND id > $5 ORDER BY id LIMIT $4",
+            " ORDER BY id LIMIT $4",
             $lock,
             $picked,
             " RETURNING id, subscriber_id, email, name, message_id, attempts"
@@ -140,8 +147,14 @@ macro_rules! claim_sql {
     };
 }
 
-const CLAIM_SQLITE: &str = claim_sql!("INDEXED BY deliveries_unfinished", "", "id IN (", ")");
-const CLAIM_POSTGRES: &str = claim_sql!("", " FOR UPDATE SKIP LOCKED", "id = ANY(ARRAY(", "))");
+const CLAIM_SQLITE: &str = claim_sql!("INDEXED BY deliveries_unfinished", "id > $5", "", "id IN (", ")");
+const CLAIM_POSTGRES: &str = claim_sql!(
+    "",
+    "(issue_id, id) > ($1, $5)",
+    " FOR UPDATE SKIP LOCKED",
+    "id = ANY(ARRAY(",
+    "))"
+);
 
 /// Rows that were sent: (delivery id, when, the server's reply).
 type SentRow<'a> = (i64, &'a DateTime<Utc>, &'a str);

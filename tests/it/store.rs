@@ -395,6 +395,93 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
     }
 }
 
+/// Index entries PostgreSQL has read from `index`, once every other
+/// connection to the database has gone (a backend reports its counts as it
+/// exits) and the count has reached `at_least`.
+async fn index_entries_read(url: &str, index: &str, at_least: i64) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut conn)
+            .await
+            .expect("fresh statistics");
+        let (others, read): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()),
+                    (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1)",
+        )
+        .bind(index)
+        .fetch_one(&mut conn)
+        .await
+        .expect("index statistics");
+        if (others == 0 && read >= at_least) || std::time::Instant::now() > deadline {
+            return read;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_reads_only_its_own_issue_past_earlier_issues_already_sent() {
+    // A long-running list keeps every earlier issue's rows, all sent, below
+    // the new issue's ids. A claim that walked the primary key from its
+    // cursor read every one of them first (82 ms a claim behind 100,000
+    // sent rows, growing with each issue); it must read the unfinished rows
+    // of its own issue and no others.
+    let Some(url) = crate::support::fresh_postgres_database().await else {
+        return;
+    };
+    let db = Db::Postgres(url.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&db, &dir).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+    let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
+    run_sql(
+        &db,
+        &dir,
+        "WITH added AS (INSERT INTO subscribers (email, status, created_at, updated_at)
+                        SELECT 'reader' || g || '@example.com', 'active', now(), now() FROM generate_series(1, 3000) g
+                        RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, edition) SELECT id, 'weekly' FROM added",
+    )
+    .await;
+    let (earlier, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+    let sent = format!(
+        "UPDATE deliveries SET status = 'sent', sent_at = now() WHERE issue_id = {}",
+        earlier.id
+    );
+    assert_eq!(run_sql(&db, &dir, &sent).await, 3003);
+    let week_later = now + Duration::days(7);
+    let (issue, _) = store
+        .create_issue(&weekly_issue(week_later, &stories))
+        .await
+        .expect("compose the next");
+    store.close().await;
+    let before = index_entries_read(&url, "deliveries_pkey", 0).await;
+
+    let store = open(&db, &dir).await;
+    let lease = week_later + Duration::minutes(5);
+    let mut cursor = 0;
+    for _ in 0..2 {
+        let claimed = store
+            .claim_deliveries_after(issue.id, week_later, lease, 10, cursor)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 10);
+        assert!(claimed.iter().all(|d| d.id > cursor));
+        cursor = claimed.iter().map(|d| d.id).max().unwrap_or(cursor);
+    }
+    store.close().await;
+    // Each claim updates its 10 rows through the primary key: 20 entries.
+    let read = index_entries_read(&url, "deliveries_pkey", before + 20).await - before;
+    assert!(
+        read <= 40,
+        "two claims of 10 read {read} entries of the primary key (the earlier issue has 3,003 rows)"
+    );
+    finish(db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_secret_written_wins() {
     for db in databases().await {
