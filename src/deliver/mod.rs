@@ -87,12 +87,19 @@ impl DeliveryPolicy {
         Duration::milliseconds((capped * jitter.clamp(0.8, 1.2)) as i64)
     }
 
-    /// Rows claimed at once: eight per connection, so that the next batch
-    /// (claimed while this one is sent) is there in time even when the
-    /// database answers slowly, and few enough that all are sent well
-    /// within the lease.
-    fn batch(&self) -> i64 {
-        let by_concurrency = (self.concurrency * 8).max(8) as i64;
+    /// Rows claimed at once, given the rate this run has been sending at
+    /// (messages per second, once known): about a tenth of a second's
+    /// worth, so a fast send claims a few times a second rather than a
+    /// hundred (each claim costs PostgreSQL about as much CPU as planning
+    /// and committing a batch of outcomes); never fewer than eight per
+    /// connection, so that the next batch (claimed while this one is sent)
+    /// is there in time even when the database answers slowly, nor more
+    /// than sixty-four; and with a rate limit, no more than half the lease
+    /// sends.
+    fn batch(&self, rate: Option<f64>) -> i64 {
+        let per_connection = |n: usize| (self.concurrency * n).max(n) as i64;
+        let by_rate_seen = rate.map_or(0, |r| (r * CLAIM_AHEAD.as_secs_f64()) as i64);
+        let by_concurrency = by_rate_seen.clamp(per_connection(8), per_connection(64));
         if self.rate_per_second == 0 {
             return by_concurrency;
         }
@@ -100,6 +107,9 @@ impl DeliveryPolicy {
         by_concurrency.min(by_rate)
     }
 }
+
+/// How much sending a claim takes at once, at the rate seen so far.
+const CLAIM_AHEAD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A jitter factor in 0.8–1.2 from the OS's randomness (1.0 if it has none).
 fn jitter() -> f64 {
@@ -317,6 +327,7 @@ async fn claim_batch(
     issue_id: i64,
     now: DateTime<Utc>,
     policy: &DeliveryPolicy,
+    limit: i64,
     from: ClaimFrom,
 ) -> Result<Vec<DeliveryRow>, DeliverError> {
     let lease_until = now + policy.lease;
@@ -325,11 +336,11 @@ async fn claim_batch(
         ClaimFrom::LookBack => (now - policy.lease / 2, 0),
     };
     let mut rows = store
-        .claim_deliveries_after(issue_id, due_at, lease_until, policy.batch(), cursor)
+        .claim_deliveries_after(issue_id, due_at, lease_until, limit, cursor)
         .await?;
     if rows.is_empty() && (cursor > 0 || due_at < now) {
         rows = store
-            .claim_deliveries_after(issue_id, now, lease_until, policy.batch(), 0)
+            .claim_deliveries_after(issue_id, now, lease_until, limit, 0)
             .await?;
     }
     Ok(rows)
@@ -359,11 +370,14 @@ async fn send_due(
     let issue_id = job.issue.id;
     let limiter = std::num::NonZeroU32::new(policy.rate_per_second)
         .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
-    let claim = |from: ClaimFrom| -> ClaimHandle {
+    let claim = |from: ClaimFrom, rate: Option<f64>| -> ClaimHandle {
         let (store, policy, now) = (store.clone(), policy.clone(), clock.now());
-        tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, from).await })
+        let limit = policy.batch(rate);
+        tokio::spawn(async move { claim_batch(&store, issue_id, now, &policy, limit, from).await })
     };
-    let mut next_claim = Some(claim(ClaimFrom::After(0)));
+    let mut next_claim = Some(claim(ClaimFrom::After(0), None));
+    // The last batch taken and when: how fast it went out sizes the next.
+    let mut last_batch: Option<(usize, std::time::Instant)> = None;
     // Now and then a claim starts from the beginning again: rows whose lease
     // ran out (a killed replica's) are taken over soon after, not when this
     // sender reaches the end of the issue.
@@ -387,6 +401,9 @@ async fn send_due(
             && let Some(handle) = next_claim.take()
         {
             let rows = claimed(handle).await?;
+            let taken = std::time::Instant::now();
+            let rate = last_batch.map(|(n, at)| n as f64 / taken.duration_since(at).as_secs_f64().max(0.001));
+            last_batch = Some((rows.len(), taken));
             // Claims go forward from the last id claimed; the next batch is
             // claimed while this one is sent.
             if let Some(last) = rows.iter().map(|r| r.id).max() {
@@ -398,7 +415,7 @@ async fn send_due(
                 } else {
                     ClaimFrom::After(last)
                 };
-                next_claim = Some(claim(from));
+                next_claim = Some(claim(from, rate));
             }
         }
         while tasks.len() < policy.concurrency && !halted {
@@ -597,10 +614,17 @@ mod tests {
     }
 
     #[test]
-    fn batches_fit_in_the_lease_under_a_rate_limit() {
+    fn batches_follow_the_rate_within_their_bounds_and_the_lease() {
         let mut p = DeliveryPolicy::new(8);
-        assert_eq!(p.batch(), 64);
+        assert_eq!(p.batch(None), 64, "eight per connection before any rate is known");
+        assert_eq!(
+            p.batch(Some(40.0)),
+            64,
+            "a slow relay: never fewer than eight per connection"
+        );
+        assert_eq!(p.batch(Some(3_700.0)), 370, "a tenth of a second's sending");
+        assert_eq!(p.batch(Some(1e9)), 512, "never more than 64 per connection");
         p.rate_per_second = 1;
-        assert_eq!(p.batch(), 30, "a minute's lease at 1/s: half of it");
+        assert_eq!(p.batch(Some(3_700.0)), 30, "a minute's lease at 1/s: half of it");
     }
 }
