@@ -277,6 +277,76 @@ async fn the_ledger_composes_once_and_claims_each_delivery_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sent_row_keeps_its_own_reply_and_time() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
+        let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+        let rows = store
+            .claim_deliveries_after(issue.id, now, now + Duration::minutes(5), 10, 0)
+            .await
+            .expect("claim");
+        assert_eq!(rows.len(), 3);
+        // Replies as servers write them (quotes, a backslash, non-ASCII) and
+        // times finer than the database keeps.
+        let replies = [
+            r#"250 2.0.0 Ok: queued as "4Fx9Q" \ ünïcode"#,
+            "250 OK id=1tZ-000aB-7c",
+            r#"451 4.7.1 {"try": "later"}"#,
+        ];
+        let first = now + Duration::nanoseconds(1_234_567_891);
+        let last = now + Duration::nanoseconds(2_500_000_999);
+        // Only "sent" (one statement), then a retry among them (a transaction).
+        store
+            .record_outcomes(&[
+                DeliveryOutcome::Sent {
+                    id: rows[0].id,
+                    reply: replies[0].into(),
+                    at: first,
+                },
+                DeliveryOutcome::Sent {
+                    id: rows[1].id,
+                    reply: replies[1].into(),
+                    at: last,
+                },
+            ])
+            .await
+            .expect("sent");
+        store
+            .record_outcomes(&[DeliveryOutcome::Retry {
+                id: rows[2].id,
+                reply: replies[2].into(),
+                at: now + Duration::minutes(1),
+            }])
+            .await
+            .expect("retry");
+        // PostgreSQL keeps microseconds (truncated, as sqlx writes them);
+        // SQLite keeps the text sqlx writes, to the nanosecond.
+        let expected = match db {
+            Db::Sqlite => (first, last),
+            Db::Postgres(_) => (
+                now + Duration::microseconds(1_234_567),
+                now + Duration::microseconds(2_500_000),
+            ),
+        };
+        let window = store.send_window(issue.id).await.expect("window");
+        assert_eq!(window, Some(expected), "{db:?}");
+        for (row, reply) in rows.iter().zip(replies) {
+            let kept = format!(
+                "UPDATE deliveries SET attempts = attempts WHERE id = {} AND last_reply = '{}'",
+                row.id,
+                reply.replace('\'', "''")
+            );
+            assert_eq!(run_sql(&db, &dir, &kept).await, 1, "{reply:?} on {db:?}");
+        }
+        store.close().await;
+        finish(db).await;
+    }
+}
+
 /// Runs one statement on the test database outside the store, as another
 /// program (or an earlier version of tidings) would.
 async fn run_sql(db: &Db, dir: &tempfile::TempDir, sql: &str) -> u64 {
