@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::DatabaseUrl;
 use tidings::config::Secret;
 use tidings::domain::{EmailAddress, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
-use tidings::store::{DeliveryOutcome, NewIssue, Store};
+use tidings::store::{DeliveryOutcome, IssueRow, NewIssue, Store};
 
 use crate::support::{Db, databases, finish};
 
@@ -157,6 +157,13 @@ fn weekly_issue(now: DateTime<Utc>, stories: &[(i64, f64)]) -> NewIssue<'_> {
     }
 }
 
+/// The weekly issue of the slot at `now`, composed for three active readers.
+async fn issue_to_three_readers(store: &Store, now: DateTime<Utc>) -> IssueRow {
+    let stories = [(story_and_readers(store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
+    let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+    issue
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_composes_once_and_claims_each_delivery_once() {
     for db in databases().await {
@@ -283,8 +290,7 @@ async fn each_sent_row_keeps_its_own_reply_and_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
-        let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
-        let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+        let issue = issue_to_three_readers(&store, now).await;
         let rows = store
             .claim_deliveries_after(issue.id, now, now + Duration::minutes(5), 10, 0)
             .await
@@ -371,8 +377,7 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
-        let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
-        let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+        let issue = issue_to_three_readers(&store, now).await;
         let lease = now + Duration::minutes(5);
         let claimed = store
             .claim_deliveries_after(issue.id, now, lease, 2, 0)
