@@ -29,6 +29,9 @@ def main():
                 tempfail.add(parts[1])
             elif parts[0] == "DROPPED":
                 dropped += 1
+            elif parts[0] == "PEAK":
+                # The sink's count of connections open at once, not a recipient.
+                continue
             else:
                 accepted[parts[0]] += 1
     everyone = {f"reader{i}@example.com" for i in range(n)}
