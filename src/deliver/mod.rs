@@ -525,8 +525,8 @@ fn outcome_of(
 /// Most go to the batch: on PostgreSQL each commit costs about as much CPU
 /// as its rows (a WAL flush, a round trip), and batches of 14 instead of 8
 /// at `concurrency = 8` cut PostgreSQL's CPU for a loopback send by a fifth
-/// and raised its rate 4–10 %. A quarter stays for the queue, which takes
-/// what is sent while a batch commits.
+/// and raised its rate 4–10 %. A quarter of `concurrency` stays for the
+/// queue, which takes what is sent while a batch commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct UncommittedSplit {
     queued: usize,
