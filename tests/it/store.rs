@@ -404,13 +404,12 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
             // backends report their counts when the store closes them.
             store.close().await;
             let Db::Postgres(url) = &db else { unreachable!() };
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            let (updated, hot): (i64, i64) =
-                sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'")
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("stats");
+            let (updated, hot): (i64, i64) = settled_statistics(
+                url,
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+                |(updated, _): &(i64, i64)| *updated >= 2,
+            )
+            .await;
             assert_eq!((updated, hot), (2, 2), "both claims updated their row in place");
         }
         let store = open(&db, &dir).await;
@@ -470,31 +469,45 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
     }
 }
 
-/// Index entries PostgreSQL has read from `index`, once every other
+/// The row `query` reads from PostgreSQL's statistics, once every other
 /// connection to the database has gone (a backend reports its counts as it
-/// exits) and the count has reached `at_least`.
-async fn index_entries_read(url: &str, index: &str, at_least: i64) -> i64 {
+/// exits) and `settled` accepts it; the last row read after 10 s.
+async fn settled_statistics<T>(url: &str, query: &'static str, settled: impl Fn(&T) -> bool) -> T
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {
+        poll.tick().await;
         sqlx::query("SELECT pg_stat_clear_snapshot()")
             .execute(&mut conn)
             .await
             .expect("fresh statistics");
-        let (others, read): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()),
-                    (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1)",
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
         )
-        .bind(index)
         .fetch_one(&mut conn)
         .await
-        .expect("index statistics");
-        if (others == 0 && read >= at_least) || std::time::Instant::now() > deadline {
-            return read;
+        .expect("connections");
+        let row: T = sqlx::query_as(query).fetch_one(&mut conn).await.expect("statistics");
+        if (others == 0 && settled(&row)) || tokio::time::Instant::now() > deadline {
+            return row;
         }
-        tokio::task::yield_now().await;
     }
+}
+
+/// Entries read from the primary key of `deliveries`, once at least `at_least`.
+async fn primary_key_entries_read(url: &str, at_least: i64) -> i64 {
+    let (read,): (i64,) = settled_statistics(
+        url,
+        "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'deliveries_pkey'",
+        |(read,): &(i64,)| *read >= at_least,
+    )
+    .await;
+    read
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,7 +546,7 @@ async fn a_claim_reads_only_its_own_issue_past_earlier_issues_already_sent() {
         .await
         .expect("compose the next");
     store.close().await;
-    let before = index_entries_read(&url, "deliveries_pkey", 0).await;
+    let before = primary_key_entries_read(&url, 0).await;
 
     let store = open(&db, &dir).await;
     let lease = week_later + Duration::minutes(5);
@@ -549,7 +562,7 @@ async fn a_claim_reads_only_its_own_issue_past_earlier_issues_already_sent() {
     }
     store.close().await;
     // Each claim updates its 10 rows through the primary key: 20 entries.
-    let read = index_entries_read(&url, "deliveries_pkey", before + 20).await - before;
+    let read = primary_key_entries_read(&url, before + 20).await - before;
     assert!(
         read <= 40,
         "two claims of 10 read {read} entries of the primary key (the earlier issue has 3,003 rows)"
