@@ -347,7 +347,8 @@ impl Store {
     }
 
     /// Records many delivery outcomes in one transaction (one commit for a
-    /// batch of messages rather than one per message).
+    /// batch of messages rather than one per message). On PostgreSQL the
+    /// commit does not wait for the WAL flush (see `Backend::Postgres`).
     pub async fn record_outcomes(&self, outcomes: &[DeliveryOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
@@ -368,8 +369,8 @@ impl Store {
                 super::Backend::Sqlite { ledger, .. } => {
                     mark_sent_sqlite(&sent).build().execute(ledger).await?;
                 }
-                super::Backend::Postgres(pool) => {
-                    mark_sent_postgres(&sent).execute(pool).await?;
+                super::Backend::Postgres { outcomes, .. } => {
+                    mark_sent_postgres(&sent).execute(outcomes).await?;
                 }
             }
             return Ok(());
@@ -421,7 +422,9 @@ impl Store {
             super::Backend::Sqlite { ledger, .. } => {
                 in_one_transaction!(ledger, chunk => mark_sent_sqlite(chunk).build())
             }
-            super::Backend::Postgres(pool) => in_one_transaction!(pool, chunk => mark_sent_postgres(chunk)),
+            super::Backend::Postgres { outcomes, .. } => {
+                in_one_transaction!(outcomes, chunk => mark_sent_postgres(chunk))
+            }
         }
     }
 

@@ -64,7 +64,18 @@ enum Backend {
         /// cache whenever another one has written).
         ledger: SqlitePool,
     },
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// Connections for the delivery ledger's outcomes, committed
+        /// without waiting for the WAL flush (`synchronous_commit = off`):
+        /// an outcome lost with a crash of PostgreSQL itself is a message
+        /// sent again, never a reader lost, as with SQLite's `synchronous =
+        /// NORMAL` above when the machine fails. The wait was a third of a
+        /// commit on a fast relay, and the sender waits for commits
+        /// (BENCHMARKS.md, "Send"). Claims stay durable: a lost lease could
+        /// let two replicas send the same rows.
+        outcomes: PgPool,
+    },
 }
 
 /// A write transaction on either backend: writes that land together, in
@@ -170,7 +181,7 @@ macro_rules! with_pool {
     ($store:expr, $sqlite:ident: $pool:ident => $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { $sqlite: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
@@ -234,30 +245,36 @@ impl Store {
                     path: url.to_string(),
                     reason: e.to_string(),
                 })?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(10)
-                    .acquire_timeout(Duration::from_secs(15))
-                    // sqlx pings every connection it takes from the pool: a
-                    // round trip before each statement, which doubled the
-                    // latency of the delivery ledger's commits. Only a
-                    // connection idle for a while is checked; a hot one that
-                    // broke fails its statement, and the error says so.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= IDLE_BEFORE_PING {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
+                let pool_options = |connections: u32| {
+                    PgPoolOptions::new()
+                        .max_connections(connections)
+                        .acquire_timeout(Duration::from_secs(15))
+                        // sqlx pings every connection it takes from the pool:
+                        // a round trip before each statement, which doubled
+                        // the latency of the delivery ledger's commits. Only
+                        // a connection idle for a while is checked; a hot one
+                        // that broke fails its statement, and the error says so.
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| {
+                            Box::pin(async move {
+                                if meta.idle_for >= IDLE_BEFORE_PING {
+                                    sqlx::Connection::ping(conn).await?;
+                                }
+                                Ok(true)
+                            })
                         })
-                    })
+                };
+                // Opened when a send first records an outcome.
+                let outcomes =
+                    pool_options(2).connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
+                let pool = pool_options(10)
                     .connect_with(options)
                     .await
                     .map_err(|e| StoreError::Open {
                         path: url.to_string(),
                         reason: e.to_string(),
                     })?;
-                Backend::Postgres(pool)
+                Backend::Postgres { pool, outcomes }
             }
         };
         Ok(Store { backend })
@@ -268,25 +285,26 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Backend::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
 
     fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.backend {
-            Backend::Postgres(pool) => Some(pool),
+            Backend::Postgres { pool, .. } => Some(pool),
             Backend::Sqlite { .. } => None,
         }
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
+        matches!(self.backend, Backend::Postgres { .. })
     }
 
     pub async fn close(&self) {
-        if let Backend::Sqlite { ledger, .. } = &self.backend {
-            ledger.close().await;
+        match &self.backend {
+            Backend::Sqlite { ledger, .. } => ledger.close().await,
+            Backend::Postgres { outcomes, .. } => outcomes.close().await,
         }
         with_pool!(self, pool => pool.close().await)
     }
@@ -295,7 +313,7 @@ impl Store {
     pub async fn begin(&self) -> StoreResult<StoreTx<'static>> {
         let inner = match &self.backend {
             Backend::Sqlite { pool, .. } => TxInner::Sqlite(pool.begin_with(SQLITE_BEGIN).await?),
-            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Backend::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
         };
         Ok(StoreTx { inner })
     }
@@ -304,7 +322,7 @@ impl Store {
     pub async fn connection(&self) -> StoreResult<StoreConn> {
         let inner = match &self.backend {
             Backend::Sqlite { pool, .. } => ConnInner::Sqlite(pool.acquire().await?),
-            Backend::Postgres(pool) => ConnInner::Postgres(pool.acquire().await?),
+            Backend::Postgres { pool, .. } => ConnInner::Postgres(pool.acquire().await?),
         };
         Ok(StoreConn { inner })
     }
@@ -335,6 +353,19 @@ impl Store {
                 .fetch_optional(pool)
                 .await?)
         })
+    }
+
+    /// PostgreSQL's `synchronous_commit` on the connections that record
+    /// outcomes (`None` on SQLite): what the README's crash section says.
+    pub async fn outcome_commit_setting(&self) -> StoreResult<Option<String>> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(None),
+            Backend::Postgres { outcomes, .. } => Ok(Some(
+                sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+                    .fetch_one(outcomes)
+                    .await?,
+            )),
+        }
     }
 
     /// Cheap liveness probe.

@@ -340,6 +340,12 @@ async fn each_sent_row_keeps_its_own_reply_and_time() {
         };
         let window = store.send_window(issue.id).await.expect("window");
         assert_eq!(window, Some(expected), "{db:?}");
+        // Outcomes are committed without waiting for the WAL flush.
+        let outcome_commits = store.outcome_commit_setting().await.expect("setting");
+        match db {
+            Db::Sqlite => assert_eq!(outcome_commits, None),
+            Db::Postgres(_) => assert_eq!(outcome_commits.as_deref(), Some("off")),
+        }
         for (row, reply) in rows.iter().zip(replies) {
             let kept = format!(
                 "UPDATE deliveries SET attempts = attempts WHERE id = {} AND last_reply = '{}'",
