@@ -230,6 +230,13 @@ impl Store {
     pub async fn create_issue(&self, issue: &NewIssue<'_>) -> StoreResult<(IssueRow, bool)> {
         let created = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if self.is_postgres() {
+                // No reader is deleted while their delivery is written.
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(super::subscribers::ERASURE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO issues (edition, slot_at, composed_at, subject, content) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (edition, slot_at) DO NOTHING RETURNING id",

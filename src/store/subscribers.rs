@@ -16,6 +16,14 @@ pub enum AddOutcome {
     Updated(i64, SubscriberStatus),
 }
 
+/// PostgreSQL advisory lock between composing an issue (shared) and
+/// deleting a reader (exclusive). Deliveries carry no foreign key to their
+/// reader there (migration 0013: checking it locked every reader's row);
+/// this keeps what the key kept — no delivery for a deleted reader. Only
+/// an active reader gets a delivery, so deleting unconfirmed sign-ups
+/// needs no lock.
+pub(super) const ERASURE_LOCK: i64 = 0x7469_6469_6e67_0001;
+
 impl Store {
     /// Adds a subscriber, or adds editions to an existing one. An address
     /// that unsubscribed or bounced keeps that status: re-adding it must be
@@ -100,16 +108,33 @@ impl Store {
     }
 
     /// Deletes the subscriber, their subscriptions and their delivery
-    /// records. Returns whether the address was known.
+    /// records. Returns whether the address was known. On PostgreSQL it
+    /// waits for a compose under way, which would otherwise write a
+    /// delivery for the reader just deleted (see [`ERASURE_LOCK`]).
     pub async fn remove_subscriber(&self, email: &EmailAddress) -> StoreResult<bool> {
-        with_pool!(self, pool => {
-            let n = sqlx::query("DELETE FROM subscribers WHERE email = $1")
+        const DELETE: &str = "DELETE FROM subscribers WHERE email = $1";
+        let n = match &self.backend {
+            super::Backend::Sqlite { pool, .. } => sqlx::query(DELETE)
                 .bind(email.as_str())
                 .execute(pool)
                 .await?
-                .rows_affected();
-            Ok(n == 1)
-        })
+                .rows_affected(),
+            super::Backend::Postgres { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ERASURE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(DELETE)
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                n
+            }
+        };
+        Ok(n == 1)
     }
 
     pub async fn subscriber_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Subscriber>> {

@@ -906,3 +906,69 @@ async fn sign_ups_confirm_once_never_over_a_later_unsubscribe_and_expire() {
         finish(db).await;
     }
 }
+
+/// A deleted reader takes their deliveries along, and on PostgreSQL (where
+/// deliveries have no foreign key to their reader) the deletion waits for
+/// a compose under way, which holds the lock this test takes by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        let issue = issue_to_three_readers(&store, now).await;
+        let reader = EmailAddress::parse("b@example.com").expect("valid");
+        let compose_under_way = match &db {
+            Db::Sqlite => None,
+            Db::Postgres(url) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+                sqlx::query("BEGIN").execute(&mut conn).await.expect("begin");
+                sqlx::query("SELECT pg_advisory_xact_lock_shared(x'746964696e670001'::BIGINT)")
+                    .execute(&mut conn)
+                    .await
+                    .expect("lock");
+                Some(conn)
+            }
+        };
+        let erasure = {
+            let store = store.clone();
+            let reader = reader.clone();
+            tokio::spawn(async move { store.remove_subscriber(&reader).await })
+        };
+        if let (Some(mut conn), Db::Postgres(url)) = (compose_under_way, &db) {
+            use sqlx::Connection;
+            let mut watcher = sqlx::PgConnection::connect(url).await.expect("connect");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = x'6e670001'::BIGINT",
+                )
+                .fetch_one(&mut watcher)
+                .await
+                .expect("locks");
+                if waiting == 1 {
+                    break;
+                }
+                assert!(!erasure.is_finished(), "the erasure did not wait for the compose");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the erasure never asked for the lock"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert!(!erasure.is_finished());
+            sqlx::query("COMMIT").execute(&mut conn).await.expect("commit");
+        }
+        assert!(erasure.await.expect("task").expect("remove"), "{db:?}");
+        let counts = store.delivery_counts(issue.id, now).await.expect("counts");
+        assert_eq!(
+            counts.total(),
+            2,
+            "the deleted reader's delivery went with them: {db:?}"
+        );
+        assert!(!store.remove_subscriber(&reader).await.expect("remove again"), "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
