@@ -70,10 +70,10 @@ enum Backend {
         /// without waiting for the WAL flush (`synchronous_commit = off`):
         /// an outcome lost with a crash of PostgreSQL itself is a message
         /// sent again, never a reader lost, as with SQLite's `synchronous =
-        /// NORMAL` above when the machine fails. The wait was a third of a
-        /// commit on a fast relay, and the sender waits for commits
-        /// (BENCHMARKS.md, "Send"). Claims stay durable: a lost lease could
-        /// let two replicas send the same rows.
+        /// NORMAL` above when the machine fails. With a fast relay the
+        /// sender had waited on those flushes (BENCHMARKS.md, "Send").
+        /// Claims stay durable: a lost lease could let two replicas send
+        /// the same rows.
         outcomes: PgPool,
     },
 }
