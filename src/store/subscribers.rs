@@ -21,8 +21,9 @@ pub enum AddOutcome {
 /// reader there (migration 0013: checking it locked every reader's row);
 /// this keeps what the key kept — no delivery for a deleted reader. Only
 /// an active reader gets a delivery, so deleting unconfirmed sign-ups
-/// needs no lock.
-pub(super) const ERASURE_LOCK: i64 = 0x7469_6469_6e67_0001;
+/// needs no lock. Public so that a script editing readers by hand can
+/// take it too.
+pub const ERASURE_LOCK: i64 = 0x7469_6469_6e67_0001;
 
 impl Store {
     /// Adds a subscriber, or adds editions to an existing one. An address

@@ -924,7 +924,8 @@ async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
                 sqlx::query("BEGIN").execute(&mut conn).await.expect("begin");
-                sqlx::query("SELECT pg_advisory_xact_lock_shared(x'746964696e670001'::BIGINT)")
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(tidings::store::ERASURE_LOCK)
                     .execute(&mut conn)
                     .await
                     .expect("lock");
@@ -939,11 +940,16 @@ async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
         if let (Some(mut conn), Db::Postgres(url)) = (compose_under_way, &db) {
             use sqlx::Connection;
             let mut watcher = sqlx::PgConnection::connect(url).await.expect("connect");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut poll = tokio::time::interval(std::time::Duration::from_millis(10));
             loop {
+                poll.tick().await;
+                // A 64-bit advisory key shows as its high and low halves.
                 let waiting: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = x'6e670001'::BIGINT",
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                     AND classid::BIGINT = $1 >> 32 AND objid::BIGINT = $1 & 4294967295",
                 )
+                .bind(tidings::store::ERASURE_LOCK)
                 .fetch_one(&mut watcher)
                 .await
                 .expect("locks");
@@ -952,10 +958,9 @@ async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
                 }
                 assert!(!erasure.is_finished(), "the erasure did not wait for the compose");
                 assert!(
-                    std::time::Instant::now() < deadline,
+                    tokio::time::Instant::now() < deadline,
                     "the erasure never asked for the lock"
                 );
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             assert!(!erasure.is_finished());
             sqlx::query("COMMIT").execute(&mut conn).await.expect("commit");
