@@ -907,6 +907,34 @@ async fn sign_ups_confirm_once_never_over_a_later_unsubscribe_and_expire() {
     }
 }
 
+/// An issue deleted by hand (tidings never deletes one) takes its
+/// deliveries along: on SQLite by the foreign key, on PostgreSQL (where the
+/// compose no longer checks that key) by a trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_issue_takes_its_deliveries() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        let issue = issue_to_three_readers(&store, now).await;
+        assert_eq!(store.delivery_counts(issue.id, now).await.expect("counts").total(), 3);
+        let deleted = run_sql(&db, &dir, &format!("DELETE FROM issues WHERE id = {}", issue.id)).await;
+        assert_eq!(deleted, 1, "{db:?}");
+        assert_eq!(
+            run_sql(
+                &db,
+                &dir,
+                &format!("DELETE FROM deliveries WHERE issue_id = {}", issue.id)
+            )
+            .await,
+            0,
+            "the issue's deliveries went with it: {db:?}"
+        );
+        store.close().await;
+        finish(db).await;
+    }
+}
+
 /// A deleted reader takes their deliveries along, and on PostgreSQL (where
 /// deliveries have no foreign key to their reader) the deletion waits for
 /// a compose under way, which holds the lock this test takes by hand.
