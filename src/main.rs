@@ -22,10 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // The command runs as a task on a worker thread, not on this thread:
-    // a task that `block_on` drives here is woken through a condvar each
-    // time one of its spawned tasks (a message being sent) finishes, a
-    // thread switch per message (BENCHMARKS.md, "Send").
+    // The command runs as a task on a worker thread: a future that
+    // `block_on` drives on this thread is woken through a condvar each time
+    // a task it spawned (a message being sent) finishes, a thread switch
+    // per message (BENCHMARKS.md, "Send").
     let task = runtime.spawn(cli::run(args));
     let run = match runtime.block_on(task) {
         Ok(run) => run,
