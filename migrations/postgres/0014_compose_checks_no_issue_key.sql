@@ -9,14 +9,23 @@
 -- never deletes one) takes its deliveries with it, as ON DELETE CASCADE did.
 ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_issue_id_fkey;
 
-CREATE FUNCTION deliveries_leave_with_their_issue() RETURNS trigger
+-- One function for both owners of a delivery, its argument the column
+-- that points at the deleted row; migration 0013's trigger for readers
+-- moves to it.
+CREATE FUNCTION deliveries_leave_with_their_owner() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM deliveries WHERE issue_id = OLD.id;
+    EXECUTE format('DELETE FROM deliveries WHERE %I = $1', TG_ARGV[0]) USING OLD.id;
     RETURN OLD;
 END
 $$;
 
 CREATE TRIGGER issues_take_their_deliveries
     AFTER DELETE ON issues
-    FOR EACH ROW EXECUTE FUNCTION deliveries_leave_with_their_issue();
+    FOR EACH ROW EXECUTE FUNCTION deliveries_leave_with_their_owner('issue_id');
+
+DROP TRIGGER subscribers_take_their_deliveries ON subscribers;
+DROP FUNCTION deliveries_leave_with_their_reader();
+CREATE TRIGGER subscribers_take_their_deliveries
+    AFTER DELETE ON subscribers
+    FOR EACH ROW EXECUTE FUNCTION deliveries_leave_with_their_owner('subscriber_id');
