@@ -507,7 +507,7 @@ pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<
     } in &issues
     {
         println!(
-            "issue #{} {} {} \"{}\": {} sent, {} pending, {} sending, {} failed of {}",
+            "issue #{} {} {} \"{}\": {} sent, {} pending, {} sending, {} failed{} of {}",
             i.id,
             i.edition,
             i.slot_at.format("%Y-%m-%d %H:%M UTC"),
@@ -516,6 +516,7 @@ pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<
             c.pending,
             c.sending,
             c.failed,
+            withdrawn_clause(c),
             c.total()
         );
         let Some(detail) = detail else { continue };

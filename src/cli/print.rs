@@ -241,8 +241,11 @@ pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
             println!("  stories:    {stories}");
             match existing {
                 Some(c) => println!(
-                    "  already composed: {} sent, {} failed, {} would be sent now",
-                    c.sent, c.failed, recipients
+                    "  already composed: {} sent, {} failed{}, {} would be sent now",
+                    c.sent,
+                    c.failed,
+                    withdrawn_clause(c),
+                    recipients
                 ),
                 None => println!("  recipients: {recipients}"),
             }
@@ -257,10 +260,11 @@ pub(super) fn print_send(edition: &str, report: &SendReport) -> Outcome {
             let c = &run.counts;
             if !composed && run.sent == 0 && run.retried == 0 && run.failed == 0 && c.pending + c.sending == 0 {
                 println!(
-                    "{edition}: the issue of {} was already sent ({} sent, {} failed); nothing new to send",
+                    "{edition}: the issue of {} was already sent ({} sent, {} failed{}); nothing new to send",
                     issue.slot_at.format("%Y-%m-%d %H:%M UTC"),
                     c.sent,
-                    c.failed
+                    c.failed,
+                    withdrawn_clause(c)
                 );
             } else {
                 println!(
@@ -414,4 +418,14 @@ pub(super) fn print_briefing(b: &tidings::app::StoryBriefing) {
         }
     }
     println!("{}", briefing_line(&b.report));
+}
+
+/// ", 3 withdrawn" after an issue's counts, or nothing when no reader left
+/// before their turn (the usual case, so the usual line stays as it was).
+pub(super) fn withdrawn_clause(c: &tidings::store::DeliveryCounts) -> String {
+    if c.withdrawn > 0 {
+        format!(", {} withdrawn", c.withdrawn)
+    } else {
+        String::new()
+    }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::issues::withdraw_unwanted;
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{Channel, InboundKind, SubscriberStatus};
 
@@ -246,6 +247,9 @@ impl Store {
             if let (Some((status, reason, from)), Some(subscriber_id)) = (change, subscriber_id) {
                 effect = apply_status!(tx, subscriber_id, status, &reason, from, event.received_at)
                     .unwrap_or(Effect::None);
+            }
+            if let (Effect::Status(_, reason), Some(subscriber_id)) = (&effect, subscriber_id) {
+                withdraw_unwanted!(self.is_postgres(), tx, subscriber_id, reason);
             }
             tx.commit().await?;
             Ok(Recorded::Event { id, effect })

@@ -88,13 +88,51 @@ pub struct DeliveryCounts {
     pub sending: i64,
     pub sent: i64,
     pub failed: i64,
+    /// Not sent: the reader left (unsubscribed, bounced, complained,
+    /// paused or dropped the edition) before their turn came.
+    pub withdrawn: i64,
 }
 
 impl DeliveryCounts {
     pub fn total(&self) -> i64 {
-        self.pending + self.sending + self.sent + self.failed
+        self.pending + self.sending + self.sent + self.failed + self.withdrawn
     }
 }
+
+/// In a transaction (`$tx`) that has just changed what reader
+/// `$subscriber_id` receives (status or editions): marks their unfinished
+/// deliveries `withdrawn` where the reader is no longer an active
+/// subscriber of the issue's edition, with `$reason`, so a reader who
+/// leaves while an issue goes out is not mailed it. A row being sent at
+/// that moment still goes out, and its outcome says so. `$postgres`: take
+/// [`RECIPIENTS_LOCK`](crate::store::RECIPIENTS_LOCK) shared first, so a compose
+/// under way finishes before this statement looks for its rows. A macro:
+/// the transaction's type depends on the backend.
+macro_rules! withdraw_unwanted {
+    ($postgres:expr, $tx:expr, $subscriber_id:expr, $reason:expr) => {{
+        if $postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(crate::store::RECIPIENTS_LOCK)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = 'withdrawn', lease_until = NULL, last_reply = $2
+             WHERE subscriber_id = $1 AND status IN ('pending', 'sending')
+               AND NOT EXISTS (
+                   SELECT 1 FROM subscribers s
+                   JOIN subscriptions e ON e.subscriber_id = s.id
+                   JOIN issues i ON i.edition = e.edition
+                   WHERE s.id = $1 AND s.status = 'active' AND i.id = deliveries.issue_id)",
+        )
+        .bind($subscriber_id)
+        .bind(format!("not sent: {}", $reason))
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+    }};
+}
+pub(super) use withdraw_unwanted;
 
 /// "Unfinished and free at `$2`": not sent or failed, due, and not leased
 /// (or leased by a process whose lease ran out — it died: taken over). A
@@ -231,9 +269,10 @@ impl Store {
         let created = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if self.is_postgres() {
-                // No reader is deleted while their delivery is written.
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                    .bind(super::subscribers::ERASURE_LOCK)
+                // No reader leaves while the list of who gets the issue is
+                // read and written (see `RECIPIENTS_LOCK`).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(crate::store::RECIPIENTS_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -394,7 +433,9 @@ impl Store {
                 match o {
                     DeliveryOutcome::Sent { .. } => {}
                     DeliveryOutcome::Retry { id, reply, at } => {
-                        sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL WHERE id = $1")
+                        // A row withdrawn while it was tried stays withdrawn.
+                        sqlx::query("UPDATE deliveries SET status = 'pending', next_attempt_at = $2, last_reply = $3, lease_until = NULL
+                                     WHERE id = $1 AND status IN ('pending', 'sending')")
                             .bind(*id)
                             .bind(*at)
                             .bind(reply)
@@ -417,6 +458,7 @@ impl Store {
                                 .bind(format!("refused when sent: {reply}"))
                                 .execute(&mut *tx)
                                 .await?;
+                            withdraw_unwanted!(self.is_postgres(), tx, *subscriber_id, "the address was refused");
                         }
                     }
                 }
@@ -482,6 +524,7 @@ impl Store {
                     "sending" => c.sending = n,
                     "sent" => c.sent = n,
                     "failed" => c.failed = n,
+                    "withdrawn" => c.withdrawn = n,
                     other => return Err(super::StoreError::Corrupt(format!("delivery status \"{other}\""))),
                 }
             }

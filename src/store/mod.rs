@@ -37,7 +37,7 @@ pub use issues::{DeliveryCounts, DeliveryOutcome, DeliveryRow, IssueRow, NewIssu
 pub use signups::{Confirmation, EditorSession, Signup};
 pub use sources::{FetchRecord, FetchUpdate, SourceRow, SourceState};
 pub use stories::{AwaitingContent, ClusterRow};
-pub use subscribers::{AddOutcome, ERASURE_LOCK};
+pub use subscribers::{AddOutcome, RECIPIENTS_LOCK};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::issues::withdraw_unwanted;
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
 
@@ -16,14 +17,17 @@ pub enum AddOutcome {
     Updated(i64, SubscriberStatus),
 }
 
-/// PostgreSQL advisory lock between composing an issue (shared) and
-/// deleting a reader (exclusive). Deliveries carry no foreign key to their
-/// reader there (migration 0013: checking it locked every reader's row);
-/// this keeps what the key kept — no delivery for a deleted reader. Only
-/// an active reader gets a delivery, so deleting unconfirmed sign-ups
-/// needs no lock. Public so that a script editing readers by hand can
-/// take it too.
-pub const ERASURE_LOCK: i64 = 0x7469_6469_6e67_0001;
+/// PostgreSQL advisory lock on who receives an issue: a compose holds it
+/// exclusively while it reads an edition's active readers and writes their
+/// deliveries; every change to that list holds it shared — deleting a
+/// reader, and a change of status or editions, which withdraws the
+/// reader's unfinished deliveries. Either change would otherwise miss the
+/// rows of a compose under way: a delivery for a reader just deleted
+/// (deliveries carry no foreign key to their reader there, migration
+/// 0013), or one sent to a reader who just left. Only an active reader
+/// gets a delivery, so deleting unconfirmed sign-ups needs no lock. Public
+/// so that a script editing readers by hand can take it too.
+pub const RECIPIENTS_LOCK: i64 = 0x7469_6469_6e67_0001;
 
 impl Store {
     /// Adds a subscriber, or adds editions to an existing one. An address
@@ -85,7 +89,8 @@ impl Store {
         })
     }
 
-    /// Sets the status, with why (shown by `subscribers list`).
+    /// Sets the status, with why (shown by `subscribers list`). Leaving
+    /// (any status but active) withdraws the reader's unfinished deliveries.
     pub async fn set_subscriber_status(
         &self,
         id: i64,
@@ -94,6 +99,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE subscribers SET status = $2, updated_at = $3, status_reason = $4, status_changed_at = $3 WHERE id = $1",
             )
@@ -101,9 +107,11 @@ impl Store {
                 .bind(status.as_str())
                 .bind(now)
                 .bind(reason)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            withdraw_unwanted!(self.is_postgres(), tx, id, reason);
+            tx.commit().await?;
             Ok(n == 1)
         })
     }
@@ -111,7 +119,7 @@ impl Store {
     /// Deletes the subscriber, their subscriptions and their delivery
     /// records. Returns whether the address was known. On PostgreSQL it
     /// waits for a compose under way, which would otherwise write a
-    /// delivery for the reader just deleted (see [`ERASURE_LOCK`]).
+    /// delivery for the reader just deleted (see [`RECIPIENTS_LOCK`]).
     pub async fn remove_subscriber(&self, email: &EmailAddress) -> StoreResult<bool> {
         const DELETE: &str = "DELETE FROM subscribers WHERE email = $1";
         let n = match &self.backend {
@@ -122,8 +130,8 @@ impl Store {
                 .rows_affected(),
             super::Backend::Postgres { pool, .. } => {
                 let mut tx = pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ERASURE_LOCK)
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(RECIPIENTS_LOCK)
                     .execute(&mut *tx)
                     .await?;
                 let n = sqlx::query(DELETE)
@@ -207,6 +215,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            withdraw_unwanted!(self.is_postgres(), tx, id, "changed on the preferences page");
             tx.commit().await?;
             Ok(())
         })

@@ -4,8 +4,10 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::config::DatabaseUrl;
 use tidings::config::Secret;
-use tidings::domain::{EmailAddress, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
-use tidings::store::{DeliveryOutcome, IssueRow, NewIssue, Store};
+use tidings::domain::{Channel, EmailAddress, InboundKind, NewStory, StoryKey, SubscriberStatus, TagOrigin, TaggedTag};
+use tidings::store::{
+    DeliveryOutcome, DeliveryRef, IssueRow, NewInboundEvent, NewIssue, Recorded, SoftBouncePolicy, Store,
+};
 
 use crate::support::{Db, databases, finish};
 
@@ -935,35 +937,205 @@ async fn a_deleted_issue_takes_its_deliveries() {
     }
 }
 
-/// A deleted reader takes their deliveries along, and on PostgreSQL (where
-/// deliveries have no foreign key to their reader) the deletion waits for
-/// a compose under way, which holds the lock this test takes by hand.
+/// A reader who leaves while an issue goes out — on the web page, on the
+/// preferences page, by a complaint — is not mailed the rest of it: their
+/// unfinished delivery is withdrawn, a retry of one in flight does not
+/// bring it back, and coming back later does not either. A row already
+/// being sent when the complaint came is recorded as sent, as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
+async fn a_reader_who_leaves_while_an_issue_goes_out_is_not_mailed_it() {
     for db in databases().await {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
         let issue = issue_to_three_readers(&store, now).await;
-        let reader = EmailAddress::parse("b@example.com").expect("valid");
+        let lease = now + Duration::minutes(5);
+        let in_flight = store
+            .claim_deliveries_after(issue.id, now, lease, 1, 0)
+            .await
+            .expect("claim")
+            .remove(0);
+        let mut others = Vec::new();
+        for email in ["a@example.com", "b@example.com", "c@example.com"] {
+            let email = EmailAddress::parse(email).expect("valid");
+            let reader = store.subscriber_by_email(&email).await.expect("read").expect("known");
+            if reader.id != in_flight.subscriber_id {
+                others.push(reader.id);
+            }
+        }
+        let [drops_the_edition, complains] = others[..] else {
+            panic!("three readers: {others:?}");
+        };
+
+        assert!(
+            store
+                .set_subscriber_status(
+                    in_flight.subscriber_id,
+                    SubscriberStatus::Unsubscribed,
+                    "unsubscribed on the web page",
+                    now
+                )
+                .await
+                .expect("unsubscribe")
+        );
+        store
+            .update_preferences(
+                drops_the_edition,
+                Some("Name"),
+                &["daily".to_string()],
+                SubscriberStatus::Active,
+                now,
+            )
+            .await
+            .expect("preferences");
+        let counts = store.delivery_counts(issue.id, now).await.expect("counts");
+        assert_eq!(
+            (counts.pending, counts.sending, counts.withdrawn, counts.total()),
+            (1, 0, 2, 3),
+            "{db:?}"
+        );
+
+        // The message in flight failed for now: it is not tried again.
+        store
+            .record_outcomes(&[DeliveryOutcome::Retry {
+                id: in_flight.id,
+                reply: "451 later".into(),
+                at: now + Duration::seconds(30),
+            }])
+            .await
+            .expect("retry");
+        let later = now + Duration::minutes(1);
+        let rest = store
+            .claim_deliveries_after(issue.id, later, later + Duration::minutes(5), 10, 0)
+            .await
+            .expect("claim");
+        assert_eq!(
+            rest.iter().map(|d| d.subscriber_id).collect::<Vec<_>>(),
+            vec![complains],
+            "{db:?}"
+        );
+
+        let delivery = DeliveryRef {
+            delivery_id: rest[0].id,
+            issue_id: issue.id,
+            subscriber_id: complains,
+            email: rest[0].email.as_str().to_string(),
+        };
+        let recorded = store
+            .record_inbound(
+                &NewInboundEvent {
+                    message_key: "complaint-1",
+                    channel: Channel::Smtp,
+                    kind: InboundKind::Complaint,
+                    delivery: Some(&delivery),
+                    subscriber_id: None,
+                    status_code: None,
+                    detail: "abuse report",
+                    raw: None,
+                    received_at: later,
+                },
+                SoftBouncePolicy {
+                    limit: 3,
+                    window: Duration::days(30),
+                },
+            )
+            .await
+            .expect("complaint");
+        assert!(matches!(recorded, Recorded::Event { .. }), "{recorded:?}");
+        assert_eq!(
+            store.delivery_counts(issue.id, later).await.expect("counts").withdrawn,
+            3
+        );
+        // Its message was already on its way: what happened is recorded.
+        store
+            .record_outcomes(&[DeliveryOutcome::Sent {
+                id: rest[0].id,
+                reply: "250 ok".into(),
+                at: later,
+            }])
+            .await
+            .expect("sent");
+
+        // Back on the list: the next issue, not the rest of this one.
+        store
+            .set_subscriber_status(in_flight.subscriber_id, SubscriberStatus::Active, "re-added", later)
+            .await
+            .expect("resubscribe");
+        let counts = store.delivery_counts(issue.id, later).await.expect("counts");
+        assert_eq!((counts.pending, counts.sent, counts.withdrawn), (0, 1, 2), "{db:?}");
+        assert!(
+            store
+                .claim_deliveries_after(issue.id, later, later + Duration::minutes(5), 10, 0)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{db:?}"
+        );
+        store.close().await;
+        finish(db).await;
+    }
+}
+
+/// A deleted reader takes their deliveries along. On PostgreSQL (where
+/// deliveries have no foreign key to their reader) a deletion and a reader
+/// leaving both wait for a compose under way — here a transaction holding
+/// the compose's lock and writing, as a compose does, a delivery to each
+/// of them — and then find its rows: none is left for the deleted reader,
+/// and the one who left has theirs withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_deleted_or_leaving_wait_for_a_compose_and_find_its_rows() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        let issue = issue_to_three_readers(&store, now).await;
+        let deleted = EmailAddress::parse("b@example.com").expect("valid");
+        let leaving = store
+            .subscriber_by_email(&EmailAddress::parse("c@example.com").expect("valid"))
+            .await
+            .expect("read")
+            .expect("known")
+            .id;
         let compose_under_way = match &db {
             Db::Sqlite => None,
             Db::Postgres(url) => {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
                 sqlx::query("BEGIN").execute(&mut conn).await.expect("begin");
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                    .bind(tidings::store::ERASURE_LOCK)
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(tidings::store::RECIPIENTS_LOCK)
                     .execute(&mut conn)
                     .await
                     .expect("lock");
+                for sql in [
+                    "INSERT INTO issues (edition, slot_at, composed_at, subject, content)
+                     VALUES ('weekly', now(), now(), 'Next', '{}')",
+                    "INSERT INTO deliveries (issue_id, subscriber_id, email, name, status, attempts, next_attempt_at, message_id)
+                     SELECT i.id, s.id, s.email, s.name, 'pending', 0, now(), '<next.' || CAST(s.id AS TEXT) || '@example.com>'
+                     FROM issues i, subscribers s WHERE i.subject = 'Next' AND s.email IN ('b@example.com', 'c@example.com')",
+                ] {
+                    sqlx::query(sql).execute(&mut conn).await.expect("compose by hand");
+                }
                 Some(conn)
             }
         };
         let erasure = {
             let store = store.clone();
-            let reader = reader.clone();
+            let reader = deleted.clone();
             tokio::spawn(async move { store.remove_subscriber(&reader).await })
+        };
+        let leaving_task = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_subscriber_status(
+                        leaving,
+                        SubscriberStatus::Unsubscribed,
+                        "unsubscribed on the web page",
+                        now,
+                    )
+                    .await
+            })
         };
         if let (Some(mut conn), Db::Postgres(url)) = (compose_under_way, &db) {
             use sqlx::Connection;
@@ -977,30 +1149,53 @@ async fn a_deleted_reader_takes_their_deliveries_and_waits_for_a_compose() {
                     "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
                      AND classid::BIGINT = $1 >> 32 AND objid::BIGINT = $1 & 4294967295",
                 )
-                .bind(tidings::store::ERASURE_LOCK)
+                .bind(tidings::store::RECIPIENTS_LOCK)
                 .fetch_one(&mut watcher)
                 .await
                 .expect("locks");
-                if waiting == 1 {
+                if waiting == 2 {
                     break;
                 }
                 assert!(!erasure.is_finished(), "the erasure did not wait for the compose");
                 assert!(
+                    !leaving_task.is_finished(),
+                    "the reader left without waiting for the compose"
+                );
+                assert!(
                     tokio::time::Instant::now() < deadline,
-                    "the erasure never asked for the lock"
+                    "the erasure and the reader leaving never both asked for the lock"
                 );
             }
-            assert!(!erasure.is_finished());
+            assert!(!erasure.is_finished() && !leaving_task.is_finished());
             sqlx::query("COMMIT").execute(&mut conn).await.expect("commit");
         }
         assert!(erasure.await.expect("task").expect("remove"), "{db:?}");
+        assert!(leaving_task.await.expect("task").expect("leave"), "{db:?}");
         let counts = store.delivery_counts(issue.id, now).await.expect("counts");
         assert_eq!(
-            counts.total(),
-            2,
-            "the deleted reader's delivery went with them: {db:?}"
+            (counts.total(), counts.withdrawn),
+            (2, 1),
+            "the deleted reader's delivery went with them, the leaving reader's was withdrawn: {db:?}"
         );
-        assert!(!store.remove_subscriber(&reader).await.expect("remove again"), "{db:?}");
+        if let Db::Postgres(url) = &db {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            let next: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT d.subscriber_id, d.status FROM deliveries d JOIN issues i ON i.id = d.issue_id WHERE i.subject = 'Next'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("next issue");
+            assert_eq!(
+                next,
+                vec![(leaving, "withdrawn".to_string())],
+                "the compose's rows: none for the deleted reader, the leaving one's withdrawn"
+            );
+        }
+        assert!(
+            !store.remove_subscriber(&deleted).await.expect("remove again"),
+            "{db:?}"
+        );
         store.close().await;
         finish(db).await;
     }

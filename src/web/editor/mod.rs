@@ -275,12 +275,17 @@ async fn dashboard(State(state): State<WebState>, headers: HeaderMap) -> Respons
         let last_issue = match issues.iter().find(|i| i.edition == e.name) {
             Some(i) => match app.store.delivery_counts(i.id, app.now()).await {
                 Ok(c) => Some(format!(
-                    "#{} {}: {} sent, {} pending, {} failed of {}",
+                    "#{} {}: {} sent, {} pending, {} failed{} of {}",
                     i.id,
                     i.slot_at.with_timezone(&tz).format("%-d %b %Y %H:%M"),
                     c.sent,
                     c.pending + c.sending,
                     c.failed,
+                    if c.withdrawn > 0 {
+                        format!(", {} withdrawn (left before their turn)", c.withdrawn)
+                    } else {
+                        String::new()
+                    },
                     c.total()
                 )),
                 Err(e) => return server_error(&app, "dashboard", e),
