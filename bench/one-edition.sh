@@ -46,3 +46,10 @@ max_stories = 10
 max_per_source = 10
 TOML
 }
+
+# The URL of database NAME on the server of $PG (a URL whose query, such as
+# `?host=/var/run/postgresql` for the Unix socket, is kept).
+pg_database_url() {
+    local base=${PG%%\?*}
+    echo "${base%/*}/$1${PG#"$base"}"
+}

@@ -937,6 +937,64 @@ async fn a_deleted_issue_takes_its_deliveries() {
     }
 }
 
+/// A compose writes the deliveries of readers in ranges of ids: every
+/// active reader of the edition gets exactly one, on both sides of each
+/// range's edge and in the last range, and nobody else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_reaches_every_reader_across_its_id_ranges() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&db, &dir).await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
+        let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
+        // Ranges start at the lowest id (1): [1, 20001), [20001, 40001), …
+        for (id, status, edition) in [
+            (20_000, SubscriberStatus::Active, "weekly"),
+            (20_001, SubscriberStatus::Active, "weekly"),
+            (40_000, SubscriberStatus::Unsubscribed, "weekly"),
+            (50_000, SubscriberStatus::Active, "daily"),
+            (60_001, SubscriberStatus::Active, "weekly"),
+        ] {
+            let email = EmailAddress::parse(&format!("r{id}@example.com")).expect("valid");
+            store.add_subscriber(&email, None, status, &[], now).await.expect("add");
+            let moved = run_sql(
+                &db,
+                &dir,
+                &format!("UPDATE subscribers SET id = {id} WHERE email = '{}'", email.as_str()),
+            )
+            .await;
+            assert_eq!(moved, 1);
+            run_sql(
+                &db,
+                &dir,
+                &format!("INSERT INTO subscriptions (subscriber_id, edition) VALUES ({id}, '{edition}')"),
+            )
+            .await;
+        }
+        let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
+        assert_eq!(
+            store.delivery_counts(issue.id, now).await.expect("counts").pending,
+            6,
+            "three readers of the first range and 20000, 20001, 60001: {db:?}"
+        );
+        let mut readers = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = store
+                .claim_deliveries_after(issue.id, now, now + Duration::minutes(5), 4, after)
+                .await
+                .expect("claim");
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            readers.extend(batch.iter().map(|d| d.subscriber_id).filter(|id| *id >= 20_000));
+        }
+        readers.sort();
+        assert_eq!(readers, vec![20_000, 20_001, 60_001], "{db:?}");
+        store.close().await;
+        finish(db).await;
+    }
+}
+
 /// A reader who leaves while an issue goes out — on the web page, on the
 /// preferences page, by a complaint — is not mailed the rest of it: their
 /// unfinished delivery is withdrawn, a retry of one in flight does not
