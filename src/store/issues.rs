@@ -314,15 +314,17 @@ impl Store {
                         sqlx::query_as("SELECT MIN(id), MAX(id) FROM subscribers")
                             .fetch_one(&mut *tx)
                             .await?;
+                    // Inclusive ranges, so the last id is reached without overflow.
                     let mut from = first.unwrap_or(1);
-                    while from <= last.unwrap_or(0) {
-                        let to = from.saturating_add(COMPOSE_RANGE);
+                    let last = last.unwrap_or(0);
+                    while from <= last {
+                        let to = from.saturating_add(COMPOSE_RANGE - 1).min(last);
                         sqlx::query(
                             "INSERT INTO deliveries (issue_id, subscriber_id, email, name, status, attempts, next_attempt_at, message_id)
                              SELECT $1, s.id, s.email, s.name, 'pending', 0, $2, $3 || CAST(s.id AS TEXT) || $4
                              FROM subscribers s JOIN subscriptions e ON e.subscriber_id = s.id
                              WHERE e.edition = $5 AND s.status = 'active'
-                               AND s.id >= $6 AND s.id < $7 AND e.subscriber_id >= $6 AND e.subscriber_id < $7",
+                               AND s.id BETWEEN $6 AND $7 AND e.subscriber_id BETWEEN $6 AND $7",
                         )
                         .bind(id)
                         .bind(issue.deliver_from)
@@ -333,7 +335,10 @@ impl Store {
                         .bind(to)
                         .execute(&mut *tx)
                         .await?;
-                        from = to;
+                        if to == last {
+                            break;
+                        }
+                        from = to + 1;
                     }
                     // The editor's choices are now frozen into this issue.
                     for consumed in [

@@ -947,7 +947,7 @@ async fn a_compose_reaches_every_reader_across_its_id_ranges() {
         let store = open(&db, &dir).await;
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
         let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
-        // Ranges start at the lowest id (1): [1, 20001), [20001, 40001), …
+        // Ranges start at the lowest id (1): 1–20000, 20001–40000, …
         for (id, status, edition) in [
             (20_000, SubscriberStatus::Active, "weekly"),
             (20_001, SubscriberStatus::Active, "weekly"),
