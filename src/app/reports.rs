@@ -25,6 +25,8 @@ pub struct DeliveryDetail {
     pub next_retry: Option<DateTime<Utc>>,
     /// (address, the server's reply) of each failed delivery.
     pub failures: Vec<(String, String)>,
+    /// (address, why) of each delivery withdrawn because its reader left.
+    pub withdrawn: Vec<(String, String)>,
     /// What came back for the issue: bounces, complaints, unsubscribes.
     pub events: Vec<crate::store::InboundEventRow>,
 }
@@ -128,6 +130,7 @@ impl App {
                     sent_between: self.store.send_window(id).await?,
                     next_retry: self.store.next_delivery_due(id).await?,
                     failures: self.store.failed_deliveries(id).await?,
+                    withdrawn: self.store.withdrawn_deliveries(id).await?,
                     events: self.store.inbound_events_for_issue(id).await?,
                 }),
                 None => None,

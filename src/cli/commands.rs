@@ -539,6 +539,9 @@ pub(super) async fn deliveries(app: &App, issue: Option<i64>) -> anyhow::Result<
         for (email, reply) in &detail.failures {
             println!("  failed: {email}: {reply}");
         }
+        for (email, why) in &detail.withdrawn {
+            println!("  withdrawn: {email}: {why}");
+        }
         print_feedback(c.sent + c.failed, &detail.events);
     }
     Ok(Outcome::Success)

@@ -563,9 +563,21 @@ impl Store {
 
     /// Failed deliveries of an issue with the server's last reply.
     pub async fn failed_deliveries(&self, issue_id: i64) -> StoreResult<Vec<(String, String)>> {
+        self.deliveries_ended_as(issue_id, "failed").await
+    }
+
+    /// Withdrawn deliveries of an issue (the reader left before their
+    /// turn) with why.
+    pub async fn withdrawn_deliveries(&self, issue_id: i64) -> StoreResult<Vec<(String, String)>> {
+        self.deliveries_ended_as(issue_id, "withdrawn").await
+    }
+
+    /// (address, last reply) of the issue's deliveries with this status, by address.
+    async fn deliveries_ended_as(&self, issue_id: i64, status: &str) -> StoreResult<Vec<(String, String)>> {
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT email, last_reply FROM deliveries WHERE issue_id = $1 AND status = 'failed' ORDER BY email")
+            let rows = sqlx::query("SELECT email, last_reply FROM deliveries WHERE issue_id = $1 AND status = $2 ORDER BY email")
                 .bind(issue_id)
+                .bind(status)
                 .fetch_all(pool)
                 .await?;
             rows.iter()

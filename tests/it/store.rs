@@ -1014,9 +1014,11 @@ async fn a_reader_who_leaves_while_an_issue_goes_out_is_not_mailed_it() {
             .expect("claim")
             .remove(0);
         let mut others = Vec::new();
+        let mut address_of = std::collections::HashMap::new();
         for email in ["a@example.com", "b@example.com", "c@example.com"] {
             let email = EmailAddress::parse(email).expect("valid");
             let reader = store.subscriber_by_email(&email).await.expect("read").expect("known");
+            address_of.insert(reader.id, email.as_str().to_string());
             if reader.id != in_flight.subscriber_id {
                 others.push(reader.id);
             }
@@ -1127,6 +1129,22 @@ async fn a_reader_who_leaves_while_an_issue_goes_out_is_not_mailed_it() {
                 .await
                 .expect("claim")
                 .is_empty(),
+            "{db:?}"
+        );
+        let mut expected = vec![
+            (
+                address_of[&in_flight.subscriber_id].clone(),
+                "not sent: unsubscribed on the web page".to_string(),
+            ),
+            (
+                address_of[&drops_the_edition].clone(),
+                "not sent: changed on the preferences page".to_string(),
+            ),
+        ];
+        expected.sort();
+        assert_eq!(
+            store.withdrawn_deliveries(issue.id).await.expect("withdrawn"),
+            expected,
             "{db:?}"
         );
         store.close().await;
