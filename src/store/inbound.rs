@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::issues::withdraw_unwanted;
+use super::issues::{count_withdrawn, withdraw_unwanted};
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{Channel, InboundKind, SubscriberStatus};
 
@@ -248,10 +248,12 @@ impl Store {
                 effect = apply_status!(tx, subscriber_id, status, &reason, from, event.received_at)
                     .unwrap_or(Effect::None);
             }
+            let mut withdrawn = 0;
             if let (Effect::Status(_, reason), Some(subscriber_id)) = (&effect, subscriber_id) {
-                withdraw_unwanted!(self.is_postgres(), tx, subscriber_id, reason);
+                withdrawn = withdraw_unwanted!(self.is_postgres(), tx, subscriber_id, reason);
             }
             tx.commit().await?;
+            count_withdrawn(withdrawn);
             Ok(Recorded::Event { id, effect })
         })
     }

@@ -134,6 +134,14 @@ macro_rules! withdraw_unwanted {
 }
 pub(super) use withdraw_unwanted;
 
+/// Counts withdrawn deliveries in `/metrics`, once the transaction that
+/// withdrew them has committed.
+pub(super) fn count_withdrawn(n: u64) {
+    if n > 0 {
+        metrics::counter!("tidings_deliveries_total", "status" => "withdrawn").increment(n);
+    }
+}
+
 /// "Unfinished and free at `$2`": not sent or failed, due, and not leased
 /// (or leased by a process whose lease ran out — it died: taken over). A
 /// leased row keeps its status; `'sending'` is what versions before
@@ -455,6 +463,7 @@ impl Store {
         macro_rules! in_one_transaction {
             ($pool:expr, $chunk:ident => $mark_sent:expr) => {{
             let mut tx = $pool.begin().await?;
+            let mut withdrawn = 0;
             for $chunk in sent.chunks(SENT_CHUNK) {
                 $mark_sent.execute(&mut *tx).await?;
             }
@@ -487,12 +496,13 @@ impl Store {
                                 .bind(format!("refused when sent: {reply}"))
                                 .execute(&mut *tx)
                                 .await?;
-                            withdraw_unwanted!(self.is_postgres(), tx, *subscriber_id, "the address was refused");
+                            withdrawn += withdraw_unwanted!(self.is_postgres(), tx, *subscriber_id, "the address was refused");
                         }
                     }
                 }
             }
             tx.commit().await?;
+            count_withdrawn(withdrawn);
             Ok(())
             }};
         }

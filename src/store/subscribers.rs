@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::issues::withdraw_unwanted;
+use super::issues::{count_withdrawn, withdraw_unwanted};
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{EmailAddress, Subscriber, SubscriberStatus};
 
@@ -110,8 +110,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            withdraw_unwanted!(self.is_postgres(), tx, id, reason);
+            let withdrawn = withdraw_unwanted!(self.is_postgres(), tx, id, reason);
             tx.commit().await?;
+            count_withdrawn(withdrawn);
             Ok(n == 1)
         })
     }
@@ -215,8 +216,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            withdraw_unwanted!(self.is_postgres(), tx, id, "changed on the preferences page");
+            let withdrawn = withdraw_unwanted!(self.is_postgres(), tx, id, "changed on the preferences page");
             tx.commit().await?;
+            count_withdrawn(withdrawn);
             Ok(())
         })
     }

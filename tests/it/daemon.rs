@@ -10,11 +10,13 @@ use chrono::{DateTime, Timelike, Utc};
 use tidings::app::App;
 use tidings::clock::{ManualClock, SharedClock};
 use tidings::daemon::{Control, Daemon};
+use tidings::domain::EmailAddress;
+use tidings::token::{Purpose, Signer};
 use tokio::io::AsyncBufReadExt;
 
 use crate::support::http::FeedServer;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::{Db, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
+use crate::support::{Db, SECRET, TestEnv, alpha_weekly, assert_exit, databases, finish, import_subscribers, stdout};
 
 fn config(feeds: &FeedServer, smtp: &SmtpServer, schedule: &str, grace: &str) -> String {
     format!(
@@ -396,6 +398,63 @@ async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let status = served.stop().await;
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     assert_eq!(smtp.messages().len(), 3, "each subscriber got the issue once");
+}
+
+/// A reader who unsubscribes while an issue goes out is not mailed the rest
+/// of it, and `/metrics` counts the delivery withdrawn beside those sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_withdrawn_during_a_send_is_counted_in_metrics() {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::slow(Duration::from_millis(40)).await;
+    let env = TestEnv::new(Db::Sqlite);
+    // One connection at 40 ms a message: the issue takes about 4 s, and the
+    // last reader's turn comes long after the first message.
+    let text = config(&feeds, &smtp, "0 0 * * * *", "2h")
+        .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 1");
+    env.write_config(&text);
+    add_subscribers(&env, 100).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    let leaving = "reader99@example.com";
+    let app = env.open_app(tidings::clock::system()).await;
+    let address = EmailAddress::parse(leaving).expect("address");
+    let id = app
+        .store
+        .subscriber_by_email(&address)
+        .await
+        .expect("store")
+        .expect("reader")
+        .id;
+    app.store.close().await;
+
+    let served = Served::start(&env).await;
+    let web = served.address().await;
+    wait_for("the first message", || !smtp.messages().is_empty()).await;
+    let token = Signer::new(SECRET.as_bytes()).sign(Purpose::Unsubscribe, id, None);
+    tidings::install_crypto_provider();
+    let response = reqwest::Client::new()
+        .post(format!("http://{web}/unsubscribe/{token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click unsubscribe");
+    assert_eq!(response.status(), 200);
+    wait_for("the send to finish", || served.logged("send finished")).await;
+
+    let metrics = http_get(format!("http://{web}/metrics")).await.expect("metrics");
+    let metrics = metrics.text().await.expect("body");
+    assert!(
+        metrics.contains("tidings_deliveries_total{status=\"withdrawn\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tidings_deliveries_total{status=\"sent\"} 99"),
+        "{metrics}"
+    );
+    assert!(served.stop().await.success());
+    let mailed = smtp.messages();
+    assert_eq!(mailed.len(), 99);
+    assert!(mailed.iter().all(|m| !m.rcpt_to.iter().any(|r| r == leaving)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
