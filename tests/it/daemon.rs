@@ -46,6 +46,23 @@ async fn add_subscribers(env: &TestEnv, n: usize) {
     import_subscribers(env, &list).await;
 }
 
+/// An issue for `readers` that takes seconds to send: a relay answering
+/// each message after 40 ms, `concurrency` connections, the slot at the top
+/// of this hour (caught up when `serve` starts), stories collected.
+async fn slow_send(readers: usize, concurrency: usize) -> (FeedServer, SmtpServer, TestEnv) {
+    let feeds = FeedServer::start().await;
+    let smtp = SmtpServer::slow(Duration::from_millis(40)).await;
+    let env = TestEnv::new(Db::Sqlite);
+    let text = config(&feeds, &smtp, "0 0 * * * *", "2h").replace(
+        "retry_initial = \"1s\"",
+        &format!("retry_initial = \"1s\"\nconcurrency = {concurrency}"),
+    );
+    env.write_config(&text);
+    add_subscribers(&env, readers).await;
+    assert_exit(&env.run(&["collect"]).await, 0);
+    (feeds, smtp, env)
+}
+
 /// A running `tidings serve` with its JSON log lines.
 pub(crate) struct Served {
     child: tokio::process::Child,
@@ -126,6 +143,12 @@ impl Served {
 async fn http_get(url: String) -> reqwest::Result<reqwest::Response> {
     tidings::install_crypto_provider();
     reqwest::get(url).await
+}
+
+/// The Prometheus text `serve` answers at `/metrics`.
+async fn metrics_of(address: &str) -> String {
+    let response = http_get(format!("http://{address}/metrics")).await.expect("metrics");
+    response.text().await.expect("metrics body")
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -348,16 +371,8 @@ async fn three_replicas_with_clocks_apart_run_each_slot_once() {
 /// slot's own send is still delivering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_opens_no_more_connections_than_its_concurrency() {
-    let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::slow(Duration::from_millis(40)).await;
-    let env = TestEnv::new(Db::Sqlite);
-    // The slot at the top of this hour is caught up at start; sending it
-    // takes about 4 s, so delivery passes run meanwhile.
-    let text = config(&feeds, &smtp, "0 0 * * * *", "2h")
-        .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 2");
-    env.write_config(&text);
-    add_subscribers(&env, 200).await;
-    assert_exit(&env.run(&["collect"]).await, 0);
+    // Sending takes about 4 s, so delivery passes run meanwhile.
+    let (_feeds, smtp, env) = slow_send(200, 2).await;
     let served = Served::start(&env).await;
     wait_for("the caught-up issue", || smtp.messages().len() >= 200).await;
     assert!(served.stop().await.success());
@@ -387,8 +402,7 @@ async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.expect("body"), "ok\n");
     wait_for("the sends to be counted", || served.logged("send finished")).await;
-    let metrics = http_get(format!("http://{address}/metrics")).await.expect("metrics");
-    let metrics = metrics.text().await.expect("body");
+    let metrics = metrics_of(&address).await;
     assert!(
         metrics.contains("tidings_deliveries_total{status=\"sent\"} 3"),
         "{metrics}"
@@ -404,16 +418,9 @@ async fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm() {
 /// of it, and `/metrics` counts the delivery withdrawn beside those sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_withdrawn_during_a_send_is_counted_in_metrics() {
-    let feeds = FeedServer::start().await;
-    let smtp = SmtpServer::slow(Duration::from_millis(40)).await;
-    let env = TestEnv::new(Db::Sqlite);
-    // One connection at 40 ms a message: the issue takes about 4 s, and the
-    // last reader's turn comes long after the first message.
-    let text = config(&feeds, &smtp, "0 0 * * * *", "2h")
-        .replace("retry_initial = \"1s\"", "retry_initial = \"1s\"\nconcurrency = 1");
-    env.write_config(&text);
-    add_subscribers(&env, 100).await;
-    assert_exit(&env.run(&["collect"]).await, 0);
+    // One connection: the issue takes about 4 s, and the last reader's turn
+    // comes long after the first message.
+    let (_feeds, smtp, env) = slow_send(100, 1).await;
     let leaving = "reader99@example.com";
     let app = env.open_app(tidings::clock::system()).await;
     let address = EmailAddress::parse(leaving).expect("address");
@@ -441,8 +448,7 @@ async fn a_delivery_withdrawn_during_a_send_is_counted_in_metrics() {
     assert_eq!(response.status(), 200);
     wait_for("the send to finish", || served.logged("send finished")).await;
 
-    let metrics = http_get(format!("http://{web}/metrics")).await.expect("metrics");
-    let metrics = metrics.text().await.expect("body");
+    let metrics = metrics_of(&web).await;
     assert!(
         metrics.contains("tidings_deliveries_total{status=\"withdrawn\"} 1"),
         "{metrics}"
