@@ -325,6 +325,8 @@ impl Store {
                     // Inclusive ranges, so the last id is reached without overflow.
                     let mut from = first.unwrap_or(1);
                     let last = last.unwrap_or(0);
+                    let message_id_prefix = format!("<tidings.{id}.{}.", issue.message_id_nonce);
+                    let message_id_suffix = format!("@{}>", issue.message_id_domain);
                     while from <= last {
                         let to = from.saturating_add(COMPOSE_RANGE - 1).min(last);
                         sqlx::query(
@@ -336,8 +338,8 @@ impl Store {
                         )
                         .bind(id)
                         .bind(issue.deliver_from)
-                        .bind(format!("<tidings.{id}.{}.", issue.message_id_nonce))
-                        .bind(format!("@{}>", issue.message_id_domain))
+                        .bind(&message_id_prefix)
+                        .bind(&message_id_suffix)
                         .bind(issue.edition)
                         .bind(from)
                         .bind(to)
