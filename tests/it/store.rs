@@ -480,7 +480,7 @@ async fn a_claim_leases_without_changing_the_status_and_takes_over_rows_an_older
 /// The row `query` reads from PostgreSQL's statistics, once every other
 /// connection to the database has gone (a backend reports its counts as it
 /// exits) and `settled` accepts it; the last row read after 10 s.
-async fn settled_statistics<T>(url: &str, query: &'static str, settled: impl Fn(&T) -> bool) -> T
+async fn settled_statistics<T>(url: &str, query: &str, settled: impl Fn(&T) -> bool) -> T
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
@@ -500,22 +500,47 @@ where
         .fetch_one(&mut conn)
         .await
         .expect("connections");
-        let row: T = sqlx::query_as(query).fetch_one(&mut conn).await.expect("statistics");
+        let row: T = sqlx::query_as(sqlx::AssertSqlSafe(query.to_string()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("statistics");
         if (others == 0 && settled(&row)) || tokio::time::Instant::now() > deadline {
             return row;
         }
     }
 }
 
+/// A count PostgreSQL keeps for index `index` of `deliveries` (`count`: an
+/// expression over `pg_stat_user_indexes` and `pg_statio_user_indexes`),
+/// once at least `at_least`.
+async fn index_count(url: &str, index: &str, count: &str, at_least: i64) -> i64 {
+    let query = format!(
+        "SELECT ({count})::BIGINT FROM pg_statio_user_indexes JOIN pg_stat_user_indexes USING (indexrelid) WHERE pg_statio_user_indexes.indexrelname = '{index}'"
+    );
+    let (read,): (i64,) = settled_statistics(url, &query, |(read,): &(i64,)| *read >= at_least).await;
+    read
+}
+
 /// Entries read from the primary key of `deliveries`, once at least `at_least`.
 async fn primary_key_entries_read(url: &str, at_least: i64) -> i64 {
-    let (read,): (i64,) = settled_statistics(
-        url,
-        "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'deliveries_pkey'",
-        |(read,): &(i64,)| *read >= at_least,
-    )
-    .await;
-    read
+    index_count(url, "deliveries_pkey", "idx_tup_read", at_least).await
+}
+
+/// Pages of the partial index of unfinished deliveries read so far, once at
+/// least `at_least`.
+async fn unfinished_index_pages_read(url: &str, at_least: i64) -> i64 {
+    index_count(url, "deliveries_unfinished", "idx_blks_hit + idx_blks_read", at_least).await
+}
+
+/// Adds `n` active readers of the weekly edition.
+async fn weekly_readers(db: &Db, dir: &tempfile::TempDir, n: u32) {
+    let sql = format!(
+        "WITH added AS (INSERT INTO subscribers (email, status, created_at, updated_at)
+                        SELECT 'reader' || g || '@example.com', 'active', now(), now() FROM generate_series(1, {n}) g
+                        RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, edition) SELECT id, 'weekly' FROM added"
+    );
+    assert_eq!(run_sql(db, dir, &sql).await, u64::from(n));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,15 +558,7 @@ async fn a_claim_reads_only_its_own_issue_past_earlier_issues_already_sent() {
     let store = open(&db, &dir).await;
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
     let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
-    run_sql(
-        &db,
-        &dir,
-        "WITH added AS (INSERT INTO subscribers (email, status, created_at, updated_at)
-                        SELECT 'reader' || g || '@example.com', 'active', now(), now() FROM generate_series(1, 3000) g
-                        RETURNING id)
-         INSERT INTO subscriptions (subscriber_id, edition) SELECT id, 'weekly' FROM added",
-    )
-    .await;
+    weekly_readers(&db, &dir, 3000).await;
     let (earlier, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
     let sent = format!(
         "UPDATE deliveries SET status = 'sent', sent_at = now() WHERE issue_id = {}",
@@ -578,18 +595,6 @@ async fn a_claim_reads_only_its_own_issue_past_earlier_issues_already_sent() {
     finish(db).await;
 }
 
-/// Pages of the partial index of unfinished deliveries read so far, once at
-/// least `at_least`.
-async fn unfinished_index_pages_read(url: &str, at_least: i64) -> i64 {
-    let (read,): (i64,) = settled_statistics(
-        url,
-        "SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = 'deliveries_unfinished'",
-        |(read,): &(i64,)| *read >= at_least,
-    )
-    .await;
-    read
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_starts_at_its_cursor_past_its_own_issue_rows_already_sent() {
     // A sent row leaves PostgreSQL's partial index only when the table is
@@ -607,15 +612,7 @@ async fn a_claim_starts_at_its_cursor_past_its_own_issue_rows_already_sent() {
     run_sql(&db, &dir, "ALTER TABLE deliveries SET (autovacuum_enabled = false)").await;
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).single().expect("time");
     let stories = [(story_and_readers(&store, now, [SubscriberStatus::Active; 3]).await, 1.0)];
-    run_sql(
-        &db,
-        &dir,
-        "WITH added AS (INSERT INTO subscribers (email, status, created_at, updated_at)
-                        SELECT 'reader' || g || '@example.com', 'active', now(), now() FROM generate_series(1, 20000) g
-                        RETURNING id)
-         INSERT INTO subscriptions (subscriber_id, edition) SELECT id, 'weekly' FROM added",
-    )
-    .await;
+    weekly_readers(&db, &dir, 20000).await;
     let (issue, _) = store.create_issue(&weekly_issue(now, &stories)).await.expect("compose");
     let sent = format!(
         "UPDATE deliveries SET status = 'sent', sent_at = now()
